@@ -1,0 +1,13 @@
+"""Decoding Lab: a Streamlit app over the decoding library in core/.
+
+Run with `make run`. Every page draws the shared sidebar (model, device, dtype,
+generation settings) through ``components.session.sidebar``.
+"""
+import streamlit as st
+
+st.set_page_config(page_title="Decoding Lab", page_icon="⚡", layout="wide")
+
+pages = [
+    st.Page("pages/autoregressive.py", title="Autoregressive", icon="➡️", default=True),
+]
+st.navigation(pages).run()

@@ -1,0 +1,60 @@
+"""Answers from trace events: streaming text, per-token colouring by step, metrics."""
+from __future__ import annotations
+
+import html
+
+import streamlit as st
+
+from core.metrics import summarize
+from core.trace import Notice, RunFinished, StepCommitted
+
+_PALETTE = ["#dbeafe", "#fde68a", "#bbf7d0", "#fbcfe8", "#ddd6fe", "#fed7aa"]
+
+
+def answer_text(events: list) -> str:
+    end = next((e for e in events if isinstance(e, RunFinished)), None)
+    if end is not None:
+        return end.text
+    return "".join(piece for e in events if isinstance(e, StepCommitted) for piece in e.texts)
+
+
+def render_answer(events: list, *, key: str, container=None) -> None:
+    """The answer so far as text (call again with more events to stream)."""
+    target = container or st
+    text = answer_text(events)
+    done = any(isinstance(e, RunFinished) for e in events)
+    target.markdown(f"<div class='dl-answer' data-key='{html.escape(key)}'>{html.escape(text) or '&nbsp;'}"
+                    f"{'' if done else ' ▌'}</div>", unsafe_allow_html=True)
+
+
+def render_token_strip(events: list, *, key: str) -> None:
+    """Every token in a box coloured by the step that committed it; hover shows step and source."""
+    spans = []
+    for e in events:
+        if not isinstance(e, StepCommitted):
+            continue
+        colour = _PALETTE[e.step % len(_PALETTE)]
+        for piece, source in zip(e.texts, e.sources or ["target"] * len(e.texts)):
+            title = html.escape(f"step {e.step}, {source}")
+            text = html.escape(piece).replace("\n", "↵<br>") or "·"
+            spans.append(f"<span title='{title}' style='background:{colour};border-radius:3px;padding:0 1px'>{text}</span>")
+    st.markdown(f"<div class='dl-strip' data-key='{html.escape(key)}' style='line-height:1.9'>{''.join(spans)}</div>",
+                unsafe_allow_html=True)
+
+
+def render_notices(events: list) -> None:
+    for e in events:
+        if isinstance(e, Notice):
+            (st.warning if e.level == "warning" else st.info)(e.message)
+
+
+def render_metrics(events: list, *, key: str, ar_events: list | None = None) -> None:
+    """tokens/s, time to first token, tokens; speedup when an AR trace is given."""
+    m = summarize(events)
+    cols = st.columns(4 if ar_events else 3)
+    cols[0].metric("tokens/s", f"{m.tok_s:.1f}")
+    cols[1].metric("first token", f"{m.ttft_s * 1000:.0f} ms" if m.ttft_s is not None else "–")
+    cols[2].metric("tokens", m.tokens)
+    if ar_events:
+        ar = summarize(ar_events)
+        cols[3].metric("speedup vs AR", f"{m.tok_s / ar.tok_s:.2f}x" if ar.tok_s else "–")

@@ -1,0 +1,79 @@
+"""The shared sidebar (model, device, dtype, generation settings) and the cached model.
+
+The model is cached with ``st.cache_resource`` keyed by (name, device, dtype): every
+argument that changes the loaded weights. Runs build their own engine and KV cache,
+so sessions sharing the cached model never share per-run state.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from core.config import DEVICES, DTYPES, ConfigError, GenerationConfig, ModelSpec, SamplingConfig
+from core.models import EMBEDDED, TINY, LoadedModel, ModelLoadError, load_model
+
+OTHER = "other (Hugging Face id, folder or .gguf path)"
+CHOICES = [EMBEDDED, TINY, "gemma3-270m", OTHER]
+LABELS = {EMBEDDED: "SmolLM2-135M-Instruct (embedded)", TINY: "tiny random llama (tests)",
+          "gemma3-270m": "Gemma 3 270M (needs its package)", OTHER: OTHER}
+
+
+@dataclass(frozen=True)
+class Settings:
+    spec: ModelSpec
+    gen: GenerationConfig
+
+
+@st.cache_resource(show_spinner=False, max_entries=3)
+def cached_model(name: str, device: str, dtype: str) -> LoadedModel:
+    return load_model(ModelSpec(name, device, dtype))
+
+
+_DEFAULTS = {"model_choice": EMBEDDED, "model_other": "", "device": "auto", "dtype": "auto", "max_new_tokens": 64,
+             "temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 0}
+
+
+def sidebar() -> Settings | None:
+    """Draw the shared settings; return them, or None after showing what is wrong.
+
+    Every page calls this first (rather than app.py once) so that a page also works
+    when run on its own, as Streamlit's AppTest reruns it. Values live in session
+    state under the widget keys and are re-assigned each run: Streamlit drops the
+    state of widgets a run did not draw, and a page switch draws a new copy.
+    """
+    for key, default in _DEFAULTS.items():
+        st.session_state[key] = st.session_state.get(key, default)
+    sb = st.sidebar
+    sb.header("Settings")
+    choice = sb.selectbox("Model", CHOICES, format_func=LABELS.get, key="model_choice")
+    name = sb.text_input("Model id or path", key="model_other").strip() if choice == OTHER else choice
+    device = sb.selectbox("Device", DEVICES, key="device")
+    dtype = sb.selectbox("Dtype", DTYPES, key="dtype")
+    max_new = sb.number_input("Max new tokens", 1, 4096, key="max_new_tokens")
+    temperature = sb.slider("Temperature (0 = greedy)", 0.0, 2.0, step=0.05, key="temperature")
+    top_k = sb.number_input("Top-k (0 = off)", 0, 1000, key="top_k")
+    top_p = sb.slider("Top-p", 0.05, 1.0, step=0.05, key="top_p")
+    seed = sb.number_input("Seed", 0, 2**31 - 1, key="seed")
+    if not name:
+        sb.info("Type a Hugging Face model id, a model folder or a .gguf path.")
+        return None
+    try:
+        return Settings(ModelSpec(name, device, dtype),
+                        GenerationConfig(int(max_new), SamplingConfig(float(temperature), int(top_k), float(top_p), int(seed))))
+    except ConfigError as exc:
+        sb.error(str(exc))
+        return None
+
+
+def current_model(settings: Settings) -> LoadedModel | None:
+    """The cached model for the settings, loading it with a spinner; None (and a message) on failure."""
+    spec = settings.spec
+    try:
+        with st.spinner(f"Loading {spec.name} (the first load of a GGUF de-quantizes it, about a minute)…"):
+            model = cached_model(spec.name, spec.device, spec.dtype)
+    except ModelLoadError as exc:
+        st.sidebar.error(str(exc))
+        return None
+    st.sidebar.caption(model.describe())
+    return model

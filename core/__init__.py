@@ -1,0 +1,1 @@
+"""Decoding Lab core: a decoding library with no UI imports (no streamlit, plotly, pyvis)."""

@@ -1,0 +1,144 @@
+"""Command-line benchmark: every method on every prompt, same model and run, JSON out.
+
+    python -m core.bench --prompts assets/prompts/suite.jsonl --methods ar,hf \
+        --max-new-tokens 64 --temperature 0 --seed 0 --device auto --dtype auto \
+        [--model ID_OR_PATH] [--limit N] [--category C] --json OUT.json
+
+Methods run interleaved per prompt (so drift in machine speed hits all alike) after
+one untimed warm-up run of each. The JSON holds per-method totals ("methods") and
+every run ("runs"); see ``summarize_runs`` for the fields. A progress bar goes to stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+from core.config import ConfigError, GenerationConfig, ModelSpec, SamplingConfig
+from core.methods import METHODS, get_method
+from core.metrics import RunMetrics, summarize
+from core.models import ModelLoadError, load_model
+from core.prompts import SUITE, Prompt, load_prompts
+from core.text import InputError
+
+WARMUP_TOKENS = 8
+
+
+def run_once(model, method: str, prompt: str, gen: GenerationConfig) -> tuple[list, RunMetrics]:
+    events = list(get_method(method).run(model, prompt, gen))
+    return events, summarize(events)
+
+
+def _record(method: str, p: Prompt, m: RunMetrics) -> dict:
+    return {"method": method, "id": p.id, "category": p.category, "output_ids": m.output_ids, "text": m.text,
+            "tokens": m.tokens, "wall_s": m.wall_s, "tok_s": m.tok_s, "ttft_s": m.ttft_s, "forwards": m.forwards,
+            "mean_accepted": m.mean_accepted, "acceptance_rate": m.acceptance_rate}
+
+
+def summarize_runs(runs: list[dict], methods: list[str]) -> dict:
+    """Per-method totals: prompts, tokens, wall_s, tok_s (tokens / wall), speedup_vs_ar,
+    mean_accepted (tokens per target forward, null for non-drafting methods),
+    acceptance_rate, identical_to_ar (prompts whose ids equal ar's; null without ar)."""
+    ar_ids = {r["id"]: r["output_ids"] for r in runs if r["method"] == "ar"}
+    out = {}
+    for name in methods:
+        mine = [r for r in runs if r["method"] == name]
+        tokens = sum(r["tokens"] for r in mine)
+        wall = sum(r["wall_s"] for r in mine)
+        accepted = [r for r in mine if r["mean_accepted"] is not None]
+        rates = [r for r in mine if r["acceptance_rate"] is not None]
+        forwards = sum(r["forwards"] for r in accepted)
+        out[name] = {
+            "prompts": len(mine), "tokens": tokens, "wall_s": wall, "tok_s": tokens / wall if wall else 0.0,
+            "speedup_vs_ar": None, "ttft_s": sum(r["ttft_s"] or 0 for r in mine) / len(mine) if mine else None,
+            "mean_accepted": sum(r["tokens"] for r in accepted) / forwards if forwards else None,
+            "acceptance_rate": sum(r["acceptance_rate"] for r in rates) / len(rates) if rates else None,
+            "identical_to_ar": sum(ar_ids.get(r["id"]) == r["output_ids"] for r in mine) if ar_ids else None,
+        }
+    if "ar" in out and out["ar"]["tok_s"]:
+        for rec in out.values():
+            rec["speedup_vs_ar"] = rec["tok_s"] / out["ar"]["tok_s"]
+    return out
+
+
+def run_bench(model, prompts: list[Prompt], methods: list[str], gen: GenerationConfig,
+              progress: Callable[[int, int, str], None] | None = None) -> dict:
+    """Warm up, then run each prompt through each method; return the bench JSON object."""
+    for name in methods:
+        get_method(name)
+    warm = GenerationConfig(max_new_tokens=min(WARMUP_TOKENS, gen.max_new_tokens), sampling=gen.sampling)
+    for name in methods:
+        run_once(model, name, prompts[0].prompt, warm)
+    runs, total, done = [], len(prompts) * len(methods), 0
+    for p in prompts:
+        for name in methods:
+            _, metrics = run_once(model, name, p.prompt, gen)
+            runs.append(_record(name, p, metrics))
+            done += 1
+            if progress:
+                progress(done, total, f"{name} on {p.id}")
+    return {
+        "model": model.display_name, "device": model.device.type, "dtype": str(model.dtype).removeprefix("torch."),
+        "config": gen.to_dict(), "methods": summarize_runs(runs, methods), "runs": runs,
+    }
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m core.bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--prompts", default=str(SUITE), help="JSONL prompt suite (default: the shipped suite)")
+    ap.add_argument("--methods", default="ar,hf", help=f"comma-separated, from: {', '.join(METHODS)}")
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--temperature", type=float, default=0.0)
+    ap.add_argument("--top-k", type=int, default=0)
+    ap.add_argument("--top-p", type=float, default=1.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--dtype", default="auto")
+    ap.add_argument("--model", default="embedded")
+    ap.add_argument("--limit", type=int, default=0, help="use only the first N prompts (0 = all)")
+    ap.add_argument("--category", default="", help="use only prompts of this category")
+    ap.add_argument("--json", required=True, help="where to write the results")
+    return ap
+
+
+def _progress_bar(done: int, total: int, label: str) -> None:
+    width = 30
+    fill = int(width * done / total)
+    sys.stderr.write(f"\r[{'#' * fill}{'.' * (width - fill)}] {done}/{total} {label[:40]:<40}")
+    if done == total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+        for name in methods:
+            get_method(name)
+        gen = GenerationConfig(args.max_new_tokens, SamplingConfig(args.temperature, args.top_k, args.top_p, args.seed))
+        spec = ModelSpec(args.model, args.device, args.dtype)
+        prompts = load_prompts(args.prompts)
+        if args.category:
+            prompts = [p for p in prompts if p.category == args.category]
+            if not prompts:
+                raise ValueError(f"No prompt has the category {args.category!r}.")
+        prompts = prompts[: args.limit] if args.limit > 0 else prompts
+        print(f"loading {args.model} ...", file=sys.stderr)
+        model = load_model(spec, lambda f, msg: print(f"  {msg}", file=sys.stderr))
+        print(model.describe(), file=sys.stderr)
+        result = run_bench(model, prompts, methods, gen, _progress_bar)
+    except (ConfigError, ModelLoadError, InputError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with open(args.json, "w", encoding="utf-8") as fh:
+        json.dump(result, fh, indent=1)
+    for name, rec in result["methods"].items():
+        fields = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items())
+        print(f"{name}: {fields}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

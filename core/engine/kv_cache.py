@@ -1,0 +1,55 @@
+"""A preallocated KV cache indexed by slot.
+
+Layout: ``k[l]`` and ``v[l]`` are ``[B, H_kv, S_max, D]``. A token's keys and values
+live in the slot it was written to; ``length`` slots are committed. Rollback moves
+``length`` back; tree verification writes candidates past ``length`` and then
+``keep`` compacts the accepted path into the next slots. ``valid[b, s]`` is False for
+left-padding slots, so rows of different prompt lengths share one batch.
+"""
+from __future__ import annotations
+
+import torch
+
+
+class KVCache:
+    def __init__(self, n_layers: int, batch: int, n_kv_heads: int, head_dim: int, max_len: int,
+                 device: torch.device, dtype: torch.dtype) -> None:
+        shape = (n_layers, batch, n_kv_heads, max_len, head_dim)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.valid = torch.ones(batch, max_len, dtype=torch.bool, device=device)
+        self.length = 0
+        self.max_len = max_len
+        self.padded = False  # any slot invalid (left padding) -> masks must be built
+
+    def write(self, layer: int, start: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store ``k, v`` ([B, H_kv, T, D]) at slots [start, start+T); return the keys/values of slots [0, start+T)."""
+        end = start + k.shape[2]
+        self.k[layer, :, :, start:end] = k
+        self.v[layer, :, :, start:end] = v
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+
+    def check_room(self, start: int, n: int) -> None:
+        if start + n > self.max_len:
+            raise ValueError(f"The KV cache holds {self.max_len} positions; writing {n} at {start} would overflow it.")
+
+    def rollback(self, length: int) -> None:
+        """Forget every slot from ``length`` on (a rejected draft, a flushed speculation)."""
+        if not 0 <= length <= self.length:
+            raise ValueError(f"Cannot roll back to {length}: only {self.length} slots are committed.")
+        self.length = length
+
+    def keep(self, slots: torch.Tensor | list[int]) -> None:
+        """Commit the written slots ``slots`` (ascending, all >= length) as the next ``len(slots)`` slots.
+
+        Used after a tree forward: the accepted path's K/V are moved to
+        [length, length+len(slots)); every other candidate is dropped.
+        """
+        slots = torch.as_tensor(slots, dtype=torch.long, device=self.k.device)
+        n = int(slots.numel())
+        if n:
+            dest = slice(self.length, self.length + n)
+            self.k[:, :, :, dest] = self.k.index_select(3, slots)
+            self.v[:, :, :, dest] = self.v.index_select(3, slots)
+            self.valid[:, dest] = self.valid.index_select(1, slots)
+        self.length += n

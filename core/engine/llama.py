@@ -1,0 +1,160 @@
+"""A compact decoder forward for llama-family checkpoints (Llama, SmolLM, Qwen2, Mistral).
+
+The weights are the transformers model's own modules (projections, norms, MLP,
+rotary embedding); this module owns what the decoding methods need and the stock
+forward does not give cheaply: a preallocated slot-indexed KV cache, an explicit
+tree / padding mask, and explicit layer ranges (early exit, pipeline stages).
+
+Attention per layer, for new tokens at slots [start, start+T):
+    q, k, v = W_q x, W_k x, W_v x;  q, k = RoPE(q, k, positions)
+    K, V = cache[0 : start+T] after writing k, v at [start, start+T)
+    o = softmax(q K^T / sqrt(d) + mask) V      (grouped-query: H_q / H_kv heads share K, V)
+where mask lets new token i see every valid committed slot and the new tokens j
+allowed by the tree mask (causal by default).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+from core.engine.base import EngineOutput
+from core.engine.kv_cache import KVCache
+
+SUPPORTED = ("llama", "mistral", "qwen2")
+
+
+def supports(model: torch.nn.Module) -> bool:
+    return getattr(model.config, "model_type", None) in SUPPORTED
+
+
+class LlamaEngine:
+    """Per-run engine: shared weights, own KV cache of ``batch`` rows and ``max_len`` slots."""
+
+    def __init__(self, model: torch.nn.Module, batch: int = 1, max_len: int = 2048) -> None:
+        cfg = model.config
+        self.model = model
+        self.decoder = model.model
+        self.layers = self.decoder.layers
+        self.n_layers = len(self.layers)
+        self.n_heads = cfg.num_attention_heads
+        self.n_kv_heads = getattr(cfg, "num_key_value_heads", None) or self.n_heads
+        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads
+        self.scale = self.head_dim ** -0.5
+        param = next(model.parameters())
+        self.device, self.dtype = param.device, param.dtype
+        self.cache = KVCache(self.n_layers, batch, self.n_kv_heads, self.head_dim, max_len, self.device, self.dtype)
+        # committed valid tokens per row: the next position id of each row
+        self.row_len = torch.zeros(batch, dtype=torch.long, device=self.device)
+
+    # -- cache bookkeeping -------------------------------------------------
+    @property
+    def length(self) -> int:
+        return self.cache.length
+
+    def commit(self, n: int) -> None:
+        """Accept the last ``n`` written slots (written at [length, length+n))."""
+        s = slice(self.cache.length, self.cache.length + n)
+        self.row_len += self.cache.valid[:, s].sum(dim=1)
+        self.cache.length += n
+
+    def rollback(self, length: int) -> None:
+        dropped = slice(length, self.cache.length)
+        self.row_len -= self.cache.valid[:, dropped].sum(dim=1)
+        self.cache.rollback(length)
+
+    def keep(self, slots: list[int] | torch.Tensor) -> None:
+        """Commit a subset of written slots (a tree's accepted path) as the next slots."""
+        start = self.cache.length
+        self.cache.keep(slots)
+        self.row_len += self.cache.valid[:, start:self.cache.length].sum(dim=1)
+
+    # -- forward -------------------------------------------------------------
+    def default_positions(self, valid_new: torch.Tensor) -> torch.Tensor:
+        """Position ids [B, T]: each row continues from its own committed length, skipping padding."""
+        return self.row_len[:, None] + torch.cumsum(valid_new.long(), dim=1) - 1
+
+    def _mask(self, start: int, T: int, tree_mask: torch.Tensor | None) -> torch.Tensor | None:
+        """Boolean attention mask [B, 1, T, start+T] (True = attend), or None when plain causal suffices."""
+        if tree_mask is None and not self.cache.padded and (T == 1 or start == 0):
+            return None  # SDPA alone: all slots (one new token) or is_causal (a fresh prefill)
+        structure = tree_mask if tree_mask is not None else torch.ones(T, T, dtype=torch.bool, device=self.device).tril()
+        prefix = torch.ones(T, start, dtype=torch.bool, device=self.device)
+        allowed = torch.cat([prefix, structure.to(self.device)], dim=1)  # [T, start+T]
+        valid = self.cache.valid[:, : start + T]  # [B, start+T]
+        mask = allowed[None] & valid[:, None, :]
+        # a padding query row would attend to nothing (NaN); let it see itself
+        eye = torch.zeros_like(mask)
+        eye[:, torch.arange(T), start + torch.arange(T)] = True
+        return (mask | eye)[:, None]
+
+    def _attention(self, layer: int, x: torch.Tensor, cos_sin, start: int, mask) -> torch.Tensor:
+        attn = self.layers[layer].self_attn
+        B, T, _ = x.shape
+        q = attn.q_proj(x).view(B, T, -1, self.head_dim).transpose(1, 2)  # [B, H_q, T, D]
+        k = attn.k_proj(x).view(B, T, -1, self.head_dim).transpose(1, 2)  # [B, H_kv, T, D]
+        v = attn.v_proj(x).view(B, T, -1, self.head_dim).transpose(1, 2)
+        q, k = apply_rotary_pos_emb(q, k, *cos_sin)
+        keys, values = self.cache.write(layer, start, k, v)
+        o = F.scaled_dot_product_attention(
+            q, keys, values, attn_mask=mask, is_causal=mask is None and T > 1, scale=self.scale,
+            enable_gqa=self.n_heads != self.n_kv_heads,
+        )
+        return attn.o_proj(o.transpose(1, 2).reshape(B, T, -1))
+
+    def run_layers(self, h: torch.Tensor, positions: torch.Tensor, start: int, layers: range,
+                   tree_mask: torch.Tensor | None = None, output_hidden: tuple[int, ...] = ()) -> tuple[torch.Tensor, dict]:
+        """Run decoder layers ``layers`` on hidden states h [B, T, H] at slots [start, start+T)."""
+        T = h.shape[1]
+        mask = self._mask(start, T, tree_mask)
+        cos_sin = self.decoder.rotary_emb(h, positions)
+        hidden = {layers.start: h} if layers.start in output_hidden else {}
+        for i in layers:
+            block = self.layers[i]
+            h = h + self._attention(i, block.input_layernorm(h), cos_sin, start, mask)
+            h = h + block.mlp(block.post_attention_layernorm(h))
+            if i + 1 in output_hidden:
+                hidden[i + 1] = h
+        return h, hidden
+
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        """Final norm + LM head, in float32 (verification always compares float32 logits)."""
+        return self.model.lm_head(self.decoder.norm(h)).float()
+
+    @torch.inference_mode()
+    def forward(self, tokens: torch.Tensor | None = None, *, hidden_in: torch.Tensor | None = None,
+                start: int | None = None, positions: torch.Tensor | None = None,
+                tree_mask: torch.Tensor | None = None, pad_mask: torch.Tensor | None = None,
+                layers: range | None = None, output_hidden: tuple[int, ...] = (),
+                last_only: bool = False) -> EngineOutput:
+        """One forward of T new tokens per row.
+
+        tokens [B, T] (or hidden_in [B, T, H] when ``layers`` starts after 0); start: first
+        slot to write (default: committed length); positions [B, T] (default: continue each
+        row, depth-based for trees must be given); tree_mask [T, T] bool (default causal);
+        pad_mask [B, T] bool marks real tokens (False = left padding); layers: a range of
+        decoder layers (default all); output_hidden: layer indices whose hidden states to
+        return; last_only: logits of the last position only.
+        """
+        layers = layers if layers is not None else range(self.n_layers)
+        start = self.cache.length if start is None else start
+        if layers.start == 0:
+            h = self.decoder.embed_tokens(tokens)
+        else:
+            if hidden_in is None:
+                raise ValueError("A layer range that starts after layer 0 needs hidden_in.")
+            h = hidden_in
+        B, T, _ = h.shape
+        self.cache.check_room(start, T)
+        if pad_mask is not None:
+            self.cache.valid[:, start:start + T] = pad_mask
+            self.cache.padded = self.cache.padded or not bool(pad_mask.all())
+        else:
+            self.cache.valid[:, start:start + T] = True
+        if positions is None:
+            positions = self.default_positions(self.cache.valid[:, start:start + T])
+        h, hidden = self.run_layers(h, positions, start, layers, tree_mask, output_hidden)
+        if layers.stop < self.n_layers:
+            return EngineOutput(logits=None, last_hidden=h, hidden=hidden)
+        out = h[:, -1:] if last_only else h
+        return EngineOutput(logits=self.logits(out), last_hidden=h, hidden=hidden)

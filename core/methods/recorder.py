@@ -1,0 +1,67 @@
+"""What every method shares: turning committed tokens into trace events.
+
+``Recorder`` owns the run's clock, output ids and detokenizer, and applies the two
+stop rules (an EOS id, or ``max_new_tokens``) in one place, so a method that commits
+several tokens per step cannot run past either.
+"""
+from __future__ import annotations
+
+from core.config import GenerationConfig
+from core.models import LoadedModel
+from core.text import IncrementalDetokenizer
+from core.trace import Clock, Notice, RunFinished, RunStarted, StepCommitted
+
+
+class Recorder:
+    def __init__(self, method: str, model: LoadedModel, prompt: str, prompt_ids: list[int],
+                 gen: GenerationConfig, options: dict | None = None) -> None:
+        self.method, self.model, self.prompt, self.prompt_ids, self.gen = method, model, prompt, prompt_ids, gen
+        self.options = options or {}
+        self.clock = Clock()
+        self.detok = IncrementalDetokenizer(model.tokenizer)
+        self.output: list[int] = []
+        self.steps = 0
+        self.stop_reason: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.stop_reason is not None
+
+    @property
+    def remaining(self) -> int:
+        return self.gen.max_new_tokens - len(self.output)
+
+    def started(self) -> RunStarted:
+        return RunStarted(
+            method=self.method, model=self.model.display_name, device=self.model.device.type,
+            dtype=str(self.model.dtype).removeprefix("torch."), prompt=self.prompt, prompt_ids=list(self.prompt_ids),
+            config={**self.gen.to_dict(), **self.options}, t=self.clock.now(),
+        )
+
+    def commit(self, token_ids: list[int], forward_s: float, *, forwards: int = 1, drafted: int = 0,
+               accepted: int = 0, sources: list[str] | None = None) -> StepCommitted:
+        """Record one step's tokens, cut at the first EOS or at the token budget."""
+        kept: list[int] = []
+        for tid in token_ids[: self.remaining]:
+            kept.append(tid)
+            if tid in self.model.eos_ids:
+                self.stop_reason = "eos"
+                break
+        if self.stop_reason is None and self.remaining - len(kept) <= 0:
+            self.stop_reason = "max_new_tokens"
+        self.output += kept
+        self.steps += 1
+        return StepCommitted(
+            step=self.steps, token_ids=kept, texts=self.detok.add(kept), t=self.clock.now(), forward_s=forward_s,
+            forwards=forwards, drafted=drafted, accepted=min(accepted, len(kept)),
+            sources=(sources or ["target"] * len(token_ids))[: len(kept)],
+        )
+
+    def notice(self, message: str, level: str = "warning") -> Notice:
+        return Notice(level=level, message=message, t=self.clock.now())
+
+    def finished(self) -> RunFinished:
+        now = self.clock.now()
+        text = self.model.tokenizer.decode(self.output, skip_special_tokens=True)
+        return RunFinished(output_ids=list(self.output), text=text, wall_s=now,
+                           stop_reason=self.stop_reason or "stopped", t=now)

@@ -1,0 +1,62 @@
+"""Run metrics computed from trace events, named as serving engines name them.
+
+tokens/s = generated tokens / wall time (prefill included); time to first token;
+per-token latency (time between committed tokens, split evenly over a multi-token
+step); mean accepted length = tokens committed per target forward (None for
+methods that draft nothing); acceptance rate = accepted / drafted draft tokens
+(None when nothing was drafted); speedup vs AR = tok_s / tok_s(AR), same run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.trace import RunFinished, RunStarted, StepCommitted
+
+
+@dataclass
+class RunMetrics:
+    method: str
+    tokens: int
+    wall_s: float
+    tok_s: float
+    ttft_s: float | None
+    per_token_latency_s: list[float]
+    forwards: int
+    mean_accepted: float | None
+    acceptance_rate: float | None
+    output_ids: list[int]
+    text: str
+
+
+def summarize(events: list) -> RunMetrics:
+    start = next(e for e in events if isinstance(e, RunStarted))
+    steps = [e for e in events if isinstance(e, StepCommitted)]
+    end = next((e for e in events if isinstance(e, RunFinished)), None)
+    tokens = sum(len(s.token_ids) for s in steps)
+    wall = end.wall_s if end else (steps[-1].t if steps else 0.0)
+    latencies, prev = [], 0.0
+    for s in steps:
+        n = len(s.token_ids)
+        latencies += [(s.t - prev) / n] * n if n else []
+        prev = s.t
+    forwards = sum(s.forwards for s in steps)
+    drafted = sum(s.drafted for s in steps)
+    accepted = sum(s.accepted for s in steps)
+    return RunMetrics(
+        method=start.method,
+        tokens=tokens,
+        wall_s=wall,
+        tok_s=tokens / wall if wall > 0 else 0.0,
+        ttft_s=steps[0].t if steps else None,
+        per_token_latency_s=latencies,
+        forwards=forwards,
+        mean_accepted=tokens / forwards if drafted and forwards else None,
+        acceptance_rate=accepted / drafted if drafted else None,
+        output_ids=end.output_ids if end else [t for s in steps for t in s.token_ids],
+        text=end.text if end else "".join(x for s in steps for x in s.texts),
+    )
+
+
+def speedup(metrics: RunMetrics, ar: RunMetrics) -> float | None:
+    """tokens/s relative to the AR run of the same prompt (None if AR produced nothing)."""
+    return metrics.tok_s / ar.tok_s if ar.tok_s > 0 else None

@@ -1,0 +1,125 @@
+"""Trace events: what a decoding run did, step by step, as plain values.
+
+Every method yields these events; the UI renders them live, metrics are computed
+from them, and a trace saved as JSON replays exactly like a live run. Fields are
+ints, floats, strings, bools, lists and dicts of those, nothing else. Times ``t``
+are seconds since the run started (``time.perf_counter`` differences).
+
+A new method adds its own event classes with ``@event``; nothing else changes.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import ClassVar
+
+_REGISTRY: dict[str, type] = {}
+
+
+def event(cls: type) -> type:
+    """Register a dataclass as a trace event under its ``kind``."""
+    cls = dataclass(cls)
+    _REGISTRY[cls.kind] = cls
+    return cls
+
+
+@event
+class RunStarted:
+    """A run began: method, model, device/dtype, the prompt and its token ids, the run's settings."""
+
+    kind: ClassVar[str] = "run_started"
+    method: str
+    model: str
+    device: str
+    dtype: str
+    prompt: str
+    prompt_ids: list[int]
+    config: dict = field(default_factory=dict)
+    t: float = 0.0
+
+
+@event
+class StepCommitted:
+    """One step committed tokens to the output.
+
+    forwards: target-model forwards this step cost; drafted / accepted: draft tokens
+    proposed and accepted (0 for AR); sources: per token, what produced it
+    ("target", "draft", "head 2", "bonus", ...); forward_s: the step's compute time.
+    """
+
+    kind: ClassVar[str] = "step"
+    step: int
+    token_ids: list[int]
+    texts: list[str]
+    t: float
+    forward_s: float
+    forwards: int = 1
+    drafted: int = 0
+    accepted: int = 0
+    sources: list[str] = field(default_factory=list)
+
+
+@event
+class Notice:
+    """Something the user should see: a repaired skeleton, a fallback taken."""
+
+    kind: ClassVar[str] = "notice"
+    level: str
+    message: str
+    t: float = 0.0
+
+
+@event
+class RunFinished:
+    """The run ended: all output ids, the decoded text, wall time and why it stopped."""
+
+    kind: ClassVar[str] = "run_finished"
+    output_ids: list[int]
+    text: str
+    wall_s: float
+    stop_reason: str
+    t: float = 0.0
+
+
+def to_dict(ev) -> dict:
+    return {"kind": ev.kind, **asdict(ev)}
+
+
+def from_dict(data: dict):
+    data = dict(data)
+    kind = data.pop("kind", None)
+    cls = _REGISTRY.get(kind)
+    if cls is None:
+        raise ValueError(f"Unknown trace event kind {kind!r}.")
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def dumps(events: list) -> str:
+    """A trace as JSON text: {"version": 1, "events": [...]}."""
+    return json.dumps({"version": 1, "events": [to_dict(e) for e in events]})
+
+
+def loads(text: str | bytes) -> list:
+    """Parse a JSON trace; ValueError with a clear message when it is not one."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"This file is not JSON ({exc.msg} at line {exc.lineno}).") from None
+    if not isinstance(data, dict) or not isinstance(data.get("events"), list):
+        raise ValueError("This JSON is not a Decoding Lab trace (no 'events' list).")
+    try:
+        return [from_dict(e) for e in data["events"]]
+    except TypeError as exc:
+        raise ValueError(f"A trace event is malformed: {exc}.") from None
+
+
+class Clock:
+    """Seconds since construction; one per run so every event's ``t`` shares an origin."""
+
+    def __init__(self) -> None:
+        self.origin = time.perf_counter()
+
+    def now(self) -> float:
+        return time.perf_counter() - self.origin

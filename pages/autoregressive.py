@@ -1,0 +1,50 @@
+"""Autoregressive baseline: the project's engine (ar) beside transformers' generate (hf)."""
+import streamlit as st
+
+from components.answer import render_metrics, render_token_strip
+from components.charts import render_latency_chart
+from components.live import stream_run
+from components.session import current_model, sidebar
+from core.engine import EngineUnsupported
+from core.methods import get_method
+from core.text import InputError
+from core.trace import dumps
+
+st.title("Autoregressive decoding")
+st.caption("One forward per token with a KV cache: the baseline every other method is measured against. "
+           "Left: this project's engine. Right: transformers' own `generate`, same model, prompt and settings.")
+
+settings = sidebar()
+prompt = st.text_area("Prompt", "Give three tips for learning a new language.", key="ar_prompt", height=100)
+run = st.button("Run", type="primary", key="ar_run")
+model = current_model(settings) if settings else None
+if model is None:
+    st.info("Choose a model that loads in the sidebar to run.")
+    st.stop()
+
+results = st.session_state.setdefault("ar_results", {})
+cols = dict(zip(("ar", "hf"), st.columns(2)))
+for name, col in cols.items():
+    col.subheader(f"{name}: {get_method(name).title}")
+
+if run:
+    results.clear()
+    for name, col in cols.items():
+        try:
+            results[name] = stream_run(get_method(name).run(model, prompt, settings.gen), key=f"ar-live-{name}", container=col)
+        except (InputError, EngineUnsupported) as exc:
+            st.warning(str(exc))
+            break
+
+for name, col in cols.items():
+    if name not in results:
+        continue
+    with col:
+        if not run:
+            render_token_strip(results[name], key=f"ar-strip-{name}")
+        render_metrics(results[name], key=f"ar-metrics-{name}", ar_events=results.get("ar") if name != "ar" else None)
+        st.download_button("Download trace (JSON)", dumps(results[name]), file_name=f"trace-{name}.json",
+                           mime="application/json", key=f"ar-dl-{name}")
+if results:
+    st.subheader("Per-token latency")
+    render_latency_chart(results, key="ar-latency")

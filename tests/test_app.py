@@ -1,0 +1,66 @@
+"""Every page renders; a run on the tiny model shows both answers; bad input gets a message."""
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+PAGES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "pages").glob("*.py"))
+
+
+def app(model="tiny-random-llama", max_new=6):
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    at.sidebar.selectbox(key="model_choice").set_value(model)
+    at.sidebar.number_input(key="max_new_tokens").set_value(max_new)
+    return at.run()
+
+
+def messages(at):
+    return [e.value for e in at.error] + [w.value for w in at.warning]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_without_exception(page):
+    at = app()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_autoregressive_page_runs_both_methods(tiny):
+    at = app()
+    at.button(key="ar_run").click().run()
+    assert not at.exception and not messages(at)
+    metrics = {m.label for m in at.metric}
+    assert {"tokens/s", "first token", "tokens", "speedup vs AR"} <= metrics
+    assert [m.value for m in at.metric if m.label == "tokens"] == ["6", "6"]
+    answers = [m.value for m in at.markdown if "dl-answer" in m.value]
+    assert len(answers) == 2
+
+
+def test_empty_prompt_gets_a_message_and_the_page_stays(tiny):
+    at = app()
+    at.text_area(key="ar_prompt").set_value("  ")
+    at.button(key="ar_run").click().run()
+    assert not at.exception
+    assert any("prompt is empty" in m for m in messages(at))
+    assert at.button(key="ar_run") is not None
+
+
+def test_too_long_prompt_gets_a_message(tiny):
+    at = app(max_new=8)
+    at.text_area(key="ar_prompt").set_value("word " * 2100)
+    at.button(key="ar_run").click().run()
+    assert not at.exception
+    assert any("context holds" in m for m in messages(at))
+
+
+def test_unknown_model_id_is_reported_in_the_sidebar():
+    at = app()
+    at.sidebar.selectbox(key="model_choice").set_value("other (Hugging Face id, folder or .gguf path)").run()
+    at.sidebar.text_input(key="model_other").set_value("./no/such/model").run()
+    assert not at.exception
+    assert any("does not exist" in e.value for e in at.sidebar.error)
+    assert any("Choose a model" in i.value for i in at.info)

@@ -1,0 +1,67 @@
+"""The bench CLI writes the documented schema and refuses bad input with exit code 2."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.prompts import SUITE, load_prompts, parse_prompts
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def bench(*args):
+    return subprocess.run([sys.executable, "-m", "core.bench", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_shipped_suite_has_enough_prompts_and_categories():
+    prompts = load_prompts(SUITE)
+    categories = {p.category for p in prompts}
+    assert len(prompts) >= 48 and len(categories) >= 6
+    assert {"multipart", "writing", "coding", "math", "extraction", "rewriting"} <= categories
+
+
+def test_prompt_parsing_names_the_bad_line():
+    with pytest.raises(ValueError, match="line 2: not JSON"):
+        parse_prompts('{"id": 1, "prompt": "a"}\n{oops')
+    with pytest.raises(ValueError, match="line 1: needs a non-empty string field 'prompt'"):
+        parse_prompts('{"id": 1}')
+    with pytest.raises(ValueError, match="used twice"):
+        parse_prompts('{"id": 1, "prompt": "a"}\n{"id": 1, "prompt": "b"}')
+
+
+def test_bench_writes_the_schema(tmp_path):
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("\n".join(json.dumps({"id": f"q{i}", "prompt": f"Question {i}?", "category": "c"})
+                                 for i in range(2)))
+    out = tmp_path / "out.json"
+    res = bench("--prompts", str(prompts), "--methods", "ar,hf", "--max-new-tokens", "6", "--temperature", "0",
+                "--seed", "1", "--device", "cpu", "--dtype", "float32", "--model", "tiny-random-llama",
+                "--json", str(out))
+    assert res.returncode == 0, res.stderr
+    assert "4/4" in res.stderr  # progress bar on stderr
+    data = json.loads(out.read_text())
+    assert data["model"] == "tiny random llama" and data["device"] == "cpu" and data["dtype"] == "float32"
+    for name in ("ar", "hf"):
+        rec = data["methods"][name]
+        assert {"prompts", "tokens", "wall_s", "tok_s", "speedup_vs_ar", "mean_accepted", "acceptance_rate",
+                "identical_to_ar"} <= rec.keys()
+        assert rec["prompts"] == 2 and rec["tokens"] == 12 and rec["tok_s"] > 0
+        assert rec["identical_to_ar"] == 2  # greedy: hf and ar agree token for token
+        assert rec["mean_accepted"] is None and rec["acceptance_rate"] is None
+    assert data["methods"]["ar"]["speedup_vs_ar"] == 1.0
+    assert len(data["runs"]) == 4
+    assert {"method", "id", "output_ids", "text", "tokens", "wall_s"} <= data["runs"][0].keys()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--methods", "ar,warp"], "Unknown method 'warp'"),
+    (["--temperature", "-2"], "Temperature"),
+    (["--prompts", "/no/such.jsonl"], "does not exist"),
+    (["--model", "./missing-model"], "does not exist"),
+])
+def test_bench_rejects_bad_input_with_one_line(args, words, tmp_path):
+    res = bench("--model", "tiny-random-llama", "--json", str(tmp_path / "o.json"), *args)
+    assert res.returncode == 2 and words in res.stderr and "Traceback" not in res.stderr

@@ -1,0 +1,127 @@
+"""The engine's logits against transformers' own forward, and its cache operations."""
+import pytest
+import torch
+
+from core.engine import EngineUnsupported, HFEngine, LlamaEngine, make_engine
+
+
+def _ids(n, vocab, seed=1):
+    return torch.randint(0, vocab, (1, n), generator=torch.Generator().manual_seed(seed))
+
+
+def _chunked_logits(engine, ids, cuts):
+    """Feed ids in chunks [0, c1), [c1, c2), ... then one token at a time; concatenate logits."""
+    outs, prev = [], 0
+    for cut in [*cuts, *range(cuts[-1] + 1, ids.shape[1] + 1)]:
+        outs.append(engine.forward(ids[:, prev:cut]).logits)
+        engine.commit(cut - prev)
+        prev = cut
+    return torch.cat(outs, dim=1)
+
+
+@pytest.mark.parametrize("fixture, atol", [("tiny", 1e-5), pytest.param("embedded", 2e-3, marks=pytest.mark.slow)])
+def test_logits_match_transformers_forward(fixture, atol, request):
+    model = request.getfixturevalue(fixture)
+    ids = _ids(40, model.config.vocab_size)
+    with torch.no_grad():
+        ref = model.model(ids).logits.float()
+    got = _chunked_logits(LlamaEngine(model.model, max_len=64), ids, [17, 30])
+    assert got.shape == ref.shape
+    torch.testing.assert_close(got, ref, atol=atol, rtol=0)
+
+
+def test_make_engine_picks_llama_engine_and_sizes_cache(tiny):
+    engine = make_engine(tiny, max_len=50)
+    assert isinstance(engine, LlamaEngine) and engine.cache.max_len == 50
+    with pytest.raises(ValueError, match="overflow"):
+        engine.forward(_ids(51, 100))
+
+
+def test_rollback_then_rewrite_gives_the_same_logits(tiny):
+    ids = _ids(30, tiny.config.vocab_size)
+    engine = LlamaEngine(tiny.model, max_len=64)
+    engine.forward(ids[:, :20])
+    engine.commit(20)
+    first = engine.forward(ids[:, 20:30]).logits
+    engine.commit(10)
+    engine.rollback(20)
+    assert engine.length == 20 and int(engine.row_len) == 20
+    engine.forward(_ids(10, tiny.config.vocab_size, seed=7))  # junk written past the committed length
+    again = engine.forward(ids[:, 20:30]).logits
+    torch.testing.assert_close(again, first, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="roll back"):
+        engine.rollback(25)
+
+
+def test_tree_forward_and_keep_match_the_linear_path(tiny):
+    """Tree: a and b are siblings after the prefix, c is a's child. Keeping [a, c] must equal decoding a, c."""
+    vocab = tiny.config.vocab_size
+    prefix, (a, b, c, d) = _ids(12, vocab), (11, 22, 33, 44)
+    tree = LlamaEngine(tiny.model, max_len=64)
+    tree.forward(prefix)
+    tree.commit(12)
+    mask = torch.tensor([[1, 0, 0], [0, 1, 0], [1, 0, 1]], dtype=torch.bool)
+    positions = torch.tensor([[12, 12, 13]])
+    out = tree.forward(torch.tensor([[a, b, c]]), tree_mask=mask, positions=positions).logits
+
+    linear = LlamaEngine(tiny.model, max_len=64)
+    linear.forward(prefix)
+    linear.commit(12)
+    after_a_c = linear.forward(torch.tensor([[a, c]])).logits
+    linear.commit(2)
+    after_d = linear.forward(torch.tensor([[d]])).logits
+    sibling = LlamaEngine(tiny.model, max_len=64)
+    sibling.forward(prefix)
+    sibling.commit(12)
+    after_b = sibling.forward(torch.tensor([[b]])).logits
+
+    torch.testing.assert_close(out[:, [0, 2]], after_a_c, atol=1e-5, rtol=0)
+    torch.testing.assert_close(out[:, 1:2], after_b, atol=1e-5, rtol=0)
+    tree.keep([12, 14])
+    assert tree.length == 14
+    torch.testing.assert_close(tree.forward(torch.tensor([[d]])).logits, after_d, atol=1e-5, rtol=0)
+
+
+def test_layer_ranges_compose_and_hidden_states_match_transformers(tiny):
+    ids = _ids(16, tiny.config.vocab_size)
+    with torch.no_grad():
+        ref = tiny.model(ids, output_hidden_states=True)
+    engine = LlamaEngine(tiny.model, max_len=32)
+    early = engine.forward(ids, layers=range(0, 2), output_hidden=(1, 2))
+    assert early.logits is None
+    torch.testing.assert_close(early.hidden[1], ref.hidden_states[1], atol=1e-5, rtol=0)
+    late = engine.forward(hidden_in=early.last_hidden, layers=range(2, 4))
+    torch.testing.assert_close(late.logits, ref.logits.float(), atol=1e-5, rtol=0)
+
+
+def test_left_padded_batch_rows_match_single_rows(tiny):
+    vocab = tiny.config.vocab_size
+    short, long = _ids(5, vocab, seed=2), _ids(9, vocab, seed=3)
+    batch = torch.cat([torch.cat([torch.zeros(1, 4, dtype=torch.long), short], 1), long])
+    pad = batch.new_ones(batch.shape, dtype=torch.bool)
+    pad[0, :4] = False
+    engine = LlamaEngine(tiny.model, batch=2, max_len=16)
+    out = engine.forward(batch, pad_mask=pad).logits
+    engine.commit(9)
+    nxt = engine.forward(torch.tensor([[5], [6]])).logits
+    for row, ids, tok in ((0, short, 5), (1, long, 6)):
+        single = LlamaEngine(tiny.model, max_len=16)
+        ref = single.forward(ids).logits
+        single.commit(ids.shape[1])
+        torch.testing.assert_close(out[row, -1], ref[0, -1], atol=1e-5, rtol=0)
+        torch.testing.assert_close(nxt[row, -1], single.forward(torch.tensor([[tok]])).logits[0, -1], atol=1e-5, rtol=0)
+
+
+def test_fallback_engine_matches_and_refuses_trees(tiny):
+    ids = _ids(24, tiny.config.vocab_size)
+    with torch.no_grad():
+        ref = tiny.model(ids).logits.float()
+    engine = HFEngine(tiny.model, max_len=64)
+    got = _chunked_logits(engine, ids, [10, 20])
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=0)
+    engine.rollback(20)
+    torch.testing.assert_close(engine.forward(ids[:, 20:24]).logits, ref[:, 20:24], atol=1e-5, rtol=0)
+    with pytest.raises(EngineUnsupported, match="tree"):
+        engine.forward(ids[:, :2], tree_mask=torch.ones(2, 2, dtype=torch.bool))
+    with pytest.raises(EngineUnsupported, match="all layers"):
+        engine.forward(ids[:, :2], layers=range(0, 2))

@@ -1,0 +1,67 @@
+"""p from logits (temperature, top-k, top-p) and draws from it, checked by distribution."""
+import math
+
+import pytest
+import torch
+
+from core.config import SamplingConfig
+from core.sampling import make_generator, next_token, sample, target_probs
+
+LOGITS = torch.log(torch.tensor([0.40, 0.25, 0.15, 0.10, 0.06, 0.04]))
+
+
+def chi_square(counts: torch.Tensor, probs: torch.Tensor) -> float:
+    n = counts.sum()
+    keep = probs > 0
+    assert counts[~keep].sum() == 0, "a token of probability 0 was drawn"
+    expected = probs[keep] * n
+    return float(((counts[keep] - expected) ** 2 / expected).sum())
+
+
+def draw_counts(probs: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
+    ids = sample(probs.expand(n, -1), make_generator(seed, torch.device("cpu")))
+    return torch.bincount(ids, minlength=probs.numel()).float()
+
+
+# chi-square critical value at p = 0.001 for up to 5 degrees of freedom
+CRITICAL = 20.5
+
+
+@pytest.mark.parametrize("cfg, expected", [
+    (SamplingConfig(temperature=1.0), [0.40, 0.25, 0.15, 0.10, 0.06, 0.04]),
+    (SamplingConfig(temperature=1.0, top_k=2), [0.40 / 0.65, 0.25 / 0.65, 0, 0, 0, 0]),
+    (SamplingConfig(temperature=1.0, top_p=0.7), [0.40 / 0.8, 0.25 / 0.8, 0.15 / 0.8, 0, 0, 0]),
+])
+def test_target_probs_are_the_filtered_distribution(cfg, expected):
+    torch.testing.assert_close(target_probs(LOGITS, cfg), torch.tensor(expected), atol=1e-6, rtol=0)
+
+
+def test_temperature_sharpens_and_greedy_is_one_hot():
+    p_half = target_probs(LOGITS, SamplingConfig(temperature=0.5))
+    raw = torch.tensor([0.40, 0.25, 0.15, 0.10, 0.06, 0.04]) ** 2
+    torch.testing.assert_close(p_half, raw / raw.sum(), atol=1e-6, rtol=0)
+    assert target_probs(LOGITS, SamplingConfig()).tolist() == [1, 0, 0, 0, 0, 0]
+    assert next_token(LOGITS, SamplingConfig(), make_generator(0, torch.device("cpu"))) == 0
+
+
+@pytest.mark.parametrize("cfg", [SamplingConfig(temperature=1.0), SamplingConfig(temperature=0.7, top_k=4, top_p=0.9)])
+def test_draws_follow_p(cfg):
+    p = target_probs(LOGITS, cfg)
+    assert chi_square(draw_counts(p, 100_000), p) < CRITICAL
+
+
+def test_the_distribution_check_rejects_a_wrong_sampler():
+    p = target_probs(LOGITS, SamplingConfig(temperature=1.0))
+    wrong = target_probs(LOGITS, SamplingConfig(temperature=1.2))  # a sampler that forgot the temperature
+    assert chi_square(draw_counts(wrong, 100_000), p) > CRITICAL
+
+
+def test_explicit_generators_are_reproducible_and_leave_global_rng_alone():
+    p = target_probs(LOGITS, SamplingConfig(temperature=1.0))
+    state = torch.random.get_rng_state()
+    a = sample(p.expand(50, -1), make_generator(5, torch.device("cpu")))
+    b = sample(p.expand(50, -1), make_generator(5, torch.device("cpu")))
+    c = sample(p.expand(50, -1), make_generator(6, torch.device("cpu")))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert torch.equal(state, torch.random.get_rng_state())
+    assert math.isclose(float(p.sum()), 1.0, rel_tol=1e-6)

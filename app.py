@@ -3,6 +3,7 @@
 Run with `make run`. Every page draws the shared sidebar (model, device, dtype,
 generation settings) through ``components.session.sidebar``.
 """
+
 import streamlit as st
 
 st.set_page_config(page_title="Decoding Lab", page_icon="⚡", layout="wide")

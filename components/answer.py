@@ -1,4 +1,5 @@
 """Answers from trace events: streaming text, per-token colouring by step, metrics."""
+
 from __future__ import annotations
 
 import html
@@ -23,8 +24,11 @@ def render_answer(events: list, *, key: str, container=None) -> None:
     target = container or st
     text = answer_text(events)
     done = any(isinstance(e, RunFinished) for e in events)
-    target.markdown(f"<div class='dl-answer' data-key='{html.escape(key)}'>{html.escape(text) or '&nbsp;'}"
-                    f"{'' if done else ' ▌'}</div>", unsafe_allow_html=True)
+    target.markdown(
+        f"<div class='dl-answer' data-key='{html.escape(key)}'>{html.escape(text) or '&nbsp;'}"
+        f"{'' if done else ' ▌'}</div>",
+        unsafe_allow_html=True,
+    )
 
 
 def render_token_strip(events: list, *, key: str) -> None:
@@ -34,12 +38,16 @@ def render_token_strip(events: list, *, key: str) -> None:
         if not isinstance(e, StepCommitted):
             continue
         colour = _PALETTE[e.step % len(_PALETTE)]
-        for piece, source in zip(e.texts, e.sources or ["target"] * len(e.texts)):
+        for piece, source in zip(e.texts, e.sources or ["target"] * len(e.texts), strict=True):
             title = html.escape(f"step {e.step}, {source}")
             text = html.escape(piece).replace("\n", "↵<br>") or "·"
-            spans.append(f"<span title='{title}' style='background:{colour};border-radius:3px;padding:0 1px'>{text}</span>")
-    st.markdown(f"<div class='dl-strip' data-key='{html.escape(key)}' style='line-height:1.9'>{''.join(spans)}</div>",
-                unsafe_allow_html=True)
+            spans.append(
+                f"<span title='{title}' style='background:{colour};border-radius:3px;padding:0 1px'>{text}</span>"
+            )
+    st.markdown(
+        f"<div class='dl-strip' data-key='{html.escape(key)}' style='line-height:1.9'>{''.join(spans)}</div>",
+        unsafe_allow_html=True,
+    )
 
 
 def render_notices(events: list) -> None:

@@ -1,4 +1,5 @@
 """Plotly charts over trace events."""
+
 from __future__ import annotations
 
 import plotly.graph_objects as go
@@ -12,10 +13,22 @@ def latency_figure(traces: dict[str, list]) -> go.Figure:
     fig = go.Figure()
     for name, events in traces.items():
         lat = summarize(events).per_token_latency_s
-        fig.add_trace(go.Scatter(x=list(range(1, len(lat) + 1)), y=[x * 1000 for x in lat], mode="lines+markers",
-                                 name=name, marker={"size": 4}))
-    fig.update_layout(xaxis_title="token", yaxis_title="latency (ms)", height=320, margin={"t": 30, "b": 40},
-                      legend={"orientation": "h", "y": 1.12})
+        fig.add_trace(
+            go.Scatter(
+                x=list(range(1, len(lat) + 1)),
+                y=[x * 1000 for x in lat],
+                mode="lines+markers",
+                name=name,
+                marker={"size": 4},
+            )
+        )
+    fig.update_layout(
+        xaxis_title="token",
+        yaxis_title="latency (ms)",
+        height=320,
+        margin={"t": 30, "b": 40},
+        legend={"orientation": "h", "y": 1.12},
+    )
     return fig
 
 

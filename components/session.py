@@ -4,6 +4,7 @@ The model is cached with ``st.cache_resource`` keyed by (name, device, dtype): e
 argument that changes the loaded weights. Runs build their own engine and KV cache,
 so sessions sharing the cached model never share per-run state.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,12 +12,17 @@ from dataclasses import dataclass
 import streamlit as st
 
 from core.config import DEVICES, DTYPES, ConfigError, GenerationConfig, ModelSpec, SamplingConfig
+from core.engine import warm_up
 from core.models import EMBEDDED, TINY, LoadedModel, ModelLoadError, load_model
 
 OTHER = "other (Hugging Face id, folder or .gguf path)"
 CHOICES = [EMBEDDED, TINY, "gemma3-270m", OTHER]
-LABELS = {EMBEDDED: "SmolLM2-135M-Instruct (embedded)", TINY: "tiny random llama (tests)",
-          "gemma3-270m": "Gemma 3 270M (needs its package)", OTHER: OTHER}
+LABELS = {
+    EMBEDDED: "SmolLM2-135M-Instruct (embedded)",
+    TINY: "tiny random llama (tests)",
+    "gemma3-270m": "Gemma 3 270M (needs its package)",
+    OTHER: OTHER,
+}
 
 
 @dataclass(frozen=True)
@@ -27,11 +33,22 @@ class Settings:
 
 @st.cache_resource(show_spinner=False, max_entries=3)
 def cached_model(name: str, device: str, dtype: str) -> LoadedModel:
-    return load_model(ModelSpec(name, device, dtype))
+    model = load_model(ModelSpec(name, device, dtype))
+    warm_up(model)
+    return model
 
 
-_DEFAULTS = {"model_choice": EMBEDDED, "model_other": "", "device": "auto", "dtype": "auto", "max_new_tokens": 64,
-             "temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 0}
+_DEFAULTS = {
+    "model_choice": EMBEDDED,
+    "model_other": "",
+    "device": "auto",
+    "dtype": "auto",
+    "max_new_tokens": 64,
+    "temperature": 0.0,
+    "top_k": 0,
+    "top_p": 1.0,
+    "seed": 0,
+}
 
 
 def sidebar() -> Settings | None:
@@ -59,8 +76,10 @@ def sidebar() -> Settings | None:
         sb.info("Type a Hugging Face model id, a model folder or a .gguf path.")
         return None
     try:
-        return Settings(ModelSpec(name, device, dtype),
-                        GenerationConfig(int(max_new), SamplingConfig(float(temperature), int(top_k), float(top_p), int(seed))))
+        return Settings(
+            ModelSpec(name, device, dtype),
+            GenerationConfig(int(max_new), SamplingConfig(float(temperature), int(top_k), float(top_p), int(seed))),
+        )
     except ConfigError as exc:
         sb.error(str(exc))
         return None

@@ -8,6 +8,7 @@ Methods run interleaved per prompt (so drift in machine speed hits all alike) af
 one untimed warm-up run of each. The JSON holds per-method totals ("methods") and
 every run ("runs"); see ``summarize_runs`` for the fields. A progress bar goes to stderr.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,9 +32,20 @@ def run_once(model, method: str, prompt: str, gen: GenerationConfig) -> tuple[li
 
 
 def _record(method: str, p: Prompt, m: RunMetrics) -> dict:
-    return {"method": method, "id": p.id, "category": p.category, "output_ids": m.output_ids, "text": m.text,
-            "tokens": m.tokens, "wall_s": m.wall_s, "tok_s": m.tok_s, "ttft_s": m.ttft_s, "forwards": m.forwards,
-            "mean_accepted": m.mean_accepted, "acceptance_rate": m.acceptance_rate}
+    return {
+        "method": method,
+        "id": p.id,
+        "category": p.category,
+        "output_ids": m.output_ids,
+        "text": m.text,
+        "tokens": m.tokens,
+        "wall_s": m.wall_s,
+        "tok_s": m.tok_s,
+        "ttft_s": m.ttft_s,
+        "forwards": m.forwards,
+        "mean_accepted": m.mean_accepted,
+        "acceptance_rate": m.acceptance_rate,
+    }
 
 
 def summarize_runs(runs: list[dict], methods: list[str]) -> dict:
@@ -50,8 +62,12 @@ def summarize_runs(runs: list[dict], methods: list[str]) -> dict:
         rates = [r for r in mine if r["acceptance_rate"] is not None]
         forwards = sum(r["forwards"] for r in accepted)
         out[name] = {
-            "prompts": len(mine), "tokens": tokens, "wall_s": wall, "tok_s": tokens / wall if wall else 0.0,
-            "speedup_vs_ar": None, "ttft_s": sum(r["ttft_s"] or 0 for r in mine) / len(mine) if mine else None,
+            "prompts": len(mine),
+            "tokens": tokens,
+            "wall_s": wall,
+            "tok_s": tokens / wall if wall else 0.0,
+            "speedup_vs_ar": None,
+            "ttft_s": sum(r["ttft_s"] or 0 for r in mine) / len(mine) if mine else None,
             "mean_accepted": sum(r["tokens"] for r in accepted) / forwards if forwards else None,
             "acceptance_rate": sum(r["acceptance_rate"] for r in rates) / len(rates) if rates else None,
             "identical_to_ar": sum(ar_ids.get(r["id"]) == r["output_ids"] for r in mine) if ar_ids else None,
@@ -62,8 +78,13 @@ def summarize_runs(runs: list[dict], methods: list[str]) -> dict:
     return out
 
 
-def run_bench(model, prompts: list[Prompt], methods: list[str], gen: GenerationConfig,
-              progress: Callable[[int, int, str], None] | None = None) -> dict:
+def run_bench(
+    model,
+    prompts: list[Prompt],
+    methods: list[str],
+    gen: GenerationConfig,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> dict:
     """Warm up, then run each prompt through each method; return the bench JSON object."""
     for name in methods:
         get_method(name)
@@ -79,8 +100,12 @@ def run_bench(model, prompts: list[Prompt], methods: list[str], gen: GenerationC
             if progress:
                 progress(done, total, f"{name} on {p.id}")
     return {
-        "model": model.display_name, "device": model.device.type, "dtype": str(model.dtype).removeprefix("torch."),
-        "config": gen.to_dict(), "methods": summarize_runs(runs, methods), "runs": runs,
+        "model": model.display_name,
+        "device": model.device.type,
+        "dtype": str(model.dtype).removeprefix("torch."),
+        "config": gen.to_dict(),
+        "methods": summarize_runs(runs, methods),
+        "runs": runs,
     }
 
 

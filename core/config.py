@@ -3,6 +3,7 @@
 Every user-facing parameter passes through here, so a nonsense value becomes one
 clear sentence (a ``ConfigError``) at the edge instead of a traceback deep in a run.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -36,7 +37,10 @@ class SamplingConfig:
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.temperature <= 10.0, f"Temperature must be between 0 and 10, got {self.temperature}.")
-        _check(isinstance(self.top_k, int) and self.top_k >= 0, f"top-k must be a whole number >= 0 (0 = off), got {self.top_k}.")
+        _check(
+            isinstance(self.top_k, int) and self.top_k >= 0,
+            f"top-k must be a whole number >= 0 (0 = off), got {self.top_k}.",
+        )
         _check(0.0 < self.top_p <= 1.0, f"top-p must be in (0, 1], got {self.top_p}.")
         _check(isinstance(self.seed, int) and self.seed >= 0, f"Seed must be a whole number >= 0, got {self.seed}.")
 
@@ -74,6 +78,9 @@ class ModelSpec:
     dtype: str = "auto"
 
     def __post_init__(self) -> None:
-        _check(bool(self.name and self.name.strip()), "Model name is empty: give 'embedded', a Hugging Face id, a folder or a .gguf file.")
+        _check(
+            bool(self.name and self.name.strip()),
+            "Model name is empty: give 'embedded', a Hugging Face id, a folder or a .gguf file.",
+        )
         _check(self.device in DEVICES, f"Device must be one of {', '.join(DEVICES)}, got {self.device!r}.")
         _check(self.dtype in DTYPES, f"Dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}.")

@@ -6,6 +6,7 @@ step); mean accepted length = tokens committed per target forward (None for
 methods that draft nothing); acceptance rate = accepted / drafted draft tokens
 (None when nothing was drafted); speedup vs AR = tok_s / tok_s(AR), same run.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

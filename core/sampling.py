@@ -4,6 +4,7 @@ p = softmax(logits / T) restricted to the top-k tokens and then to the smallest
 nucleus of mass >= top_p, renormalised. At T = 0, decoding is the argmax. Every
 draw takes an explicit ``torch.Generator``: nothing here seeds globally.
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Prompt encoding (chat template, validation) and incremental detokenization."""
+
 from __future__ import annotations
 
 from core.models import LoadedModel
@@ -18,8 +19,9 @@ def encode_prompt(model: LoadedModel, prompt: str, max_new_tokens: int) -> list[
         raise InputError("The prompt is empty: type a question or an instruction first.")
     tok = model.tokenizer
     if model.chat:
-        ids = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                      tokenize=True, return_dict=True)["input_ids"]
+        ids = tok.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True, return_dict=True
+        )["input_ids"]
     else:
         ids = tok(prompt)["input_ids"]
     ids = list(ids)
@@ -52,6 +54,6 @@ class IncrementalDetokenizer:
             if full.endswith("\ufffd"):  # an incomplete UTF-8 sequence: wait for its next byte
                 pieces.append("")
                 continue
-            pieces.append(full[len(self.text):] if full.startswith(self.text) else full)
+            pieces.append(full[len(self.text) :] if full.startswith(self.text) else full)
             self.text = full
         return pieces

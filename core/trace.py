@@ -7,6 +7,7 @@ are seconds since the run started (``time.perf_counter`` differences).
 
 A new method adds its own event classes with ``@event``; nothing else changes.
 """
+
 from __future__ import annotations
 
 import json

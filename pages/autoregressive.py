@@ -1,4 +1,5 @@
 """Autoregressive baseline: the project's engine (ar) beside transformers' generate (hf)."""
+
 import streamlit as st
 
 from components.answer import render_metrics, render_token_strip
@@ -11,8 +12,10 @@ from core.text import InputError
 from core.trace import dumps
 
 st.title("Autoregressive decoding")
-st.caption("One forward per token with a KV cache: the baseline every other method is measured against. "
-           "Left: this project's engine. Right: transformers' own `generate`, same model, prompt and settings.")
+st.caption(
+    "One forward per token with a KV cache: the baseline every other method is measured against. "
+    "Left: this project's engine. Right: transformers' own `generate`, same model, prompt and settings."
+)
 
 settings = sidebar()
 prompt = st.text_area("Prompt", "Give three tips for learning a new language.", key="ar_prompt", height=100)
@@ -23,7 +26,7 @@ if model is None:
     st.stop()
 
 results = st.session_state.setdefault("ar_results", {})
-cols = dict(zip(("ar", "hf"), st.columns(2)))
+cols = dict(zip(("ar", "hf"), st.columns(2), strict=True))
 for name, col in cols.items():
     col.subheader(f"{name}: {get_method(name).title}")
 
@@ -31,7 +34,9 @@ if run:
     results.clear()
     for name, col in cols.items():
         try:
-            results[name] = stream_run(get_method(name).run(model, prompt, settings.gen), key=f"ar-live-{name}", container=col)
+            results[name] = stream_run(
+                get_method(name).run(model, prompt, settings.gen), key=f"ar-live-{name}", container=col
+            )
         except (InputError, EngineUnsupported) as exc:
             st.warning(str(exc))
             break
@@ -43,8 +48,13 @@ for name, col in cols.items():
         if not run:
             render_token_strip(results[name], key=f"ar-strip-{name}")
         render_metrics(results[name], key=f"ar-metrics-{name}", ar_events=results.get("ar") if name != "ar" else None)
-        st.download_button("Download trace (JSON)", dumps(results[name]), file_name=f"trace-{name}.json",
-                           mime="application/json", key=f"ar-dl-{name}")
+        st.download_button(
+            "Download trace (JSON)",
+            dumps(results[name]),
+            file_name=f"trace-{name}.json",
+            mime="application/json",
+            key=f"ar-dl-{name}",
+        )
 if results:
     st.subheader("Per-token latency")
     render_latency_chart(results, key="ar-latency")

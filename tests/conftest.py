@@ -1,4 +1,5 @@
 """Shared fixtures. Nothing here downloads: the hub is switched off for the whole run."""
+
 import os
 import sys
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Every page renders; a run on the tiny model shows both answers; bad input gets a message."""
+
 from pathlib import Path
 
 import pytest

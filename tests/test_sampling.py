@@ -1,4 +1,5 @@
 """p from logits (temperature, top-k, top-p) and draws from it, checked by distribution."""
+
 import math
 
 import pytest
@@ -27,11 +28,14 @@ def draw_counts(probs: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
 CRITICAL = 20.5
 
 
-@pytest.mark.parametrize("cfg, expected", [
-    (SamplingConfig(temperature=1.0), [0.40, 0.25, 0.15, 0.10, 0.06, 0.04]),
-    (SamplingConfig(temperature=1.0, top_k=2), [0.40 / 0.65, 0.25 / 0.65, 0, 0, 0, 0]),
-    (SamplingConfig(temperature=1.0, top_p=0.7), [0.40 / 0.8, 0.25 / 0.8, 0.15 / 0.8, 0, 0, 0]),
-])
+@pytest.mark.parametrize(
+    "cfg, expected",
+    [
+        (SamplingConfig(temperature=1.0), [0.40, 0.25, 0.15, 0.10, 0.06, 0.04]),
+        (SamplingConfig(temperature=1.0, top_k=2), [0.40 / 0.65, 0.25 / 0.65, 0, 0, 0, 0]),
+        (SamplingConfig(temperature=1.0, top_p=0.7), [0.40 / 0.8, 0.25 / 0.8, 0.15 / 0.8, 0, 0, 0]),
+    ],
+)
 def test_target_probs_are_the_filtered_distribution(cfg, expected):
     torch.testing.assert_close(target_probs(LOGITS, cfg), torch.tensor(expected), atol=1e-6, rtol=0)
 

@@ -2,6 +2,7 @@
 ranges, a KV cache with rollback and compaction. ``make_engine`` picks the compact
 llama engine when the architecture allows it, else the transformers fallback.
 """
+
 from __future__ import annotations
 
 from core.engine.base import EngineOutput, EngineUnsupported
@@ -21,3 +22,13 @@ def make_engine(model: LoadedModel, batch: int = 1, max_len: int | None = None) 
     max_len = max_len or model.context_length
     cls = LlamaEngine if supports(model.model) else HFEngine
     return cls(model.model, batch=batch, max_len=max_len)
+
+
+def warm_up(model: LoadedModel) -> None:
+    """One short prefill and decode step, so a user's first run does not pay one-off start-up costs."""
+    import torch
+
+    engine = make_engine(model, batch=1, max_len=8)
+    engine.forward(torch.tensor([[1, 2, 3]], device=model.device))
+    engine.commit(3)
+    engine.forward(torch.tensor([[4]], device=model.device))

@@ -5,6 +5,7 @@ An engine is made per run (it owns that run's KV cache) over a shared, read-only
 [start, start+T) (``start`` defaults to the committed length) and does not commit
 them: the method decides, with ``commit``, ``rollback`` or ``keep``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

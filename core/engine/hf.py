@@ -3,6 +3,7 @@ llama engine does not cover (e.g. Gemma 3). Slower, and narrower: one row, causa
 attention only, all layers; rollback crops transformers' cache. Methods that need a
 tree mask or a layer range raise ``EngineUnsupported`` with the reason.
 """
+
 from __future__ import annotations
 
 import torch
@@ -38,13 +39,27 @@ class HFEngine:
         self.commit(len(slots))
 
     @torch.inference_mode()
-    def forward(self, tokens: torch.Tensor | None = None, *, hidden_in=None, start: int | None = None,
-                positions: torch.Tensor | None = None, tree_mask=None, pad_mask=None, layers: range | None = None,
-                output_hidden: tuple[int, ...] = (), last_only: bool = False) -> EngineOutput:
+    def forward(
+        self,
+        tokens: torch.Tensor | None = None,
+        *,
+        hidden_in=None,
+        start: int | None = None,
+        positions: torch.Tensor | None = None,
+        tree_mask=None,
+        pad_mask=None,
+        layers: range | None = None,
+        output_hidden: tuple[int, ...] = (),
+        last_only: bool = False,
+    ) -> EngineOutput:
         if tree_mask is not None or pad_mask is not None or hidden_in is not None:
-            raise EngineUnsupported(f"'{self.model.config.model_type}' runs on the fallback engine, which has no tree or padding masks.")
+            raise EngineUnsupported(
+                f"'{self.model.config.model_type}' runs on the fallback engine, which has no tree or padding masks."
+            )
         if layers is not None and (layers.start, layers.stop) != (0, self.n_layers):
-            raise EngineUnsupported(f"'{self.model.config.model_type}' runs on the fallback engine, which runs all layers at once.")
+            raise EngineUnsupported(
+                f"'{self.model.config.model_type}' runs on the fallback engine, which runs all layers at once."
+            )
         start = self.length if start is None else start
         if self.cache.get_seq_length() > start:
             self.cache.crop(start)
@@ -53,8 +68,14 @@ class HFEngine:
             raise ValueError(f"The context holds {self.max_len} positions; writing {T} at {start} would overflow it.")
         if positions is None:
             positions = torch.arange(start, start + T, device=self.device)[None]
-        out = self.model(input_ids=tokens, past_key_values=self.cache, position_ids=positions, use_cache=True,
-                         output_hidden_states=bool(output_hidden), logits_to_keep=1 if last_only else 0)
+        out = self.model(
+            input_ids=tokens,
+            past_key_values=self.cache,
+            position_ids=positions,
+            use_cache=True,
+            output_hidden_states=bool(output_hidden),
+            logits_to_keep=1 if last_only else 0,
+        )
         hidden = {i: out.hidden_states[i] for i in output_hidden} if output_hidden else {}
         last = out.hidden_states[-1] if output_hidden else torch.empty(0)
         return EngineOutput(logits=out.logits.float(), last_hidden=last, hidden=hidden)

@@ -12,6 +12,7 @@ Attention per layer, for new tokens at slots [start, start+T):
 where mask lets new token i see every valid committed slot and the new tokens j
 allowed by the tree mask (causal by default).
 """
+
 from __future__ import annotations
 
 import torch
@@ -40,7 +41,7 @@ class LlamaEngine:
         self.n_heads = cfg.num_attention_heads
         self.n_kv_heads = getattr(cfg, "num_key_value_heads", None) or self.n_heads
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads
-        self.scale = self.head_dim ** -0.5
+        self.scale = self.head_dim**-0.5
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
         self.cache = KVCache(self.n_layers, batch, self.n_kv_heads, self.head_dim, max_len, self.device, self.dtype)
@@ -67,7 +68,7 @@ class LlamaEngine:
         """Commit a subset of written slots (a tree's accepted path) as the next slots."""
         start = self.cache.length
         self.cache.keep(slots)
-        self.row_len += self.cache.valid[:, start:self.cache.length].sum(dim=1)
+        self.row_len += self.cache.valid[:, start : self.cache.length].sum(dim=1)
 
     # -- forward -------------------------------------------------------------
     def default_positions(self, valid_new: torch.Tensor) -> torch.Tensor:
@@ -78,7 +79,9 @@ class LlamaEngine:
         """Boolean attention mask [B, 1, T, start+T] (True = attend), or None when plain causal suffices."""
         if tree_mask is None and not self.cache.padded and (T == 1 or start == 0):
             return None  # SDPA alone: all slots (one new token) or is_causal (a fresh prefill)
-        structure = tree_mask if tree_mask is not None else torch.ones(T, T, dtype=torch.bool, device=self.device).tril()
+        structure = (
+            tree_mask if tree_mask is not None else torch.ones(T, T, dtype=torch.bool, device=self.device).tril()
+        )
         prefix = torch.ones(T, start, dtype=torch.bool, device=self.device)
         allowed = torch.cat([prefix, structure.to(self.device)], dim=1)  # [T, start+T]
         valid = self.cache.valid[:, : start + T]  # [B, start+T]
@@ -97,13 +100,25 @@ class LlamaEngine:
         q, k = apply_rotary_pos_emb(q, k, *cos_sin)
         keys, values = self.cache.write(layer, start, k, v)
         o = F.scaled_dot_product_attention(
-            q, keys, values, attn_mask=mask, is_causal=mask is None and T > 1, scale=self.scale,
+            q,
+            keys,
+            values,
+            attn_mask=mask,
+            is_causal=mask is None and T > 1,
+            scale=self.scale,
             enable_gqa=self.n_heads != self.n_kv_heads,
         )
         return attn.o_proj(o.transpose(1, 2).reshape(B, T, -1))
 
-    def run_layers(self, h: torch.Tensor, positions: torch.Tensor, start: int, layers: range,
-                   tree_mask: torch.Tensor | None = None, output_hidden: tuple[int, ...] = ()) -> tuple[torch.Tensor, dict]:
+    def run_layers(
+        self,
+        h: torch.Tensor,
+        positions: torch.Tensor,
+        start: int,
+        layers: range,
+        tree_mask: torch.Tensor | None = None,
+        output_hidden: tuple[int, ...] = (),
+    ) -> tuple[torch.Tensor, dict]:
         """Run decoder layers ``layers`` on hidden states h [B, T, H] at slots [start, start+T)."""
         T = h.shape[1]
         mask = self._mask(start, T, tree_mask)
@@ -122,11 +137,19 @@ class LlamaEngine:
         return self.model.lm_head(self.decoder.norm(h)).float()
 
     @torch.inference_mode()
-    def forward(self, tokens: torch.Tensor | None = None, *, hidden_in: torch.Tensor | None = None,
-                start: int | None = None, positions: torch.Tensor | None = None,
-                tree_mask: torch.Tensor | None = None, pad_mask: torch.Tensor | None = None,
-                layers: range | None = None, output_hidden: tuple[int, ...] = (),
-                last_only: bool = False) -> EngineOutput:
+    def forward(
+        self,
+        tokens: torch.Tensor | None = None,
+        *,
+        hidden_in: torch.Tensor | None = None,
+        start: int | None = None,
+        positions: torch.Tensor | None = None,
+        tree_mask: torch.Tensor | None = None,
+        pad_mask: torch.Tensor | None = None,
+        layers: range | None = None,
+        output_hidden: tuple[int, ...] = (),
+        last_only: bool = False,
+    ) -> EngineOutput:
         """One forward of T new tokens per row.
 
         tokens [B, T] (or hidden_in [B, T, H] when ``layers`` starts after 0); start: first
@@ -147,12 +170,12 @@ class LlamaEngine:
         B, T, _ = h.shape
         self.cache.check_room(start, T)
         if pad_mask is not None:
-            self.cache.valid[:, start:start + T] = pad_mask
+            self.cache.valid[:, start : start + T] = pad_mask
             self.cache.padded = self.cache.padded or not bool(pad_mask.all())
         else:
-            self.cache.valid[:, start:start + T] = True
+            self.cache.valid[:, start : start + T] = True
         if positions is None:
-            positions = self.default_positions(self.cache.valid[:, start:start + T])
+            positions = self.default_positions(self.cache.valid[:, start : start + T])
         h, hidden = self.run_layers(h, positions, start, layers, tree_mask, output_hidden)
         if layers.stop < self.n_layers:
             return EngineOutput(logits=None, last_hidden=h, hidden=hidden)

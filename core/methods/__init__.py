@@ -2,6 +2,7 @@
 ``run(model, prompt, gen, **options) -> Iterator[trace event]``; ``METHODS`` names them
 for the benchmark and the app, so a new method appears everywhere once listed here.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

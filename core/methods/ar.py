@@ -3,6 +3,7 @@
 p_t = softmax(f(x_<t) / T), filtered by top-k / top-p; x_t = argmax p_t at T = 0,
 else x_t ~ p_t drawn with an explicit torch.Generator seeded from the config.
 """
+
 from __future__ import annotations
 
 import time
@@ -12,12 +13,13 @@ import torch
 
 from core.config import GenerationConfig
 from core.engine import make_engine
-from core.methods.recorder import Recorder
+from core.methods.recorder import Recorder, excluding_consumer_time
 from core.models import LoadedModel
 from core.sampling import make_generator, next_token
 from core.text import encode_prompt
 
 
+@excluding_consumer_time
 def run_ar(model: LoadedModel, prompt: str, gen: GenerationConfig) -> Iterator:
     """Yield RunStarted, one StepCommitted per token, RunFinished."""
     prompt_ids = encode_prompt(model, prompt, gen.max_new_tokens)

@@ -4,6 +4,7 @@
 produced and hands it to this generator. transformers samples with the global torch
 RNG, so the seed is applied inside ``torch.random.fork_rng`` (scoped, restored after).
 """
+
 from __future__ import annotations
 
 import queue
@@ -40,8 +41,12 @@ class _QueueStreamer(BaseStreamer):
 
 def generate_kwargs(model: LoadedModel, gen: GenerationConfig) -> dict:
     s = gen.sampling
-    kwargs = dict(max_new_tokens=gen.max_new_tokens, eos_token_id=list(model.eos_ids),
-                  pad_token_id=model.eos_ids[0], do_sample=not s.greedy)
+    kwargs = dict(
+        max_new_tokens=gen.max_new_tokens,
+        eos_token_id=list(model.eos_ids),
+        pad_token_id=model.eos_ids[0],
+        do_sample=not s.greedy,
+    )
     if s.greedy:
         kwargs.update(temperature=None, top_k=None, top_p=None)
     else:
@@ -61,9 +66,13 @@ def run_hf(model: LoadedModel, prompt: str, gen: GenerationConfig, **generate_op
         try:
             with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []):
                 torch.manual_seed(gen.sampling.seed)
-                model.model.generate(torch.tensor([prompt_ids], device=model.device),
-                                     attention_mask=torch.ones(1, len(prompt_ids), dtype=torch.long, device=model.device),
-                                     streamer=_QueueStreamer(tokens), **generate_kwargs(model, gen), **generate_options)
+                model.model.generate(
+                    torch.tensor([prompt_ids], device=model.device),
+                    attention_mask=torch.ones(1, len(prompt_ids), dtype=torch.long, device=model.device),
+                    streamer=_QueueStreamer(tokens),
+                    **generate_kwargs(model, gen),
+                    **generate_options,
+                )
         except BaseException as exc:  # re-raised in the caller's thread below
             errors.append(exc)
             tokens.put(_DONE)
@@ -74,7 +83,7 @@ def run_hf(model: LoadedModel, prompt: str, gen: GenerationConfig, **generate_op
     while (item := tokens.get()) is not _DONE:
         ids, at = item
         if not rec.done:
-            yield rec.commit(ids, at - last)
+            yield rec.commit(ids, at - last, at=at)
         last = at
     worker.join()
     if errors:

@@ -4,7 +4,12 @@
 stop rules (an EOS id, or ``max_new_tokens``) in one place, so a method that commits
 several tokens per step cannot run past either.
 """
+
 from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Iterator
 
 from core.config import GenerationConfig
 from core.models import LoadedModel
@@ -13,8 +18,15 @@ from core.trace import Clock, Notice, RunFinished, RunStarted, StepCommitted
 
 
 class Recorder:
-    def __init__(self, method: str, model: LoadedModel, prompt: str, prompt_ids: list[int],
-                 gen: GenerationConfig, options: dict | None = None) -> None:
+    def __init__(
+        self,
+        method: str,
+        model: LoadedModel,
+        prompt: str,
+        prompt_ids: list[int],
+        gen: GenerationConfig,
+        options: dict | None = None,
+    ) -> None:
         self.method, self.model, self.prompt, self.prompt_ids, self.gen = method, model, prompt, prompt_ids, gen
         self.options = options or {}
         self.clock = Clock()
@@ -33,14 +45,32 @@ class Recorder:
 
     def started(self) -> RunStarted:
         return RunStarted(
-            method=self.method, model=self.model.display_name, device=self.model.device.type,
-            dtype=str(self.model.dtype).removeprefix("torch."), prompt=self.prompt, prompt_ids=list(self.prompt_ids),
-            config={**self.gen.to_dict(), **self.options}, t=self.clock.now(),
+            method=self.method,
+            model=self.model.display_name,
+            device=self.model.device.type,
+            dtype=str(self.model.dtype).removeprefix("torch."),
+            prompt=self.prompt,
+            prompt_ids=list(self.prompt_ids),
+            config={**self.gen.to_dict(), **self.options},
+            t=self.clock.now(),
         )
 
-    def commit(self, token_ids: list[int], forward_s: float, *, forwards: int = 1, drafted: int = 0,
-               accepted: int = 0, sources: list[str] | None = None) -> StepCommitted:
-        """Record one step's tokens, cut at the first EOS or at the token budget."""
+    def commit(
+        self,
+        token_ids: list[int],
+        forward_s: float,
+        *,
+        forwards: int = 1,
+        drafted: int = 0,
+        accepted: int = 0,
+        sources: list[str] | None = None,
+        at: float | None = None,
+    ) -> StepCommitted:
+        """Record one step's tokens, cut at the first EOS or at the token budget.
+
+        ``at``: the ``time.perf_counter()`` when the tokens were produced, for producers
+        that run apart from this generator (default: now).
+        """
         kept: list[int] = []
         for tid in token_ids[: self.remaining]:
             kept.append(tid)
@@ -52,8 +82,14 @@ class Recorder:
         self.output += kept
         self.steps += 1
         return StepCommitted(
-            step=self.steps, token_ids=kept, texts=self.detok.add(kept), t=self.clock.now(), forward_s=forward_s,
-            forwards=forwards, drafted=drafted, accepted=min(accepted, len(kept)),
+            step=self.steps,
+            token_ids=kept,
+            texts=self.detok.add(kept),
+            t=self.clock.now() if at is None else at - self.clock.origin,
+            forward_s=forward_s,
+            forwards=forwards,
+            drafted=drafted,
+            accepted=min(accepted, len(kept)),
             sources=(sources or ["target"] * len(token_ids))[: len(kept)],
         )
 
@@ -63,5 +99,30 @@ class Recorder:
     def finished(self) -> RunFinished:
         now = self.clock.now()
         text = self.model.tokenizer.decode(self.output, skip_special_tokens=True)
-        return RunFinished(output_ids=list(self.output), text=text, wall_s=now,
-                           stop_reason=self.stop_reason or "stopped", t=now)
+        return RunFinished(
+            output_ids=list(self.output), text=text, wall_s=now, stop_reason=self.stop_reason or "stopped", t=now
+        )
+
+
+def excluding_consumer_time(run: Callable[..., Iterator]) -> Callable[..., Iterator]:
+    """Decorate a method generator so that event times exclude the consumer's time.
+
+    While a page renders an event, the method's generator is suspended; that time is
+    the UI's, not the method's, so it is subtracted from every later ``t`` (and the
+    final ``wall_s``). Methods whose tokens come from another thread (``hf``) are not
+    suspended by their consumer and are not decorated.
+    """
+
+    @functools.wraps(run)
+    def wrapper(*args, **kwargs) -> Iterator:
+        paused = 0.0
+        for ev in run(*args, **kwargs):
+            if paused:
+                ev.t -= paused
+                if isinstance(ev, RunFinished):
+                    ev.wall_s -= paused
+            t0 = time.perf_counter()
+            yield ev
+            paused += time.perf_counter() - t0
+
+    return wrapper

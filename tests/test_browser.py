@@ -1,0 +1,117 @@
+"""A real browser: `streamlit run app.py`, Debian's chromium driven by Playwright.
+
+Runs a prompt on the embedded model and checks the streamed answer appears; the
+screenshot is kept under artifacts/ as a test artifact.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (make browser)"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    log = open(ARTIFACTS.mkdir(exist_ok=True) or ARTIFACTS / "streamlit.log", "w")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("streamlit did not start; see artifacts/streamlit.log")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def test_prompt_streams_an_answer_on_the_embedded_model(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(server)
+    prompt = page.get_by_label("Prompt")
+    prompt.wait_for(timeout=120_000)
+    prompt.fill("What is the capital of France?")
+    prompt.press("Control+Enter")
+    page.wait_for_timeout(500)
+    page.get_by_role("button", name="Run").click()
+    answer = page.locator(".dl-answer").first
+    answer.wait_for(timeout=120_000)
+    # streaming: the cursor is visible while tokens arrive, and the text grows
+    page.wait_for_function(
+        "document.querySelector('.dl-answer') && document.querySelector('.dl-answer').innerText.trim().length > 3",
+        timeout=120_000,
+    )
+    page.get_by_text("speedup vs AR").wait_for(timeout=240_000)
+    page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(ARTIFACTS / "browser-autoregressive.png"), full_page=True)
+    text = page.locator(".dl-answer").first.inner_text()
+    assert "Paris" in text
+    assert page.locator("[data-testid='stException']").count() == 0

@@ -174,6 +174,11 @@ def _converted_gguf(gguf: Path, progress: Progress) -> Path:
     tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     progress(0.4, "Reading GGUF tensors")
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    if model.config.model_type.startswith("gemma"):
+        from core.gguf_tokenizer import spm_bpe_tokenizer
+
+        progress(0.5, "Rebuilding the SentencePiece-BPE tokenizer from the GGUF vocabulary")
+        tok = spm_bpe_tokenizer(gguf)
     # The weights are plain float32 now; drop the GGUF marker so they save as safetensors.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):

@@ -126,3 +126,29 @@ def test_fallback_engine_matches_and_refuses_trees(tiny):
         engine.forward(ids[:, :2], tree_mask=torch.ones(2, 2, dtype=torch.bool))
     with pytest.raises(EngineUnsupported, match="all layers"):
         engine.forward(ids[:, :2], layers=range(0, 2))
+
+
+def test_tree_levels_written_one_at_a_time_see_only_their_ancestors(tiny):
+    """Drafting level by level: level 2 must not see level 1's other branch."""
+    from core.tree import TreeTopology
+
+    vocab = tiny.config.vocab_size
+    prefix = _ids(8, vocab)
+    topo = TreeTopology.full(2, 2)  # 7 nodes: root, 2 children, 4 grandchildren
+    tokens = torch.tensor([[5, 11, 12, 21, 22, 23, 24]])
+    positions = 8 + torch.tensor([topo.node_depth])
+    whole = LlamaEngine(tiny.model, max_len=32)
+    whole.forward(prefix)
+    whole.commit(8)
+    ref = whole.forward(tokens, tree_mask=topo.mask, positions=positions).logits
+    levels = LlamaEngine(tiny.model, max_len=32)
+    levels.forward(prefix)
+    levels.commit(8)
+    outs = []
+    for d in range(3):
+        ids = topo.level(d)
+        outs.append(levels.forward(tokens[:, ids.start:ids.stop], start=8 + ids.start,
+                                   tree_mask=topo.mask[ids.start:ids.stop, :ids.stop],
+                                   positions=positions[:, ids.start:ids.stop]).logits)
+    torch.testing.assert_close(torch.cat(outs, 1), ref, atol=1e-5, rtol=0)
+    assert topo.path(5) == [0, 2, 5] and list(topo.children(1)) == [3, 4] and list(topo.children(4)) == []

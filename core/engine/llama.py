@@ -76,14 +76,27 @@ class LlamaEngine:
         return self.row_len[:, None] + torch.cumsum(valid_new.long(), dim=1) - 1
 
     def _mask(self, start: int, T: int, tree_mask: torch.Tensor | None) -> torch.Tensor | None:
-        """Boolean attention mask [B, 1, T, start+T] (True = attend), or None when plain causal suffices."""
+        """Boolean attention mask [B, 1, T, start+T] (True = attend), or None when plain causal suffices.
+
+        Committed slots [0, length) are always visible. ``tree_mask`` [T, start+T-length] says
+        which uncommitted slots [length, start+T) each new token sees (a draft tree's
+        ancestors); without it, new tokens see every earlier slot and each other causally.
+        """
         if tree_mask is None and not self.cache.padded and (T == 1 or start == 0):
             return None  # SDPA alone: all slots (one new token) or is_causal (a fresh prefill)
-        structure = (
-            tree_mask if tree_mask is not None else torch.ones(T, T, dtype=torch.bool, device=self.device).tril()
-        )
-        prefix = torch.ones(T, start, dtype=torch.bool, device=self.device)
-        allowed = torch.cat([prefix, structure.to(self.device)], dim=1)  # [T, start+T]
+        if tree_mask is None:
+            prefix = torch.ones(T, start, dtype=torch.bool, device=self.device)
+            structure = torch.ones(T, T, dtype=torch.bool, device=self.device).tril()
+        else:
+            base = self.cache.length
+            if tuple(tree_mask.shape) != (T, start + T - base):
+                raise ValueError(
+                    f"tree_mask must be [{T}, {start + T - base}] (new tokens x uncommitted slots), "
+                    f"got {list(tree_mask.shape)}."
+                )
+            prefix = torch.ones(T, base, dtype=torch.bool, device=self.device)
+            structure = tree_mask.to(self.device)
+        allowed = torch.cat([prefix, structure], dim=1)  # [T, start+T]
         valid = self.cache.valid[:, : start + T]  # [B, start+T]
         mask = allowed[None] & valid[:, None, :]
         # a padding query row would attend to nothing (NaN); let it see itself
@@ -154,7 +167,7 @@ class LlamaEngine:
 
         tokens [B, T] (or hidden_in [B, T, H] when ``layers`` starts after 0); start: first
         slot to write (default: committed length); positions [B, T] (default: continue each
-        row, depth-based for trees must be given); tree_mask [T, T] bool (default causal);
+        row, depth-based for trees must be given); tree_mask [T, start+T-length] bool over uncommitted slots (default causal);
         pad_mask [B, T] bool marks real tokens (False = left padding); layers: a range of
         decoder layers (default all); output_hidden: layer indices whose hidden states to
         return; last_only: logits of the last position only.

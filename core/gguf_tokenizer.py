@@ -6,6 +6,7 @@ probabilities, so the Unigram tokenizer splits text into single characters. Here
 merges are recovered the way SentencePiece BPE applies them: a pair (a, b) whose
 concatenation is a vocabulary token t merges with the priority of t's score.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -46,16 +47,28 @@ def spm_bpe_tokenizer(gguf: Path):
             if left in vocab and right in vocab:
                 merges.append((scores[i], -vocab[left], left, right))
     merges.sort(key=lambda m: (-m[0], -m[1]))
-    model = models.BPE(vocab=vocab, merges=[(a, b) for *_, a, b in merges], byte_fallback=True, fuse_unk=True,
-                       unk_token=tokens[int(_field(reader, "tokenizer.ggml.unknown_token_id")[0])])
+    model = models.BPE(
+        vocab=vocab,
+        merges=[(a, b) for *_, a, b in merges],
+        byte_fallback=True,
+        fuse_unk=True,
+        unk_token=tokens[int(_field(reader, "tokenizer.ggml.unknown_token_id")[0])],
+    )
     tk = Tokenizer(model)
     tk.normalizer = normalizers.Replace(" ", "▁")
     tk.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()])
-    tk.add_special_tokens([AddedToken(t, special=True, normalized=False) for t, k in zip(tokens, types, strict=True)
-                           if k == CONTROL])
+    tk.add_special_tokens(
+        [AddedToken(t, special=True, normalized=False) for t, k in zip(tokens, types, strict=True) if k == CONTROL]
+    )
     tk.add_tokens([AddedToken(t, normalized=False) for t, k in zip(tokens, types, strict=True) if k == USER_DEFINED])
     if add_bos:
-        tk.post_processor = processors.TemplateProcessing(single=f"{tokens[bos]} $A", pair=f"{tokens[bos]} $A $B",
-                                                          special_tokens=[(tokens[bos], bos)])
-    return PreTrainedTokenizerFast(tokenizer_object=tk, bos_token=tokens[bos], eos_token=tokens[eos],
-                                   unk_token=model.unk_token, pad_token=tokens[eos])
+        tk.post_processor = processors.TemplateProcessing(
+            single=f"{tokens[bos]} $A", pair=f"{tokens[bos]} $A $B", special_tokens=[(tokens[bos], bos)]
+        )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tk,
+        bos_token=tokens[bos],
+        eos_token=tokens[eos],
+        unk_token=model.unk_token,
+        pad_token=tokens[eos],
+    )

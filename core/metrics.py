@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.trace import RunFinished, RunStarted, StepCommitted
+from core.trace import RunFinished, RunStarted, StepCommitted, TreeStep
 
 
 @dataclass
@@ -61,3 +61,17 @@ def summarize(events: list) -> RunMetrics:
 def speedup(metrics: RunMetrics, ar: RunMetrics) -> float | None:
     """tokens/s relative to the AR run of the same prompt (None if AR produced nothing)."""
     return metrics.tok_s / ar.tok_s if ar.tok_s > 0 else None
+
+
+def acceptance_per_depth(events: list) -> list[float]:
+    """For depth d = 1..L: of the steps whose walk reached depth d - 1 in a tree at least d deep,
+    the fraction that accepted a draft token at depth d."""
+    steps = [e for e in events if isinstance(e, TreeStep)]
+    if not steps:
+        return []
+    rates = []
+    for d in range(1, max(max(s.depths) for s in steps) + 1):
+        reached = [s for s in steps if max(s.depths) >= d and len(s.accepted_path) - 1 >= d - 1]
+        if reached:
+            rates.append(sum(len(s.accepted_path) - 1 >= d for s in reached) / len(reached))
+    return rates

@@ -65,6 +65,13 @@ class LoadedModel:
     context_length: int
 
     @property
+    def key(self) -> str:
+        """A stable file-name key: 'smollm2-135m-instruct' for the embedded model, else the sanitised name."""
+        canonical = _ALIASES.get(self.name.strip().lower(), self.name)
+        named = {EMBEDDED: "smollm2-135m-instruct", GEMMA: "gemma3-270m", TINY: TINY}
+        return named.get(canonical) or "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(self.name).name)
+
+    @property
     def chat(self) -> bool:
         return getattr(self.tokenizer, "chat_template", None) is not None
 
@@ -102,9 +109,7 @@ def _package_files(package: str) -> list:
     try:
         return list(importlib.metadata.files(package) or [])
     except importlib.metadata.PackageNotFoundError:
-        raise ModelLoadError(
-            f"The model package '{package}' is not installed; run `pip install {package}`."
-        ) from None
+        raise ModelLoadError(f"The model package '{package}' is not installed; run `pip install {package}`.") from None
 
 
 def _package_gguf(package: str) -> Path:
@@ -122,7 +127,7 @@ def _package_gguf(package: str) -> Path:
         parts += sorted(Path(f.locate()) for f in found if ".gguf.part" in str(f))
     if not parts:
         raise ModelLoadError(f"The package '{package}' holds no .gguf file.")
-    target = _cache_root() / parts[0].name.split(".part")[0]
+    target = cache_root() / parts[0].name.split(".part")[0]
     if not target.exists():
         _join_parts(parts, target, _expected_sha256(files, target.name))
     return target
@@ -158,14 +163,14 @@ def embedded_gguf_path() -> Path:
     return _package_gguf(_PACKAGES[EMBEDDED])
 
 
-def _cache_root() -> Path:
+def cache_root() -> Path:
     return Path(os.environ.get("DECODING_LAB_CACHE", Path.home() / ".cache" / "decoding-lab"))
 
 
 def _converted_gguf(gguf: Path, progress: Progress) -> Path:
     """De-quantize a GGUF once into a safetensors folder and return that folder."""
     stat = gguf.stat()
-    target = _cache_root() / f"{gguf.stem}-{stat.st_size}"
+    target = cache_root() / f"{gguf.stem}-{stat.st_size}"
     if (target / "config.json").exists():
         return target
     from transformers import AutoModelForCausalLM, AutoTokenizer

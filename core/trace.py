@@ -124,3 +124,30 @@ class Clock:
 
     def now(self) -> float:
         return time.perf_counter() - self.origin
+
+
+@event
+class TreeStep:
+    """One draft-tree verification step (draw it as a tree).
+
+    Per node (BFS order, node 0 = root): token id and text, parent, depth, status
+    ("root", "accepted", "rejected", "unvisited"), and p / q of the node's token under
+    its parent's target / draft distribution. ``final_token`` ends the step: drawn from
+    the residual ("resampled") after a rejection, or from p at a leaf ("bonus").
+    """
+
+    kind: ClassVar[str] = "tree_step"
+    step: int
+    rule: str
+    tokens: list[int]
+    texts: list[str]
+    parents: list[int]
+    depths: list[int]
+    status: list[str]
+    p_token: list[float]
+    q_token: list[float]
+    accepted_path: list[int]
+    final_token: int
+    final_text: str
+    final_kind: str
+    t: float = 0.0

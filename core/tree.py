@@ -6,6 +6,7 @@ ancestor-or-self attention mask [N, N], each node's depth (position offset), eac
 level's node range, and each node's parent and children. Slots in the KV cache follow
 node order, so the mask columns of a level are the nodes before and in it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

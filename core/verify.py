@@ -18,6 +18,7 @@ drawn from the final residual r. Every rule here is lossless: the emitted token
 
 A single chain (Leviathan et al.) is ``rrs`` with k = 1.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -129,8 +130,7 @@ def verify_spechub(p: torch.Tensor, q: torch.Tensor, children: list[int], gen: t
     return NodeVerdict(None, _draw(_norm(res), gen))
 
 
-def verify_node(rule: str, p: torch.Tensor, q: torch.Tensor, children: list[int],
-                gen: torch.Generator) -> NodeVerdict:
+def verify_node(rule: str, p: torch.Tensor, q: torch.Tensor, children: list[int], gen: torch.Generator) -> NodeVerdict:
     """Apply ``rule`` at one node: p, q are [V] float32 distributions; children drawn by ``draw_children``."""
     if rule == "greedy":
         return verify_greedy(p, children)

@@ -147,8 +147,13 @@ def test_tree_levels_written_one_at_a_time_see_only_their_ancestors(tiny):
     outs = []
     for d in range(3):
         ids = topo.level(d)
-        outs.append(levels.forward(tokens[:, ids.start:ids.stop], start=8 + ids.start,
-                                   tree_mask=topo.mask[ids.start:ids.stop, :ids.stop],
-                                   positions=positions[:, ids.start:ids.stop]).logits)
+        outs.append(
+            levels.forward(
+                tokens[:, ids.start : ids.stop],
+                start=8 + ids.start,
+                tree_mask=topo.mask[ids.start : ids.stop, : ids.stop],
+                positions=positions[:, ids.start : ids.stop],
+            ).logits
+        )
     torch.testing.assert_close(torch.cat(outs, 1), ref, atol=1e-5, rtol=0)
     assert topo.path(5) == [0, 2, 5] and list(topo.children(1)) == [3, 4] and list(topo.children(4)) == []

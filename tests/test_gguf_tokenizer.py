@@ -1,4 +1,5 @@
 """The SentencePiece-BPE tokenizer rebuilt from a GGUF, on a small GGUF written here."""
+
 import numpy as np
 from gguf import GGUFWriter
 

@@ -1,4 +1,5 @@
 """Losslessness of every verification rule by distribution tests on hand-made p and q."""
+
 import pytest
 import torch
 

@@ -6,18 +6,24 @@ for the benchmark and the app, so a new method appears everywhere once listed he
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.methods.ar import run_ar
 from core.methods.hf import run_hf
+from core.methods.speculative import run_speculative
 
 
 @dataclass(frozen=True)
 class MethodInfo:
     name: str
     title: str
-    run: Callable
+    fn: Callable
     description: str
+    options: dict = field(default_factory=dict)  # fixed keyword arguments of ``fn`` for this name
+
+    def run(self, model, prompt, gen, **overrides):
+        """The method's event generator with its fixed options, overridden by the caller's."""
+        return self.fn(model, prompt, gen, **{**self.options, **overrides})
 
 
 METHODS: dict[str, MethodInfo] = {
@@ -25,6 +31,41 @@ METHODS: dict[str, MethodInfo] = {
     for m in [
         MethodInfo("ar", "Autoregressive", run_ar, "One forward per token on the project's engine (KV cache)."),
         MethodInfo("hf", "transformers generate", run_hf, "transformers' own generate(), the reference baseline."),
+        MethodInfo(
+            "spec",
+            "Speculative (chain, self-draft)",
+            run_speculative,
+            "Single draft chain from the model's first layers + exit head; Leviathan et al. acceptance.",
+            {"name": "spec", "rule": "rrs", "k": 1, "depth": 4, "draft": "self"},
+        ),
+        MethodInfo(
+            "pld",
+            "Prompt lookup",
+            run_speculative,
+            "Single chain copied from the context after a matching n-gram; verified like spec.",
+            {"name": "pld", "rule": "rrs", "k": 1, "depth": 6, "draft": "lookup"},
+        ),
+        MethodInfo(
+            "rrs",
+            "Draft tree, RRS",
+            run_speculative,
+            "Draft tree (k children i.i.d. from q), recursive rejection sampling with replacement.",
+            {"name": "rrs", "rule": "rrs", "k": 2, "depth": 4, "draft": "self"},
+        ),
+        MethodInfo(
+            "rrsw",
+            "Draft tree, RRS without replacement",
+            run_speculative,
+            "Draft tree (k distinct children), recursive rejection sampling without replacement.",
+            {"name": "rrsw", "rule": "rrsw", "k": 2, "depth": 4, "draft": "self"},
+        ),
+        MethodInfo(
+            "spechub",
+            "Draft tree, SpecHub",
+            run_speculative,
+            "Binary draft tree whose pairs always hold the hub argmax q; SpecHub's optimal transport.",
+            {"name": "spechub", "rule": "spechub", "k": 2, "depth": 4, "draft": "self"},
+        ),
     ]
 }
 

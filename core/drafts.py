@@ -1,0 +1,167 @@
+"""Draft sources behind one interface, for single-chain and tree speculative decoding.
+
+A source proposes a ``DraftTree`` for a topology: the token of every node and, for
+every internal node, the draft distribution q its children were drawn from (each
+verification rule draws children its own way, ``core.verify.draw_children``).
+
+- ``SelfDraft``: the target's first e layers plus an exit head (or the plain final
+  norm + LM head). It writes layers [0, e) of the target's own KV cache, and hands
+  the hidden states after layer e to the verifier, which then runs layers [e, L) only.
+- ``ModelDraft``: a separate model sharing the target's tokenizer, with its own engine.
+- ``PromptLookup``: a chain copied from the context after the latest earlier match of
+  its last n-gram (q is one-hot on the copied token: a deterministic draft).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from core.config import SamplingConfig
+from core.engine import LlamaEngine, make_engine
+from core.heads import head_logits
+from core.models import LoadedModel
+from core.sampling import target_probs
+from core.tree import TreeTopology
+from core.verify import draw_children
+
+
+@dataclass
+class DraftTree:
+    topology: TreeTopology
+    tokens: list[int]  # per node, tokens[0] = the root
+    q: dict[int, torch.Tensor] = field(default_factory=dict)  # internal node -> q over its children [V]
+    hidden: torch.Tensor | None = None  # [1, N, H] after layer ``reuse_layers`` (self-draft)
+    reuse_layers: int = 0
+
+
+def draft_probs(logits: torch.Tensor, sampling: SamplingConfig) -> torch.Tensor:
+    """q from draft logits: the target's sampling filters; at T = 0 plain softmax (children = its top-k)."""
+    return torch.softmax(logits.float(), -1) if sampling.greedy else target_probs(logits, sampling)
+
+
+def _grow(
+    topo: TreeTopology, level: range, dists: torch.Tensor, tokens: list[int], q: dict, rule: str, gen: torch.Generator
+) -> None:
+    """Record q for each node of ``level`` and append its children's tokens (BFS order)."""
+    for i, node in enumerate(level):
+        q[node] = dists[i]
+        tokens += draw_children(rule, dists[i], topo.k, gen)[: topo.k]
+        while len(tokens) < topo.children(node).stop:  # a rule may draw fewer distinct children than k
+            tokens.append(tokens[-1])
+
+
+class _LevelDrafter:
+    """Shared by self-draft and model-draft: forward each tree level through ``engine``, draw the next."""
+
+    engine: LlamaEngine
+    layers: range | None = None
+
+    def _level_logits(self, out, level: range) -> torch.Tensor:
+        raise NotImplementedError
+
+    def propose(
+        self, root: int, topo: TreeTopology, rule: str, sampling: SamplingConfig, gen: torch.Generator
+    ) -> DraftTree:
+        base = self.engine.length
+        tokens, q, hiddens = [root], {}, []
+        device = self.engine.device
+        for d in range(topo.depth + 1):
+            level = topo.level(d)
+            out = self.engine.forward(
+                torch.tensor([tokens[level.start : level.stop]], device=device),
+                start=base + level.start,
+                positions=torch.full((1, len(level)), base + d, device=device),
+                tree_mask=topo.mask[level.start : level.stop, : level.stop],
+                layers=self.layers,
+            )
+            hiddens.append(out.last_hidden)
+            if d < topo.depth:
+                _grow(topo, level, draft_probs(self._level_logits(out, level), sampling), tokens, q, rule, gen)
+        if self.layers is None:  # a separate model's hidden states mean nothing to the target
+            return DraftTree(topo, tokens, q)
+        return DraftTree(topo, tokens, q, torch.cat(hiddens, dim=1), self.layers.stop)
+
+
+class SelfDraft(_LevelDrafter):
+    """Layers [0, e) of the target plus an exit head; shares the target engine's KV cache."""
+
+    def __init__(self, model: LoadedModel, engine: LlamaEngine, layer: int, head: torch.nn.Module | None) -> None:
+        self.model, self.engine, self.head = model, engine, head
+        self.layers = range(layer)
+        self.name = f"self-draft (layers 0-{layer - 1} + {'exit head' if head is not None else 'final norm + LM head'})"
+
+    def _level_logits(self, out, level):
+        return head_logits(self.model.model, self.head, out.last_hidden)[0]
+
+    def prefill(self, ids: list[int]) -> None:
+        """Nothing to do: the target's prefill wrote every layer of the shared cache."""
+
+    def accept(self, tree: DraftTree, nodes: list[int]) -> None:
+        """Nothing to do: the target's ``keep`` moves the shared cache, early layers included."""
+
+
+class ModelDraft(_LevelDrafter):
+    """A separate draft model with its own engine; must share the target's vocabulary."""
+
+    def __init__(self, target: LoadedModel, draft: LoadedModel, max_len: int) -> None:
+        check_same_vocabulary(target, draft)
+        self.draft = draft
+        self.engine = make_engine(draft, batch=1, max_len=max_len)
+        self.name = f"draft model {draft.display_name}"
+
+    def _level_logits(self, out, level):
+        return out.logits[0]
+
+    def prefill(self, ids: list[int]) -> None:
+        if len(ids) > 1:
+            self.engine.forward(torch.tensor([ids[:-1]], device=self.engine.device), last_only=True)
+            self.engine.commit(len(ids) - 1)
+
+    def accept(self, tree: DraftTree, nodes: list[int]) -> None:
+        base = self.engine.length
+        self.engine.keep([base + n for n in nodes])
+
+
+def check_same_vocabulary(target: LoadedModel, draft: LoadedModel) -> None:
+    a, b = target.tokenizer.get_vocab(), draft.tokenizer.get_vocab()
+    if a != b:
+        raise ValueError(
+            f"The draft model {draft.display_name} has a different vocabulary from the target "
+            f"{target.display_name} ({len(b)} vs {len(a)} tokens); choose a draft with the same tokenizer."
+        )
+
+
+class PromptLookup:
+    """n-gram prompt lookup: copy the tokens that followed the latest earlier match of the context's last n-gram."""
+
+    def __init__(self, vocab_size: int, max_ngram: int = 3) -> None:
+        self.vocab_size, self.max_ngram = vocab_size, max_ngram
+        self.context: list[int] = []
+        self.name = f"prompt lookup (n-gram <= {max_ngram})"
+
+    def prefill(self, ids: list[int]) -> None:
+        self.context = list(ids[:-1])
+
+    def lookup(self, context: list[int], want: int) -> list[int]:
+        """Tokens after the latest earlier occurrence of the longest matching suffix n-gram (n <= max_ngram)."""
+        for n in range(min(self.max_ngram, len(context) - 1), 0, -1):
+            tail = context[-n:]
+            for start in range(len(context) - n - 1, -1, -1):
+                if context[start : start + n] == tail:
+                    return context[start + n : start + n + want]
+        return []
+
+    def propose(
+        self, root: int, topo: TreeTopology, rule: str, sampling: SamplingConfig, gen: torch.Generator
+    ) -> DraftTree:
+        chain = self.lookup(self.context + [root], topo.depth)
+        q = {}
+        for node, tok in enumerate(chain):  # node i's child is chain[i]: q is one-hot on it
+            q[node] = torch.zeros(self.vocab_size)
+            q[node][tok] = 1.0
+        return DraftTree(TreeTopology.full(1, len(chain)), [root, *chain], q)
+
+    def accept(self, tree: DraftTree, nodes: list[int]) -> None:
+        self.context += [tree.tokens[n] for n in nodes]

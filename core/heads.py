@@ -1,0 +1,85 @@
+"""Small trained heads on a frozen target: exit heads (self-draft, SPEED) and BPD heads.
+
+A head is a residual MLP block into the target's own frozen final norm and LM head:
+    h' = h + W_out SiLU(W_in h),   logits = LMHead(Norm(h'))
+W_out starts at zero, so an untrained head is exactly the plain predictor
+``final norm + LM head`` applied to h. An exit head reads the hidden state after
+layer e and predicts the model's next token; BPD head i reads the last hidden state
+and predicts token t+1+i. Heads are saved with the settings that produced them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets" / "heads"
+
+
+class ResidualHead(nn.Module):
+    def __init__(self, hidden: int, inner: int | None = None) -> None:
+        super().__init__()
+        inner = inner or hidden
+        self.w_in = nn.Linear(hidden, inner, bias=False)
+        self.w_out = nn.Linear(inner, hidden, bias=False)
+        nn.init.zeros_(self.w_out.weight)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h + self.w_out(nn.functional.silu(self.w_in(h)))
+
+
+@dataclass
+class HeadInfo:
+    """What a head file records besides weights: what it is for and how it was made."""
+
+    kind: str  # "exit" or "bpd"
+    model: str
+    layer: int  # exit: the layer e whose output it reads; bpd: the number of decoder layers
+    count: int  # exit: 1; bpd: k - 1 heads
+    hidden: int
+    command: str = ""
+    seed: int = 0
+    steps: int = 0
+    losses: list[float] = field(default_factory=list)
+    metrics: dict = field(default_factory=dict)
+
+
+@dataclass
+class Heads:
+    info: HeadInfo
+    heads: nn.ModuleList
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {k: v.to(torch.bfloat16) for k, v in self.heads.state_dict().items()}  # halves the shipped file
+        torch.save({"info": asdict(self.info), "state": state}, path)
+
+    @classmethod
+    def load(cls, path: str | Path, device: torch.device, dtype: torch.dtype) -> Heads:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"No trained head file at '{path}'.")
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        info = HeadInfo(**blob["info"])
+        heads = nn.ModuleList(ResidualHead(info.hidden) for _ in range(info.count))
+        heads.load_state_dict({k: v.float() for k, v in blob["state"].items()})
+        heads.to(device=device, dtype=dtype).eval().requires_grad_(False)
+        return cls(info, heads)
+
+    @classmethod
+    def new(cls, info: HeadInfo) -> Heads:
+        return cls(info, nn.ModuleList(ResidualHead(info.hidden) for _ in range(info.count)))
+
+
+def exit_head_path(model_key: str, layer: int) -> Path:
+    return ASSETS / f"{model_key}-exit-L{layer}.pt"
+
+
+def head_logits(model: torch.nn.Module, head: nn.Module | None, h: torch.Tensor) -> torch.Tensor:
+    """float32 logits of the target's final norm + LM head over ``head(h)`` (h itself when head is None)."""
+    decoder = model.model
+    return model.lm_head(decoder.norm(head(h) if head is not None else h)).float()

@@ -1,0 +1,196 @@
+"""Speculative decoding with draft chains and trees (METHODS.md section 3).
+
+One step, in the four named calls of the Medusa step loop:
+    propose  - the draft source builds a tree of depth L, k children per node, drawn
+               from q by the rule's own scheme (``core.verify.draw_children``);
+    verify   - one target forward over the whole tree with the tree attention mask
+               (self-draft: layers [e, L) only, on the draft's hidden states);
+    evaluate - walk from the root: at each node the rule accepts at most one child
+               (``core.verify.verify_node``); stop with a residual draw after a
+               rejection, or a bonus token drawn from p at a leaf;
+    update   - the KV cache keeps the accepted path only (``engine.keep``).
+At temperature 0 every rule is the greedy rule, so output equals ``ar`` token for token.
+
+Method names: ``spec`` (single chain, self-draft, Leviathan et al.: rrs with k = 1),
+``pld`` (single chain from prompt lookup), ``rrs``, ``rrsw``, ``spechub`` (trees).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from core.config import GenerationConfig, SamplingConfig
+from core.drafts import DraftTree, ModelDraft, PromptLookup, SelfDraft
+from core.engine import LlamaEngine, make_engine
+from core.heads import Heads, exit_head_path
+from core.methods.recorder import Recorder, excluding_consumer_time
+from core.models import LoadedModel
+from core.sampling import make_generator, sample, target_probs
+from core.text import encode_prompt
+from core.trace import TreeStep
+from core.tree import TreeTopology
+from core.verify import verify_node
+
+DEFAULT_EXIT_LAYER = 8
+
+
+@dataclass
+class Walk:
+    nodes: list[int]  # accepted path, root first
+    final_token: int
+    final_kind: str  # "bonus" or "resampled"
+    examined: dict[int, int]  # node -> how many of its children the rule looked at (for colouring)
+    p: dict[int, torch.Tensor]  # node -> target distribution at that node
+
+
+def verify_tree(engine: LlamaEngine, tree: DraftTree) -> torch.Tensor:
+    """One target forward over every node of the tree; logits [N, V]."""
+    topo, base = tree.topology, engine.length
+    positions = torch.tensor([topo.node_depth], device=engine.device) + base
+    if tree.hidden is not None:
+        out = engine.forward(
+            hidden_in=tree.hidden,
+            layers=range(tree.reuse_layers, engine.n_layers),
+            tree_mask=topo.mask,
+            positions=positions,
+        )
+    else:
+        out = engine.forward(
+            torch.tensor([tree.tokens], device=engine.device), tree_mask=topo.mask, positions=positions
+        )
+    return out.logits[0]
+
+
+def walk_tree(tree: DraftTree, logits: torch.Tensor, rule: str, sampling: SamplingConfig, gen: torch.Generator) -> Walk:
+    """Apply the rule from the root down; the emitted tokens are the path's children plus the final token."""
+    topo, node = tree.topology, 0
+    nodes, examined, p_at = [0], {}, {}
+    while True:
+        p_at[node] = target_probs(logits[node], sampling)
+        kids = topo.children(node)
+        if not kids:
+            final = int(p_at[node].argmax()) if sampling.greedy else int(sample(p_at[node], gen))
+            return Walk(nodes, final, "bonus", examined, p_at)
+        verdict = verify_node(rule, p_at[node], tree.q[node], [tree.tokens[c] for c in kids], gen)
+        examined[node] = len(kids) if verdict.accepted is None else verdict.accepted + 1
+        if verdict.accepted is None:
+            return Walk(nodes, verdict.residual_token, "resampled", examined, p_at)
+        node = kids[verdict.accepted]
+        nodes.append(node)
+
+
+def tree_event(step: int, rule: str, tree: DraftTree, walk: Walk, tokenizer, t: float) -> TreeStep:
+    topo = tree.topology
+    status = ["unvisited"] * topo.size
+    status[0] = "root"
+    for parent, seen in walk.examined.items():
+        for c in list(topo.children(parent))[:seen]:
+            status[c] = "rejected"
+    for n in walk.nodes[1:]:
+        status[n] = "accepted"
+    p_tok, q_tok = [1.0] * topo.size, [1.0] * topo.size
+    for n in range(1, topo.size):
+        par = topo.parent[n]
+        q_tok[n] = float(tree.q[par][tree.tokens[n]])
+        p_tok[n] = float(walk.p[par][tree.tokens[n]]) if par in walk.p else -1.0  # -1: p never computed there
+    return TreeStep(
+        step=step,
+        rule=rule,
+        tokens=list(tree.tokens),
+        texts=[tokenizer.decode([x]) for x in tree.tokens],
+        parents=list(topo.parent),
+        depths=list(topo.node_depth),
+        status=status,
+        p_token=p_tok,
+        q_token=q_tok,
+        accepted_path=list(walk.nodes),
+        final_token=walk.final_token,
+        final_text=tokenizer.decode([walk.final_token]),
+        final_kind=walk.final_kind,
+        t=t,
+    )
+
+
+def make_draft_source(
+    model: LoadedModel, engine, draft: str, *, layer: int, draft_model: LoadedModel | None, max_len: int
+):
+    """``self`` (exit head at ``layer``), ``model`` (``draft_model``) or ``lookup``; returns (source, notice)."""
+    if draft == "lookup":
+        return PromptLookup(model.model.lm_head.out_features), None
+    if draft == "model":
+        if draft_model is None:
+            raise ValueError("Draft source 'model' needs a draft model.")
+        return ModelDraft(model, draft_model, max_len), None
+    if draft != "self":
+        raise ValueError(f"Unknown draft source {draft!r}; use self, model or lookup.")
+    if not isinstance(engine, LlamaEngine):
+        raise ValueError("The self-draft needs the llama engine (layer ranges); choose the lookup or model draft.")
+    if not 1 <= layer < engine.n_layers:
+        raise ValueError(f"The exit layer must be between 1 and {engine.n_layers - 1}, got {layer}.")
+    path = exit_head_path(model.key, layer)
+    if path.is_file():
+        return SelfDraft(model, engine, layer, Heads.load(path, model.device, model.dtype).heads[0]), None
+    return SelfDraft(model, engine, layer, None), (
+        f"No trained exit head for {model.key} at layer {layer} ({path.name}); drafting with the plain "
+        f"early exit (final norm + LM head). Train one with `python -m core.train exit-head --layer {layer}`."
+    )
+
+
+@excluding_consumer_time
+def run_speculative(
+    model: LoadedModel,
+    prompt: str,
+    gen: GenerationConfig,
+    *,
+    name: str = "rrs",
+    rule: str = "rrs",
+    k: int = 2,
+    depth: int = 4,
+    draft: str = "self",
+    layer: int = DEFAULT_EXIT_LAYER,
+    draft_model: LoadedModel | None = None,
+) -> Iterator:
+    """Yield RunStarted, then per step a TreeStep and a StepCommitted, then RunFinished."""
+    prompt_ids = encode_prompt(model, prompt, gen.max_new_tokens)
+    topo = TreeTopology.full(k, depth)
+    rule = "greedy" if gen.sampling.greedy else rule
+    if rule == "spechub" and k != 2:
+        raise ValueError("SpecHub verifies pairs: set k = 2.")
+    if draft == "lookup" and k != 1:
+        raise ValueError("Prompt lookup drafts a single chain: set k = 1.")
+    options = {"rule": rule, "k": k, "depth": depth, "draft": draft, "layer": layer}
+    rec = Recorder(name, model, prompt, prompt_ids, gen, options=options)
+    yield rec.started()
+    max_len = len(prompt_ids) + gen.max_new_tokens + topo.size + 1
+    engine = make_engine(model, batch=1, max_len=max_len)
+    source, notice = make_draft_source(model, engine, draft, layer=layer, draft_model=draft_model, max_len=max_len)
+    if notice:
+        yield rec.notice(notice)
+    rng = make_generator(gen.sampling.seed, model.device)
+    if len(prompt_ids) > 1:
+        engine.forward(torch.tensor([prompt_ids[:-1]], device=model.device), last_only=True)
+        engine.commit(len(prompt_ids) - 1)
+    source.prefill(prompt_ids)
+    root = prompt_ids[-1]
+    while not rec.done:
+        t0 = time.perf_counter()
+        tree = source.propose(root, topo, rule, gen.sampling, rng)
+        walk = walk_tree(tree, verify_tree(engine, tree), rule, gen.sampling, rng)
+        base = engine.length
+        engine.keep([base + n for n in walk.nodes])
+        source.accept(tree, walk.nodes)
+        emitted = [tree.tokens[n] for n in walk.nodes[1:]] + [walk.final_token]
+        yield tree_event(rec.steps + 1, rule, tree, walk, model.tokenizer, rec.clock.now())
+        yield rec.commit(
+            emitted,
+            time.perf_counter() - t0,
+            drafted=tree.topology.depth,
+            accepted=len(walk.nodes) - 1,
+            sources=["draft"] * (len(emitted) - 1) + [walk.final_kind],
+        )
+        root = walk.final_token
+    yield rec.finished()

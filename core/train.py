@@ -1,0 +1,199 @@
+"""Training small heads on a frozen target by self-distillation (no external data set).
+
+    python -m core.train exit-head --model embedded --layer 8 [--steps 300] [--seed 0]
+
+Data: the target's own greedy continuations of the shipped prompt suite (cached under
+``$DECODING_LAB_CACHE/distill``). Every position of prompt + continuation gives one
+example: the hidden state after layer e, and the target's own next-token distribution
+p as the soft label. The head minimises KL(p || q_head); every fifth prompt is held
+out to measure the hit rate (argmax q == argmax p) of the trained head and of the
+plain early exit (final norm + LM head at layer e). Progress goes to stderr; the file
+records the command, seed, loss curve and hit rates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from core.config import GenerationConfig, ModelSpec
+from core.engine import LlamaEngine
+from core.heads import HeadInfo, Heads, exit_head_path, head_logits
+from core.methods.ar import run_ar
+from core.models import LoadedModel, cache_root, load_model
+from core.prompts import load_prompts
+from core.trace import RunFinished
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def distill_sequences(model: LoadedModel, max_new_tokens: int = 64) -> list[list[int]]:
+    """prompt ids + the model's greedy continuation, for every suite prompt (cached on disk)."""
+    path = cache_root() / "distill" / f"{model.key}-{max_new_tokens}.pt"
+    if path.exists():
+        return torch.load(path, weights_only=True)
+    prompts = load_prompts()
+    seqs = []
+    t0 = time.perf_counter()
+    for i, p in enumerate(prompts, 1):
+        events = list(run_ar(model, p.prompt, GenerationConfig(max_new_tokens)))
+        seqs.append(list(events[0].prompt_ids) + events[-1].output_ids if isinstance(events[-1], RunFinished) else [])
+        log(f"  self-distillation data: {i}/{len(prompts)} continuations ({time.perf_counter() - t0:.0f} s)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(seqs, path)
+    return seqs
+
+
+@dataclass
+class HiddenSet:
+    """Per position: the hidden state after each requested layer, the final hidden state, and the split."""
+
+    by_layer: dict[int, torch.Tensor]  # layer -> [N, H]
+    final: torch.Tensor  # [N, H] (before the final norm)
+    held_out: torch.Tensor  # [N] bool
+
+
+@torch.inference_mode()
+def collect_hidden(model: LoadedModel, seqs: list[list[int]], layers: tuple[int, ...]) -> HiddenSet:
+    by_layer: dict[int, list] = {e: [] for e in layers}
+    final, held = [], []
+    for i, seq in enumerate(seqs):
+        engine = LlamaEngine(model.model, max_len=len(seq))
+        out = engine.forward(torch.tensor([seq], device=model.device), output_hidden=layers)
+        for e in layers:
+            by_layer[e].append(out.hidden[e][0].float().cpu())
+        final.append(out.last_hidden[0].float().cpu())
+        held.append(torch.full((len(seq),), i % 5 == 4))
+    return HiddenSet({e: torch.cat(v) for e, v in by_layer.items()}, torch.cat(final), torch.cat(held))
+
+
+@torch.inference_mode()
+def hit_rate(model: LoadedModel, head, h: torch.Tensor, final: torch.Tensor, chunk: int = 1024) -> float:
+    """Fraction of positions where argmax of the head's q equals argmax of the model's p."""
+    hits = 0
+    for i in range(0, len(h), chunk):
+        q = head_logits(model.model, head, h[i : i + chunk].to(model.device, model.dtype)).argmax(-1)
+        p = head_logits(model.model, None, final[i : i + chunk].to(model.device, model.dtype)).argmax(-1)
+        hits += int((q == p).sum())
+    return hits / max(len(h), 1)
+
+
+def train_head(
+    model: LoadedModel,
+    heads: Heads,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    steps: int,
+    batch: int,
+    lr: float,
+    seed: int,
+) -> list[float]:
+    """Minimise KL(p || q) with p from ``targets`` (final hidden states), q from the head on ``inputs``."""
+    head = heads.heads[0].to(model.device, torch.float32).train().requires_grad_(True)
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.0)
+    gen = torch.Generator().manual_seed(seed)
+    losses = []
+    t0 = time.perf_counter()
+    for step in range(1, steps + 1):
+        idx = torch.randint(0, len(inputs), (batch,), generator=gen)
+        with torch.no_grad():
+            log_p = torch.log_softmax(head_logits(model.model, None, targets[idx].to(model.device, model.dtype)), -1)
+        h = head(inputs[idx].to(model.device, torch.float32)).to(model.dtype)
+        log_q = torch.log_softmax(head_logits(model.model, None, h), -1)
+        loss = torch.nn.functional.kl_div(log_q, log_p, log_target=True, reduction="batchmean")
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(round(float(loss), 5))
+        if step % 20 == 0 or step == steps:
+            log(
+                f"  step {step}/{steps}  KL {sum(losses[-20:]) / len(losses[-20:]):.4f}  ({time.perf_counter() - t0:.0f} s)"
+            )
+    head.eval().requires_grad_(False)
+    return losses
+
+
+def train_exit_head(
+    model: LoadedModel, layer: int, *, steps: int, batch: int, lr: float, seed: int, tokens: int, command: str
+) -> Heads:
+    n_layers = model.config.num_hidden_layers
+    if not 1 <= layer < n_layers:
+        raise ValueError(f"--layer must be between 1 and {n_layers - 1} for this {n_layers}-layer model.")
+    log("collecting self-distillation data")
+    seqs = distill_sequences(model, tokens)
+    data = collect_hidden(model, seqs, (layer,))
+    train, held = ~data.held_out, data.held_out
+    log(f"  {int(train.sum())} training positions, {int(held.sum())} held out")
+    info = HeadInfo(
+        kind="exit",
+        model=model.key,
+        layer=layer,
+        count=1,
+        hidden=model.config.hidden_size,
+        command=command,
+        seed=seed,
+        steps=steps,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # scoped: the head's random init
+        heads = Heads.new(info)
+    plain = hit_rate(model, None, data.by_layer[layer][held], data.final[held])
+    heads.info.losses = train_head(
+        model, heads, data.by_layer[layer][train], data.final[train], steps=steps, batch=batch, lr=lr, seed=seed
+    )
+    trained = hit_rate(model, heads.heads[0], data.by_layer[layer][held], data.final[held])
+    heads.info.metrics = {
+        "held_out_hit_rate": trained,
+        "plain_exit_hit_rate": plain,
+        "train_positions": int(train.sum()),
+        "held_out_positions": int(held.sum()),
+    }
+    log(f"held-out hit rate at layer {layer}: trained head {trained:.3f}, plain early exit {plain:.3f}")
+    return heads
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m core.train", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="what", required=True)
+    ex = sub.add_parser("exit-head", help="an exit head at layer e (self-draft for speculative decoding, SPEED)")
+    ex.add_argument("--model", default="embedded")
+    ex.add_argument("--layer", type=int, required=True)
+    ex.add_argument("--steps", type=int, default=300)
+    ex.add_argument("--batch", type=int, default=256)
+    ex.add_argument("--lr", type=float, default=2e-3)
+    ex.add_argument("--seed", type=int, default=0)
+    ex.add_argument("--tokens", type=int, default=64, help="length of each greedy continuation")
+    ex.add_argument("--out", default="", help="default: assets/heads/<model>-exit-L<layer>.pt")
+    args = ap.parse_args(argv)
+    command = "python -m core.train " + " ".join(argv if argv is not None else sys.argv[1:])
+    try:
+        model = load_model(ModelSpec(args.model, "auto", "float32"), lambda f, m: log(f"  {m}"))
+        heads = train_exit_head(
+            model,
+            args.layer,
+            steps=args.steps,
+            batch=args.batch,
+            lr=args.lr,
+            seed=args.seed,
+            tokens=args.tokens,
+            command=command,
+        )
+    except (ValueError, RuntimeError) as exc:
+        log(f"error: {exc}")
+        return 2
+    out = Path(args.out) if args.out else exit_head_path(model.key, args.layer)
+    heads.save(out)
+    log(f"saved {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

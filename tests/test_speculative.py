@@ -1,0 +1,98 @@
+"""Speculative chains and trees: identical to AR at temperature 0, lossless by construction at T > 0."""
+
+import pytest
+import torch
+
+from core.config import GenerationConfig, SamplingConfig
+from core.drafts import PromptLookup
+from core.methods import METHODS
+from core.metrics import acceptance_per_depth, summarize
+from core.prompts import load_prompts
+from core.trace import StepCommitted, TreeStep, dumps, loads
+from core.tree import TreeTopology
+
+TREE_METHODS = ["spec", "pld", "rrs", "rrsw", "spechub"]
+
+
+def run(model, name, prompt, gen, **options):
+    return list(METHODS[name].run(model, prompt, gen, **options))
+
+
+@pytest.mark.parametrize("name", TREE_METHODS)
+def test_greedy_output_is_identical_to_ar_on_tiny_model(tiny, name):
+    gen = GenerationConfig(30)
+    ar = summarize(run(tiny, "ar", "Hello there, how are you", gen)).output_ids
+    assert summarize(run(tiny, name, "Hello there, how are you", gen, layer=2)).output_ids == ar
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", TREE_METHODS)
+def test_greedy_output_is_identical_to_ar_on_embedded_model(embedded, name):
+    gen = GenerationConfig(40)
+    for p in load_prompts()[::17]:
+        ar = summarize(run(embedded, "ar", p.prompt, gen)).output_ids
+        events = run(embedded, name, p.prompt, gen)
+        assert summarize(events).output_ids == ar, (name, p.id)
+
+
+def test_tree_step_events_describe_the_tree_and_round_trip(tiny):
+    events = run(tiny, "rrsw", "Tell me a story", GenerationConfig(12, SamplingConfig(1.0, seed=3)), layer=2)
+    trees = [e for e in events if isinstance(e, TreeStep)]
+    steps = [e for e in events if isinstance(e, StepCommitted)]
+    assert trees and len(trees) == len(steps)
+    for tree, step in zip(trees, steps, strict=True):
+        assert len(tree.tokens) == 1 + 2 + 4 + 8 + 16 and tree.status[0] == "root"
+        path = tree.accepted_path
+        assert all(tree.status[n] == "accepted" for n in path[1:])
+        assert [tree.tokens[n] for n in path[1:]] + [tree.final_token] == step.token_ids or step.token_ids == (
+            [tree.tokens[n] for n in path[1:]] + [tree.final_token]
+        )[: len(step.token_ids)]
+        assert tree.final_kind in ("bonus", "resampled")
+    assert loads(dumps(events)) == events
+
+
+def test_acceptance_per_depth_from_hand_made_steps():
+    def step(path_len, depth=3):
+        n = 1 + depth
+        return TreeStep(
+            1,
+            "rrs",
+            [0] * n,
+            [""] * n,
+            [-1, 0, 1, 2][:n],
+            list(range(n)),
+            ["root"] + ["x"] * depth,
+            [1.0] * n,
+            [1.0] * n,
+            list(range(path_len + 1)),
+            0,
+            "",
+            "bonus",
+        )
+
+    # accepted lengths 0, 1, 3: depth 1 accepted 2/3, depth 2 accepted 1/2, depth 3 accepted 1/1
+    assert acceptance_per_depth([step(0), step(1), step(3)]) == pytest.approx([2 / 3, 1 / 2, 1.0])
+
+
+def test_prompt_lookup_copies_after_the_latest_match():
+    pl = PromptLookup(vocab_size=100, max_ngram=2)
+    assert pl.lookup([1, 2, 3, 4, 9, 2, 3], 3) == [4, 9, 2]
+    assert pl.lookup([5, 6, 7], 2) == []
+    pl.prefill([1, 2, 3, 4, 2, 3])  # context [1, 2, 3, 4, 2]; root 3 makes the tail (2, 3)
+    tree = pl.propose(3, TreeTopology.full(1, 3), "rrs", SamplingConfig(1.0), torch.Generator())
+    assert tree.tokens == [3, 4, 2, 3] and float(tree.q[0][4]) == 1.0 and tree.topology.depth == 3
+
+
+@pytest.mark.parametrize(
+    "options, words",
+    [
+        ({"rule": "spechub", "k": 3}, "k = 2"),
+        ({"draft": "lookup", "k": 2}, "k = 1"),
+        ({"draft": "telepathy"}, "Unknown draft source"),
+        ({"layer": 9}, "exit layer"),
+        ({"draft": "model"}, "needs a draft model"),
+    ],
+)
+def test_bad_options_get_clear_messages(tiny, options, words):
+    with pytest.raises(ValueError, match=words):
+        run(tiny, "rrs", "Hi", GenerationConfig(4, SamplingConfig(1.0)), **{"layer": 2, **options})

@@ -114,9 +114,8 @@ def train_head(
         opt.step()
         losses.append(round(float(loss), 5))
         if step % 20 == 0 or step == steps:
-            log(
-                f"  step {step}/{steps}  KL {sum(losses[-20:]) / len(losses[-20:]):.4f}  ({time.perf_counter() - t0:.0f} s)"
-            )
+            recent = losses[-20:]
+            log(f"  step {step}/{steps}  KL {sum(recent) / len(recent):.4f}  ({time.perf_counter() - t0:.0f} s)")
     head.eval().requires_grad_(False)
     return losses
 

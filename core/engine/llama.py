@@ -167,7 +167,8 @@ class LlamaEngine:
 
         tokens [B, T] (or hidden_in [B, T, H] when ``layers`` starts after 0); start: first
         slot to write (default: committed length); positions [B, T] (default: continue each
-        row, depth-based for trees must be given); tree_mask [T, start+T-length] bool over uncommitted slots (default causal);
+        row; give depth-based ones for trees); tree_mask [T, start+T-length] bool over the
+        uncommitted slots (default causal);
         pad_mask [B, T] bool marks real tokens (False = left padding); layers: a range of
         decoder layers (default all); output_hidden: layer indices whose hidden states to
         return; last_only: logits of the last position only.

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from transformers.activations import ACT2FN
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
 from core.engine.base import EngineOutput
 from core.engine.kv_cache import KVCache
+from core.engine.linear import projections
 
 SUPPORTED = ("llama", "mistral", "qwen2")
 
@@ -42,6 +44,8 @@ class LlamaEngine:
         self.n_kv_heads = getattr(cfg, "num_key_value_heads", None) or self.n_heads
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads
         self.scale = self.head_dim**-0.5
+        self.proj = projections(model)
+        self.act = ACT2FN[cfg.hidden_act]
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
         self.cache = KVCache(self.n_layers, batch, self.n_kv_heads, self.head_dim, max_len, self.device, self.dtype)
@@ -105,11 +109,12 @@ class LlamaEngine:
         return (mask | eye)[:, None]
 
     def _attention(self, layer: int, x: torch.Tensor, cos_sin, start: int, mask) -> torch.Tensor:
-        attn = self.layers[layer].self_attn
+        proj = self.proj.layers[layer]
         B, T, _ = x.shape
-        q = attn.q_proj(x).view(B, T, -1, self.head_dim).transpose(1, 2)  # [B, H_q, T, D]
-        k = attn.k_proj(x).view(B, T, -1, self.head_dim).transpose(1, 2)  # [B, H_kv, T, D]
-        v = attn.v_proj(x).view(B, T, -1, self.head_dim).transpose(1, 2)
+        q, k, v = proj.qkv(x).split(proj.qkv_split, dim=-1)
+        q = q.view(B, T, -1, self.head_dim).transpose(1, 2)  # [B, H_q, T, D]
+        k = k.view(B, T, -1, self.head_dim).transpose(1, 2)  # [B, H_kv, T, D]
+        v = v.view(B, T, -1, self.head_dim).transpose(1, 2)
         q, k = apply_rotary_pos_emb(q, k, *cos_sin)
         keys, values = self.cache.write(layer, start, k, v)
         o = F.scaled_dot_product_attention(
@@ -121,7 +126,13 @@ class LlamaEngine:
             scale=self.scale,
             enable_gqa=self.n_heads != self.n_kv_heads,
         )
-        return attn.o_proj(o.transpose(1, 2).reshape(B, T, -1))
+        return proj.o(o.transpose(1, 2).reshape(B, T, -1))
+
+    def _mlp(self, layer: int, x: torch.Tensor) -> torch.Tensor:
+        """down(act(gate x) * up x)."""
+        proj = self.proj.layers[layer]
+        gate, up = proj.gate_up(x).split(proj.inner, dim=-1)
+        return proj.down(self.act(gate) * up)
 
     def run_layers(
         self,
@@ -140,14 +151,14 @@ class LlamaEngine:
         for i in layers:
             block = self.layers[i]
             h = h + self._attention(i, block.input_layernorm(h), cos_sin, start, mask)
-            h = h + block.mlp(block.post_attention_layernorm(h))
+            h = h + self._mlp(i, block.post_attention_layernorm(h))
             if i + 1 in output_hidden:
                 hidden[i + 1] = h
         return h, hidden
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         """Final norm + LM head, in float32 (verification always compares float32 logits)."""
-        return self.model.lm_head(self.decoder.norm(h)).float()
+        return self.proj.lm_head(self.decoder.norm(h)).float()
 
     @torch.inference_mode()
     def forward(

@@ -6,6 +6,7 @@ import streamlit as st
 
 from core.trace import TreeStep
 
+_ORIGIN = {"resampled": "the residual after a rejection", "bonus": "p at a leaf"}
 COLOURS = {"root": "#64748b", "accepted": "#16a34a", "rejected": "#dc2626", "unvisited": "#d4d4d8",
            "bonus": "#2563eb", "resampled": "#f59e0b"}
 
@@ -50,8 +51,7 @@ def tree_figure(step: TreeStep) -> go.Figure:
         x=[final_pos[0]], y=[final_pos[1]], mode="markers+text", name=step.final_kind,
         text=[repr(step.final_text)[1:-1]], textposition="top center",
         marker={"size": 18, "symbol": "star", "color": COLOURS[step.final_kind]},
-        hovertemplate=f"%{{text}}<extra>{step.final_kind}: drawn from "
-                      f"{'the residual after a rejection' if step.final_kind == 'resampled' else 'p at a leaf'}</extra>"))
+        hovertemplate=f"%{{text}}<extra>{step.final_kind}: drawn from {_ORIGIN[step.final_kind]}</extra>"))
     fig.update_layout(height=340, margin={"t": 30, "b": 10, "l": 10, "r": 10}, legend={"orientation": "h", "y": 1.12},
                       xaxis={"title": "depth", "dtick": 1, "zeroline": False},
                       yaxis={"visible": False}, plot_bgcolor="white")
@@ -80,5 +80,6 @@ def explain_step(step: TreeStep) -> str:
     accepted = len(step.accepted_path) - 1
     tail = ("then drew a bonus token from p at the leaf" if step.final_kind == "bonus"
             else "then rejected the next depth and drew a token from the residual")
-    return (f"Step {step.step}: the {step.rule.upper()} walk accepted {accepted} of {max(step.depths)} draft depths "
-            f"({len(step.tokens) - 1} drafted tokens in the tree), {tail}: {accepted + 1} tokens for one target forward.")
+    return (f"Step {step.step}: the {step.rule.upper()} walk accepted {accepted} of {max(step.depths)} draft "
+            f"depths ({len(step.tokens) - 1} drafted tokens in the tree), {tail}: {accepted + 1} tokens for one "
+            f"target forward.")

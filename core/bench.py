@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from core.config import ConfigError, GenerationConfig, ModelSpec, SamplingConfig
 from core.methods import METHODS, get_method
-from core.metrics import RunMetrics, summarize
+from core.metrics import RunMetrics, depth_counts, rates, summarize
 from core.models import ModelLoadError, load_model
 from core.prompts import SUITE, Prompt, load_prompts
 from core.text import InputError
@@ -26,13 +26,24 @@ from core.text import InputError
 WARMUP_TOKENS = 8
 
 
-def run_once(model, method: str, prompt: str, gen: GenerationConfig) -> tuple[list, RunMetrics]:
-    events = list(get_method(method).run(model, prompt, gen))
+def method_overrides(method: str, options: dict) -> dict:
+    """The bench's method options (k, depth, draft, layer, draft_model) that this method takes."""
+    known = get_method(method).options
+    return {k: v for k, v in options.items() if k in known or (k == "draft_model" and "draft" in known)}
+
+
+def run_once(
+    model, method: str, prompt: str, gen: GenerationConfig, options: dict | None = None
+) -> tuple[list, RunMetrics]:
+    events = list(get_method(method).run(model, prompt, gen, **method_overrides(method, options or {})))
     return events, summarize(events)
 
 
-def _record(method: str, p: Prompt, m: RunMetrics) -> dict:
+def _record(method: str, p: Prompt, m: RunMetrics, events: list) -> dict:
+    reached, accepted = depth_counts(events)
     return {
+        "depth_reached": reached,
+        "depth_accepted": accepted,
         "method": method,
         "id": p.id,
         "category": p.category,
@@ -71,11 +82,24 @@ def summarize_runs(runs: list[dict], methods: list[str]) -> dict:
             "mean_accepted": sum(r["tokens"] for r in accepted) / forwards if forwards else None,
             "acceptance_rate": sum(r["acceptance_rate"] for r in rates) / len(rates) if rates else None,
             "identical_to_ar": sum(ar_ids.get(r["id"]) == r["output_ids"] for r in mine) if ar_ids else None,
+            "acceptance_per_depth": _pooled_depth_rates(mine),
         }
     if "ar" in out and out["ar"]["tok_s"]:
         for rec in out.values():
             rec["speedup_vs_ar"] = rec["tok_s"] / out["ar"]["tok_s"]
     return out
+
+
+def _pooled_depth_rates(runs: list[dict]) -> list[float] | None:
+    deepest = max((len(r["depth_reached"]) for r in runs), default=0)
+    if not deepest:
+        return None
+    reached, accepted = [0] * deepest, [0] * deepest
+    for r in runs:
+        for d, (n, a) in enumerate(zip(r["depth_reached"], r["depth_accepted"], strict=True)):
+            reached[d] += n
+            accepted[d] += a
+    return rates(reached, accepted)
 
 
 def run_bench(
@@ -84,18 +108,22 @@ def run_bench(
     methods: list[str],
     gen: GenerationConfig,
     progress: Callable[[int, int, str], None] | None = None,
+    options: dict | None = None,
 ) -> dict:
-    """Warm up, then run each prompt through each method; return the bench JSON object."""
+    """Warm up, then run each prompt through each method; return the bench JSON object.
+
+    ``options``: k, depth, draft, layer, draft_model for the methods that take them."""
+    options = options or {}
     for name in methods:
         get_method(name)
     warm = GenerationConfig(max_new_tokens=min(WARMUP_TOKENS, gen.max_new_tokens), sampling=gen.sampling)
     for name in methods:
-        run_once(model, name, prompts[0].prompt, warm)
+        run_once(model, name, prompts[0].prompt, warm, options)
     runs, total, done = [], len(prompts) * len(methods), 0
     for p in prompts:
         for name in methods:
-            _, metrics = run_once(model, name, p.prompt, gen)
-            runs.append(_record(name, p, metrics))
+            events, metrics = run_once(model, name, p.prompt, gen, options)
+            runs.append(_record(name, p, metrics, events))
             done += 1
             if progress:
                 progress(done, total, f"{name} on {p.id}")
@@ -103,7 +131,7 @@ def run_bench(
         "model": model.display_name,
         "device": model.device.type,
         "dtype": str(model.dtype).removeprefix("torch."),
-        "config": gen.to_dict(),
+        "config": {**gen.to_dict(), **{k: v for k, v in options.items() if k != "draft_model"}},
         "methods": summarize_runs(runs, methods),
         "runs": runs,
     }
@@ -123,6 +151,11 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--model", default="embedded")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N prompts (0 = all)")
     ap.add_argument("--category", default="", help="use only prompts of this category")
+    ap.add_argument("--k", type=int, help="tree methods: children per node (spec/pld: 1)")
+    ap.add_argument("--depth", type=int, help="speculative methods: draft depth L")
+    ap.add_argument("--draft", choices=["self", "lookup", "model"], help="speculative methods: draft source")
+    ap.add_argument("--layer", type=int, help="self-draft: exit layer e")
+    ap.add_argument("--draft-model", default="", help="draft source 'model': its id or path")
     ap.add_argument("--json", required=True, help="where to write the results")
     return ap
 
@@ -153,14 +186,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"loading {args.model} ...", file=sys.stderr)
         model = load_model(spec, lambda f, msg: print(f"  {msg}", file=sys.stderr))
         print(model.describe(), file=sys.stderr)
-        result = run_bench(model, prompts, methods, gen, _progress_bar)
+        options = {k: getattr(args, k) for k in ("k", "depth", "draft", "layer") if getattr(args, k) is not None}
+        if args.draft_model:
+            options["draft_model"] = load_model(ModelSpec(args.draft_model, args.device, args.dtype))
+        result = run_bench(model, prompts, methods, gen, _progress_bar, options)
     except (ConfigError, ModelLoadError, InputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     with open(args.json, "w", encoding="utf-8") as fh:
         json.dump(result, fh, indent=1)
     for name, rec in result["methods"].items():
-        fields = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items())
+        fields = ", ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in rec.items()
+            if k != "acceptance_per_depth"
+        )
+        if rec["acceptance_per_depth"]:
+            fields += ", acceptance_per_depth=[" + ", ".join(f"{x:.2f}" for x in rec["acceptance_per_depth"]) + "]"
         print(f"{name}: {fields}", file=sys.stderr)
     return 0
 

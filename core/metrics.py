@@ -63,15 +63,25 @@ def speedup(metrics: RunMetrics, ar: RunMetrics) -> float | None:
     return metrics.tok_s / ar.tok_s if ar.tok_s > 0 else None
 
 
-def acceptance_per_depth(events: list) -> list[float]:
-    """For depth d = 1..L: of the steps whose walk reached depth d - 1 in a tree at least d deep,
-    the fraction that accepted a draft token at depth d."""
+def depth_counts(events: list) -> tuple[list[int], list[int]]:
+    """For depth d = 1..L (index d - 1): how many steps reached depth d - 1 in a tree at least d deep,
+    and how many of those accepted a draft token at depth d."""
     steps = [e for e in events if isinstance(e, TreeStep)]
-    if not steps:
-        return []
-    rates = []
-    for d in range(1, max(max(s.depths) for s in steps) + 1):
-        reached = [s for s in steps if max(s.depths) >= d and len(s.accepted_path) - 1 >= d - 1]
-        if reached:
-            rates.append(sum(len(s.accepted_path) - 1 >= d for s in reached) / len(reached))
-    return rates
+    deepest = max((max(s.depths) for s in steps), default=0)
+    reached, accepted = [0] * deepest, [0] * deepest
+    for s in steps:
+        got = len(s.accepted_path) - 1
+        for d in range(1, max(s.depths) + 1):
+            if got >= d - 1:
+                reached[d - 1] += 1
+                accepted[d - 1] += got >= d
+    return reached, accepted
+
+
+def rates(reached: list[int], accepted: list[int]) -> list[float]:
+    return [a / r for r, a in zip(reached, accepted, strict=True) if r]
+
+
+def acceptance_per_depth(events: list) -> list[float]:
+    """Per draft depth d: P(a draft token is accepted at depth d | the walk reached depth d - 1)."""
+    return rates(*depth_counts(events))

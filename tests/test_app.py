@@ -65,3 +65,31 @@ def test_unknown_model_id_is_reported_in_the_sidebar():
     assert not at.exception
     assert any("does not exist" in e.value for e in at.sidebar.error)
     assert any("Choose a model" in i.value for i in at.info)
+
+
+def test_draft_trees_page_runs_draws_trees_and_compares_rules(tiny):
+    at = app(max_new=10)
+    at.sidebar.slider(key="temperature").set_value(1.0).run()
+    at.switch_page("pages/draft_trees.py").run()
+    at.number_input(key="dt_layer").set_value(2)
+    at.button(key="dt_run").click().run()
+    assert not at.exception
+    assert any("No trained exit head" in w.value for w in at.warning)  # the tiny model has none: said, not hidden
+    assert {"tokens/s", "speedup vs AR"} <= {m.label for m in at.metric}
+    assert any("mean accepted length" in c.value for c in at.caption)
+    assert any(m.value.startswith("Step ") for m in at.markdown)
+    at.button(key="dt_compare").click().run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["rule"]) == ["RRS (with replacement)", "RRS without replacement", "SpecHub (k = 2)", "AR"]
+    assert (table["mean accepted length"][:3] >= 1.0).all()
+
+
+def test_draft_trees_page_reports_bad_settings(tiny):
+    at = app(max_new=6)
+    at.switch_page("pages/draft_trees.py").run()
+    at.selectbox(key="dt_source").set_value("lookup")
+    at.number_input(key="dt_k").set_value(2)
+    at.button(key="dt_run").click().run()
+    assert not at.exception
+    assert any("set k = 1" in w.value for w in at.warning)

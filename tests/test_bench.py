@@ -96,3 +96,20 @@ def test_bench_writes_the_schema(tmp_path):
 def test_bench_rejects_bad_input_with_one_line(args, words, tmp_path):
     res = bench("--model", "tiny-random-llama", "--json", str(tmp_path / "o.json"), *args)
     assert res.returncode == 2 and words in res.stderr and "Traceback" not in res.stderr
+
+
+def test_bench_tree_methods_take_options_and_report_acceptance_per_depth(tmp_path):
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"id": "a", "prompt": "Tell me about rivers", "category": "c"}))
+    out = tmp_path / "out.json"
+    res = bench("--prompts", str(prompts), "--methods", "ar,rrs,pld", "--max-new-tokens", "10", "--model",
+                "tiny-random-llama", "--k", "2", "--depth", "2", "--layer", "2", "--json", str(out))
+    assert res.returncode == 0, res.stderr
+    data = json.loads(out.read_text())
+    rrs = data["methods"]["rrs"]
+    assert rrs["identical_to_ar"] == 1  # temperature 0
+    assert rrs["mean_accepted"] >= 1.0 and len(rrs["acceptance_per_depth"]) == 2
+    assert data["methods"]["ar"]["acceptance_per_depth"] is None
+    assert data["config"]["k"] == 2 and data["config"]["depth"] == 2
+    run = next(r for r in data["runs"] if r["method"] == "rrs")
+    assert len(run["depth_reached"]) == 2

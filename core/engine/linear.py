@@ -9,6 +9,7 @@ that: measured on 2 cores for the 135M model's 1536x576 MLP weight, 2 rows went 
 (GPU, other dtypes, a torch without the op) the fused weights go through F.linear.
 Packed weights are built once per model and shared read-only by every run.
 """
+
 from __future__ import annotations
 
 import weakref
@@ -23,8 +24,12 @@ Linear = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _packable(weight: torch.Tensor) -> bool:
-    return (weight.device.type == "cpu" and weight.dtype == torch.float32 and torch.backends.mkldnn.is_available()
-            and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
+    return (
+        weight.device.type == "cpu"
+        and weight.dtype == torch.float32
+        and torch.backends.mkldnn.is_available()
+        and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+    )
 
 
 def make_linear(weight: torch.Tensor, bias: torch.Tensor | None = None) -> Linear:

@@ -32,6 +32,13 @@ METHODS: dict[str, MethodInfo] = {
         MethodInfo("ar", "Autoregressive", run_ar, "One forward per token on the project's engine (KV cache)."),
         MethodInfo("hf", "transformers generate", run_hf, "transformers' own generate(), the reference baseline."),
         MethodInfo(
+            "hf-pld",
+            "transformers prompt lookup",
+            run_hf,
+            "transformers' generate with prompt_lookup_num_tokens: its own n-gram speculative decoding.",
+            {"prompt_lookup_num_tokens": 6},
+        ),
+        MethodInfo(
             "spec",
             "Speculative (chain, self-draft)",
             run_speculative,

@@ -57,7 +57,8 @@ def generate_kwargs(model: LoadedModel, gen: GenerationConfig) -> dict:
 def run_hf(model: LoadedModel, prompt: str, gen: GenerationConfig, **generate_options) -> Iterator:
     """Yield the same events as ``run_ar`` for ``model.generate`` (extra options go to generate)."""
     prompt_ids = encode_prompt(model, prompt, gen.max_new_tokens)
-    rec = Recorder("hf", model, prompt, prompt_ids, gen, options=dict(generate_options))
+    name = "hf-pld" if "prompt_lookup_num_tokens" in generate_options else "hf"
+    rec = Recorder(name, model, prompt, prompt_ids, gen, options=dict(generate_options))
     yield rec.started()
     tokens: queue.Queue = queue.Queue()
     errors: list[BaseException] = []

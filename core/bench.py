@@ -27,9 +27,8 @@ WARMUP_TOKENS = 8
 
 
 def method_overrides(method: str, options: dict) -> dict:
-    """The bench's method options (k, depth, draft, layer, draft_model) that this method takes."""
-    known = get_method(method).options
-    return {k: v for k, v in options.items() if k in known or (k == "draft_model" and "draft" in known)}
+    """The bench's method options (k, depth, draft, layer, draft_model) that this method lets a user set."""
+    return {k: v for k, v in options.items() if k in get_method(method).tunable}
 
 
 def run_once(

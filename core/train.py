@@ -112,7 +112,7 @@ def train_head(
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(round(float(loss), 5))
+        losses.append(round(float(loss.detach()), 5))
         if step % 20 == 0 or step == steps:
             recent = losses[-20:]
             log(f"  step {step}/{steps}  KL {sum(recent) / len(recent):.4f}  ({time.perf_counter() - t0:.0f} s)")

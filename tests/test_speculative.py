@@ -96,3 +96,24 @@ def test_prompt_lookup_copies_after_the_latest_match():
 def test_bad_options_get_clear_messages(tiny, options, words):
     with pytest.raises(ValueError, match=words):
         run(tiny, "rrs", "Hi", GenerationConfig(4, SamplingConfig(1.0)), **{"layer": 2, **options})
+
+
+def test_separate_draft_model_is_lossless_and_checked_for_vocabulary(tiny):
+    from dataclasses import replace
+
+    from core.drafts import check_same_vocabulary
+
+    gen = GenerationConfig(20)
+    ar = summarize(run(tiny, "ar", "A draft model test", gen)).output_ids
+    events = run(tiny, "rrs", "A draft model test", gen, draft="model", draft_model=tiny)
+    m = summarize(events)
+    assert m.output_ids == ar
+    assert m.mean_accepted == pytest.approx(5.0, rel=0.3)  # the draft is the target itself: nearly all accepted
+
+    class OtherTokenizer:
+        def get_vocab(self):
+            return {"a": 0, "b": 1}
+
+    other = replace(tiny, tokenizer=OtherTokenizer(), display_name="other")
+    with pytest.raises(ValueError, match="different vocabulary"):
+        check_same_vocabulary(tiny, other)

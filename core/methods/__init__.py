@@ -19,7 +19,8 @@ class MethodInfo:
     title: str
     fn: Callable
     description: str
-    options: dict = field(default_factory=dict)  # fixed keyword arguments of ``fn`` for this name
+    options: dict = field(default_factory=dict)  # keyword arguments of ``fn`` for this name
+    tunable: tuple[str, ...] = ()  # the options a user may override (bench flags, page widgets)
 
     def run(self, model, prompt, gen, **overrides):
         """The method's event generator with its fixed options, overridden by the caller's."""
@@ -44,6 +45,7 @@ METHODS: dict[str, MethodInfo] = {
             run_speculative,
             "Single draft chain from the model's first layers + exit head; Leviathan et al. acceptance.",
             {"name": "spec", "rule": "rrs", "k": 1, "depth": 4, "draft": "self"},
+            ("depth", "layer", "draft", "draft_model"),
         ),
         MethodInfo(
             "pld",
@@ -51,6 +53,7 @@ METHODS: dict[str, MethodInfo] = {
             run_speculative,
             "Single chain copied from the context after a matching n-gram; verified like spec.",
             {"name": "pld", "rule": "rrs", "k": 1, "depth": 6, "draft": "lookup"},
+            ("depth",),
         ),
         MethodInfo(
             "rrs",
@@ -58,6 +61,7 @@ METHODS: dict[str, MethodInfo] = {
             run_speculative,
             "Draft tree (k children i.i.d. from q), recursive rejection sampling with replacement.",
             {"name": "rrs", "rule": "rrs", "k": 2, "depth": 4, "draft": "self"},
+            ("k", "depth", "layer", "draft", "draft_model"),
         ),
         MethodInfo(
             "rrsw",
@@ -65,6 +69,7 @@ METHODS: dict[str, MethodInfo] = {
             run_speculative,
             "Draft tree (k distinct children), recursive rejection sampling without replacement.",
             {"name": "rrsw", "rule": "rrsw", "k": 2, "depth": 4, "draft": "self"},
+            ("k", "depth", "layer", "draft", "draft_model"),
         ),
         MethodInfo(
             "spechub",
@@ -72,6 +77,7 @@ METHODS: dict[str, MethodInfo] = {
             run_speculative,
             "Binary draft tree whose pairs always hold the hub argmax q; SpecHub's optimal transport.",
             {"name": "spechub", "rule": "spechub", "k": 2, "depth": 4, "draft": "self"},
+            ("k", "depth", "layer", "draft", "draft_model"),
         ),
     ]
 }

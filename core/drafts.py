@@ -34,6 +34,12 @@ class DraftTree:
     q: dict[int, torch.Tensor] = field(default_factory=dict)  # internal node -> q over its children [V]
     hidden: torch.Tensor | None = None  # [1, N, H] after layer ``reuse_layers`` (self-draft)
     reuse_layers: int = 0
+    drawn: dict[int, int] = field(default_factory=dict)  # internal node -> children the rule really drew
+
+    def candidates(self, node: int) -> list[int]:
+        """The children of ``node`` that the rule drew (padding nodes of a full topology excluded)."""
+        kids = self.topology.children(node)
+        return list(kids)[: self.drawn.get(node, len(kids))]
 
 
 def draft_probs(logits: torch.Tensor, sampling: SamplingConfig) -> torch.Tensor:
@@ -41,15 +47,18 @@ def draft_probs(logits: torch.Tensor, sampling: SamplingConfig) -> torch.Tensor:
     return torch.softmax(logits.float(), -1) if sampling.greedy else target_probs(logits, sampling)
 
 
-def _grow(
-    topo: TreeTopology, level: range, dists: torch.Tensor, tokens: list[int], q: dict, rule: str, gen: torch.Generator
-) -> None:
-    """Record q for each node of ``level`` and append its children's tokens (BFS order)."""
+def _grow(tree: DraftTree, level: range, dists: torch.Tensor, rule: str, gen: torch.Generator) -> None:
+    """Record q for each node of ``level`` and append its children's tokens (BFS order).
+
+    A rule may draw fewer distinct children than k (q with fewer than k tokens of
+    non-zero mass); the topology's remaining slots are filled with a copy of the last
+    child, written to the cache but never offered to the rule (``DraftTree.candidates``).
+    """
     for i, node in enumerate(level):
-        q[node] = dists[i]
-        tokens += draw_children(rule, dists[i], topo.k, gen)[: topo.k]
-        while len(tokens) < topo.children(node).stop:  # a rule may draw fewer distinct children than k
-            tokens.append(tokens[-1])
+        tree.q[node] = dists[i]
+        children = draw_children(rule, dists[i], tree.topology.k, gen)
+        tree.drawn[node] = len(children)
+        tree.tokens += children + children[-1:] * (tree.topology.k - len(children))
 
 
 class _LevelDrafter:
@@ -65,12 +74,12 @@ class _LevelDrafter:
         self, root: int, topo: TreeTopology, rule: str, sampling: SamplingConfig, gen: torch.Generator
     ) -> DraftTree:
         base = self.engine.length
-        tokens, q, hiddens = [root], {}, []
+        tree, hiddens = DraftTree(topo, [root]), []
         device = self.engine.device
         for d in range(topo.depth + 1):
             level = topo.level(d)
             out = self.engine.forward(
-                torch.tensor([tokens[level.start : level.stop]], device=device),
+                torch.tensor([tree.tokens[level.start : level.stop]], device=device),
                 start=base + level.start,
                 positions=torch.full((1, len(level)), base + d, device=device),
                 tree_mask=topo.mask[level.start : level.stop, : level.stop],
@@ -78,10 +87,10 @@ class _LevelDrafter:
             )
             hiddens.append(out.last_hidden)
             if d < topo.depth:
-                _grow(topo, level, draft_probs(self._level_logits(out, level), sampling), tokens, q, rule, gen)
-        if self.layers is None:  # a separate model's hidden states mean nothing to the target
-            return DraftTree(topo, tokens, q)
-        return DraftTree(topo, tokens, q, torch.cat(hiddens, dim=1), self.layers.stop)
+                _grow(tree, level, draft_probs(self._level_logits(out, level), sampling), rule, gen)
+        if self.layers is not None:  # only the target's own layers can be reused by the verifier
+            tree.hidden, tree.reuse_layers = torch.cat(hiddens, dim=1), self.layers.stop
+        return tree
 
 
 class SelfDraft(_LevelDrafter):

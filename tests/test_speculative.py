@@ -117,3 +117,14 @@ def test_separate_draft_model_is_lossless_and_checked_for_vocabulary(tiny):
     other = replace(tiny, tokenizer=OtherTokenizer(), display_name="other")
     with pytest.raises(ValueError, match="different vocabulary"):
         check_same_vocabulary(tiny, other)
+
+
+def test_children_a_rule_could_not_draw_are_never_offered_to_it():
+    """q with one token of mass: RRSw draws one child; the padding copy must not be verified (q_j = 0 there)."""
+    from core.drafts import DraftTree, _grow
+
+    tree = DraftTree(TreeTopology.full(2, 1), [7])
+    q = torch.zeros(1, 5)
+    q[0, 3] = 1.0
+    _grow(tree, range(1), q, "rrsw", torch.Generator().manual_seed(0))
+    assert tree.tokens == [7, 3, 3] and tree.candidates(0) == [1]

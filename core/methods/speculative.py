@@ -71,7 +71,7 @@ def walk_tree(tree: DraftTree, logits: torch.Tensor, rule: str, sampling: Sampli
     nodes, examined, p_at = [0], {}, {}
     while True:
         p_at[node] = target_probs(logits[node], sampling)
-        kids = topo.children(node)
+        kids = tree.candidates(node)
         if not kids:
             final = int(p_at[node].argmax()) if sampling.greedy else int(sample(p_at[node], gen))
             return Walk(nodes, final, "bonus", examined, p_at)

@@ -1,4 +1,5 @@
 """Drive a method's event generator and render the answer as it streams."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator

@@ -1,4 +1,5 @@
 """Draft trees from TreeStep events: the tree of one step, and acceptance per depth."""
+
 from __future__ import annotations
 
 import plotly.graph_objects as go
@@ -7,8 +8,14 @@ import streamlit as st
 from core.trace import TreeStep
 
 _ORIGIN = {"resampled": "the residual after a rejection", "bonus": "p at a leaf"}
-COLOURS = {"root": "#64748b", "accepted": "#16a34a", "rejected": "#dc2626", "unvisited": "#d4d4d8",
-           "bonus": "#2563eb", "resampled": "#f59e0b"}
+COLOURS = {
+    "root": "#64748b",
+    "accepted": "#16a34a",
+    "rejected": "#dc2626",
+    "unvisited": "#d4d4d8",
+    "bonus": "#2563eb",
+    "resampled": "#f59e0b",
+}
 
 
 def _layout(step: TreeStep) -> list[tuple[float, float]]:
@@ -34,27 +41,49 @@ def tree_figure(step: TreeStep) -> go.Figure:
             edge_y += [pos[parent][1], pos[n][1], None]
     edge_x += [pos[last][0], final_pos[0], None]
     edge_y += [pos[last][1], final_pos[1], None]
-    fig = go.Figure(go.Scatter(x=edge_x, y=edge_y, mode="lines", line={"color": "#a1a1aa", "width": 1},
-                               hoverinfo="skip", showlegend=False))
+    fig = go.Figure(
+        go.Scatter(
+            x=edge_x, y=edge_y, mode="lines", line={"color": "#a1a1aa", "width": 1}, hoverinfo="skip", showlegend=False
+        )
+    )
     for status in ("root", "accepted", "rejected", "unvisited"):
         nodes = [n for n, s in enumerate(step.status) if s == status]
         if not nodes:
             continue
-        fig.add_trace(go.Scatter(
-            x=[pos[n][0] for n in nodes], y=[pos[n][1] for n in nodes], mode="markers+text", name=status,
-            text=[repr(step.texts[n])[1:-1] for n in nodes], textposition="top center",
-            marker={"size": 16, "color": COLOURS[status], "line": {"width": 1, "color": "#18181b"}},
-            customdata=[[step.p_token[n], step.q_token[n], step.depths[n]] for n in nodes],
-            hovertemplate="%{text}<br>depth %{customdata[2]}<br>p = %{customdata[0]:.3f}"
-                          "<br>q = %{customdata[1]:.3f}<extra>" + status + "</extra>"))
-    fig.add_trace(go.Scatter(
-        x=[final_pos[0]], y=[final_pos[1]], mode="markers+text", name=step.final_kind,
-        text=[repr(step.final_text)[1:-1]], textposition="top center",
-        marker={"size": 18, "symbol": "star", "color": COLOURS[step.final_kind]},
-        hovertemplate=f"%{{text}}<extra>{step.final_kind}: drawn from {_ORIGIN[step.final_kind]}</extra>"))
-    fig.update_layout(height=340, margin={"t": 30, "b": 10, "l": 10, "r": 10}, legend={"orientation": "h", "y": 1.12},
-                      xaxis={"title": "depth", "dtick": 1, "zeroline": False},
-                      yaxis={"visible": False}, plot_bgcolor="white")
+        fig.add_trace(
+            go.Scatter(
+                x=[pos[n][0] for n in nodes],
+                y=[pos[n][1] for n in nodes],
+                mode="markers+text",
+                name=status,
+                text=[repr(step.texts[n])[1:-1] for n in nodes],
+                textposition="top center",
+                marker={"size": 16, "color": COLOURS[status], "line": {"width": 1, "color": "#18181b"}},
+                customdata=[[step.p_token[n], step.q_token[n], step.depths[n]] for n in nodes],
+                hovertemplate="%{text}<br>depth %{customdata[2]}<br>p = %{customdata[0]:.3f}"
+                "<br>q = %{customdata[1]:.3f}<extra>" + status + "</extra>",
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=[final_pos[0]],
+            y=[final_pos[1]],
+            mode="markers+text",
+            name=step.final_kind,
+            text=[repr(step.final_text)[1:-1]],
+            textposition="top center",
+            marker={"size": 18, "symbol": "star", "color": COLOURS[step.final_kind]},
+            hovertemplate=f"%{{text}}<extra>{step.final_kind}: drawn from {_ORIGIN[step.final_kind]}</extra>",
+        )
+    )
+    fig.update_layout(
+        height=340,
+        margin={"t": 30, "b": 10, "l": 10, "r": 10},
+        legend={"orientation": "h", "y": 1.12},
+        xaxis={"title": "depth", "dtick": 1, "zeroline": False},
+        yaxis={"visible": False},
+        plot_bgcolor="white",
+    )
     return fig
 
 
@@ -66,8 +95,15 @@ def depth_figure(rates: dict[str, list[float]]) -> go.Figure:
     fig = go.Figure()
     for name, values in rates.items():
         fig.add_trace(go.Bar(x=list(range(1, len(values) + 1)), y=values, name=name))
-    fig.update_layout(barmode="group", height=280, xaxis_title="draft depth", yaxis_title="acceptance rate",
-                      yaxis_range=[0, 1], margin={"t": 30, "b": 40}, legend={"orientation": "h", "y": 1.15})
+    fig.update_layout(
+        barmode="group",
+        height=280,
+        xaxis_title="draft depth",
+        yaxis_title="acceptance rate",
+        yaxis_range=[0, 1],
+        margin={"t": 30, "b": 40},
+        legend={"orientation": "h", "y": 1.15},
+    )
     return fig
 
 
@@ -78,8 +114,13 @@ def render_acceptance_per_depth(rates: dict[str, list[float]], *, key: str) -> N
 def explain_step(step: TreeStep) -> str:
     """One sentence on what the step did, for step-through teaching."""
     accepted = len(step.accepted_path) - 1
-    tail = ("then drew a bonus token from p at the leaf" if step.final_kind == "bonus"
-            else "then rejected the next depth and drew a token from the residual")
-    return (f"Step {step.step}: the {step.rule.upper()} walk accepted {accepted} of {max(step.depths)} draft "
-            f"depths ({len(step.tokens) - 1} drafted tokens in the tree), {tail}: {accepted + 1} tokens for one "
-            f"target forward.")
+    tail = (
+        "then drew a bonus token from p at the leaf"
+        if step.final_kind == "bonus"
+        else "then rejected the next depth and drew a token from the residual"
+    )
+    return (
+        f"Step {step.step}: the {step.rule.upper()} walk accepted {accepted} of {max(step.depths)} draft "
+        f"depths ({len(step.tokens) - 1} drafted tokens in the tree), {tail}: {accepted + 1} tokens for one "
+        f"target forward."
+    )

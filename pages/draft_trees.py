@@ -1,4 +1,5 @@
 """Draft trees: speculative decoding with a draft chain or tree, verified by RRS, RRSw or SpecHub."""
+
 import pandas as pd
 import streamlit as st
 
@@ -13,14 +14,19 @@ from core.metrics import acceptance_per_depth, summarize
 from core.text import InputError
 from core.trace import TreeStep
 
-SOURCES = {"self": "self-draft (first layers + exit head)", "lookup": "prompt lookup (n-gram)",
-           "model": "draft model (same tokenizer)"}
+SOURCES = {
+    "self": "self-draft (first layers + exit head)",
+    "lookup": "prompt lookup (n-gram)",
+    "model": "draft model (same tokenizer)",
+}
 RULES = {"rrs": "RRS (with replacement)", "rrsw": "RRS without replacement", "spechub": "SpecHub (k = 2)"}
 
 st.title("Draft trees")
-st.caption("A draft proposes a tree of k candidates per node and depth L; the target verifies the whole tree in "
-           "one forward with a tree attention mask and keeps the accepted path. All rules are lossless: at "
-           "temperature 0 the answer is AR's, token for token.")
+st.caption(
+    "A draft proposes a tree of k candidates per node and depth L; the target verifies the whole tree in "
+    "one forward with a tree attention mask and keeps the accepted path. All rules are lossless: at "
+    "temperature 0 the answer is AR's, token for token."
+)
 settings = sidebar()
 prompt = st.text_area("Prompt", "Explain how a bicycle works in a few sentences.", key="dt_prompt", height=90)
 c1, c2, c3, c4, c5 = st.columns(5)
@@ -41,8 +47,14 @@ if model is None:
 
 
 def options(rule_name: str, width: int) -> dict:
-    opts = {"name": rule_name, "rule": rule_name, "k": int(width), "depth": int(depth), "draft": source,
-            "layer": int(layer)}
+    opts = {
+        "name": rule_name,
+        "rule": rule_name,
+        "k": int(width),
+        "depth": int(depth),
+        "draft": source,
+        "layer": int(layer),
+    }
     if source == "model":
         from components.session import cached_model
 
@@ -62,8 +74,12 @@ try:
             if isinstance(ev, TreeStep):
                 render_tree_step(ev, key=f"dt-live-{ev.step}", container=tree_slot)
 
-        state["spec"] = stream_run(get_method("rrs").run(model, prompt, settings.gen, **options(rule, k)),
-                                   key="dt-spec", container=left, on_event=draw)
+        state["spec"] = stream_run(
+            get_method("rrs").run(model, prompt, settings.gen, **options(rule, k)),
+            key="dt-spec",
+            container=left,
+            on_event=draw,
+        )
         right.subheader("AR, same prompt")
         state["ar"] = stream_run(get_method("ar").run(model, prompt, settings.gen), key="dt-ar", container=right)
     if compare:
@@ -86,8 +102,10 @@ if "spec" in state:
         render_token_strip(spec, key="dt-strip")
         render_metrics(spec, key="dt-metrics", ar_events=ar)
         m = summarize(spec)
-        st.caption(f"mean accepted length {m.mean_accepted or 0:.2f} tokens per target forward; "
-                   f"acceptance rate {m.acceptance_rate or 0:.2f}")
+        st.caption(
+            f"mean accepted length {m.mean_accepted or 0:.2f} tokens per target forward; "
+            f"acceptance rate {m.acceptance_rate or 0:.2f}"
+        )
     with right:
         if ar:
             render_token_strip(ar, key="dt-ar-strip")
@@ -107,11 +125,26 @@ if "cmp-ar" in state:
         events = state[f"cmp-{name}"]
         m = summarize(events)
         rates[name] = acceptance_per_depth(events)
-        rows.append({"rule": RULES[name], "mean accepted length": m.mean_accepted, "acceptance rate": m.acceptance_rate,
-                     "tokens/s": m.tok_s, "speedup vs AR": m.tok_s / ar.tok_s if ar.tok_s else None,
-                     "identical to AR": m.output_ids == ar.output_ids})
-    rows.append({"rule": "AR", "mean accepted length": None, "acceptance rate": None, "tokens/s": ar.tok_s,
-                 "speedup vs AR": 1.0, "identical to AR": True})
+        rows.append(
+            {
+                "rule": RULES[name],
+                "mean accepted length": m.mean_accepted,
+                "acceptance rate": m.acceptance_rate,
+                "tokens/s": m.tok_s,
+                "speedup vs AR": m.tok_s / ar.tok_s if ar.tok_s else None,
+                "identical to AR": m.output_ids == ar.output_ids,
+            }
+        )
+    rows.append(
+        {
+            "rule": "AR",
+            "mean accepted length": None,
+            "acceptance rate": None,
+            "tokens/s": ar.tok_s,
+            "speedup vs AR": 1.0,
+            "identical to AR": True,
+        }
+    )
     st.subheader("Rules compared on the same prompt and settings")
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="dt-cmp-table")
     render_acceptance_per_depth(rates, key="dt-cmp-depth")

@@ -102,8 +102,24 @@ def test_bench_tree_methods_take_options_and_report_acceptance_per_depth(tmp_pat
     prompts = tmp_path / "p.jsonl"
     prompts.write_text(json.dumps({"id": "a", "prompt": "Tell me about rivers", "category": "c"}))
     out = tmp_path / "out.json"
-    res = bench("--prompts", str(prompts), "--methods", "ar,rrs,pld", "--max-new-tokens", "10", "--model",
-                "tiny-random-llama", "--k", "2", "--depth", "2", "--layer", "2", "--json", str(out))
+    res = bench(
+        "--prompts",
+        str(prompts),
+        "--methods",
+        "ar,rrs,pld",
+        "--max-new-tokens",
+        "10",
+        "--model",
+        "tiny-random-llama",
+        "--k",
+        "2",
+        "--depth",
+        "2",
+        "--layer",
+        "2",
+        "--json",
+        str(out),
+    )
     assert res.returncode == 0, res.stderr
     data = json.loads(out.read_text())
     rrs = data["methods"]["rrs"]

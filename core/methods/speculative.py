@@ -67,7 +67,7 @@ def verify_tree(engine: LlamaEngine, tree: DraftTree) -> torch.Tensor:
 
 def walk_tree(tree: DraftTree, logits: torch.Tensor, rule: str, sampling: SamplingConfig, gen: torch.Generator) -> Walk:
     """Apply the rule from the root down; the emitted tokens are the path's children plus the final token."""
-    topo, node = tree.topology, 0
+    node = 0
     nodes, examined, p_at = [0], {}, {}
     while True:
         p_at[node] = target_probs(logits[node], sampling)

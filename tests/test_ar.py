@@ -109,3 +109,13 @@ def test_concurrent_runs_on_one_cached_model_do_not_interfere(tiny):
     for t in threads:
         t.join()
     assert [together[0], together[1]] == alone
+
+
+def test_transformers_speculative_baselines_match_ar_when_greedy(tiny):
+    gen = GenerationConfig(16)
+    expected = run(tiny, "ar", "Repeat: one two three, one two three", gen).output_ids
+    assert run(tiny, "hf-pld", "Repeat: one two three, one two three", gen).output_ids == expected
+    events = list(METHODS["hf-assisted"].run(tiny, "Repeat: one two three, one two three", gen, draft_model=tiny))
+    assert summarize(events).output_ids == expected and events[0].method == "hf-assisted"
+    with pytest.raises(ValueError, match="draft model"):
+        list(METHODS["hf-assisted"].run(tiny, "Hi", gen))

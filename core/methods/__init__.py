@@ -37,7 +37,15 @@ METHODS: dict[str, MethodInfo] = {
             "transformers prompt lookup",
             run_hf,
             "transformers' generate with prompt_lookup_num_tokens: its own n-gram speculative decoding.",
-            {"prompt_lookup_num_tokens": 6},
+            {"name": "hf-pld", "prompt_lookup_num_tokens": 6},
+        ),
+        MethodInfo(
+            "hf-assisted",
+            "transformers assisted generation",
+            run_hf,
+            "transformers' generate with assistant_model: its own speculative decoding with a separate draft model.",
+            {"name": "hf-assisted"},
+            ("draft_model",),
         ),
         MethodInfo(
             "spec",

@@ -54,11 +54,18 @@ def generate_kwargs(model: LoadedModel, gen: GenerationConfig) -> dict:
     return kwargs
 
 
-def run_hf(model: LoadedModel, prompt: str, gen: GenerationConfig, **generate_options) -> Iterator:
-    """Yield the same events as ``run_ar`` for ``model.generate`` (extra options go to generate)."""
+def run_hf(model: LoadedModel, prompt: str, gen: GenerationConfig, *, name: str = "hf",
+           draft_model: LoadedModel | None = None, **generate_options) -> Iterator:
+    """Yield the same events as ``run_ar`` for ``model.generate`` (extra options go to generate).
+
+    ``draft_model`` makes it transformers' assisted generation with that assistant.
+    """
     prompt_ids = encode_prompt(model, prompt, gen.max_new_tokens)
-    name = "hf-pld" if "prompt_lookup_num_tokens" in generate_options else "hf"
     rec = Recorder(name, model, prompt, prompt_ids, gen, options=dict(generate_options))
+    if name == "hf-assisted":
+        if draft_model is None:
+            raise ValueError("hf-assisted is transformers' assisted generation: give it a draft model (--draft-model).")
+        generate_options["assistant_model"] = draft_model.model
     yield rec.started()
     tokens: queue.Queue = queue.Queue()
     errors: list[BaseException] = []

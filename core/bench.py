@@ -41,8 +41,6 @@ def run_once(
 def _record(method: str, p: Prompt, m: RunMetrics, events: list) -> dict:
     reached, accepted = depth_counts(events)
     return {
-        "depth_reached": reached,
-        "depth_accepted": accepted,
         "method": method,
         "id": p.id,
         "category": p.category,
@@ -55,6 +53,9 @@ def _record(method: str, p: Prompt, m: RunMetrics, events: list) -> dict:
         "forwards": m.forwards,
         "mean_accepted": m.mean_accepted,
         "acceptance_rate": m.acceptance_rate,
+        "depth_reached": reached,
+        "depth_accepted": accepted,
+        "extras": m.extras,
     }
 
 
@@ -82,11 +83,18 @@ def summarize_runs(runs: list[dict], methods: list[str]) -> dict:
             "acceptance_rate": sum(r["acceptance_rate"] for r in rates) / len(rates) if rates else None,
             "identical_to_ar": sum(ar_ids.get(r["id"]) == r["output_ids"] for r in mine) if ar_ids else None,
             "acceptance_per_depth": _pooled_depth_rates(mine),
+            **_mean_extras(mine),
         }
     if "ar" in out and out["ar"]["tok_s"]:
         for rec in out.values():
             rec["speedup_vs_ar"] = rec["tok_s"] / out["ar"]["tok_s"]
     return out
+
+
+def _mean_extras(runs: list[dict]) -> dict:
+    """Method-specific figures (RunFinished.extras) averaged over prompts."""
+    keys = {k for r in runs for k, v in r["extras"].items() if isinstance(v, int | float)}
+    return {k: sum(r["extras"].get(k, 0) for r in runs) / len(runs) for k in sorted(keys)}
 
 
 def _pooled_depth_rates(runs: list[dict]) -> list[float] | None:
@@ -154,6 +162,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--depth", type=int, help="speculative methods: draft depth L")
     ap.add_argument("--draft", choices=["self", "lookup", "model"], help="speculative methods: draft source")
     ap.add_argument("--layer", type=int, help="self-draft: exit layer e")
+    ap.add_argument("--stages", type=int, help="speed: pipeline stages")
     ap.add_argument("--draft-model", default="", help="draft source 'model': its id or path")
     ap.add_argument("--json", required=True, help="where to write the results")
     return ap
@@ -185,7 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"loading {args.model} ...", file=sys.stderr)
         model = load_model(spec, lambda f, msg: print(f"  {msg}", file=sys.stderr))
         print(model.describe(), file=sys.stderr)
-        options = {k: getattr(args, k) for k in ("k", "depth", "draft", "layer") if getattr(args, k) is not None}
+        options = {
+            k: getattr(args, k) for k in ("k", "depth", "draft", "layer", "stages") if getattr(args, k) is not None
+        }
         if args.draft_model:
             options["draft_model"] = load_model(ModelSpec(args.draft_model, args.device, args.dtype))
         result = run_bench(model, prompts, methods, gen, _progress_bar, options)

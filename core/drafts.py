@@ -20,7 +20,6 @@ import torch
 
 from core.config import SamplingConfig
 from core.engine import LlamaEngine, make_engine
-from core.heads import head_logits
 from core.models import LoadedModel
 from core.sampling import target_probs
 from core.tree import TreeTopology
@@ -102,7 +101,8 @@ class SelfDraft(_LevelDrafter):
         self.name = f"self-draft (layers 0-{layer - 1} + {'exit head' if head is not None else 'final norm + LM head'})"
 
     def _level_logits(self, out, level):
-        return head_logits(self.model.model, self.head, out.last_hidden)[0]
+        h = out.last_hidden
+        return self.engine.logits(self.head(h) if self.head is not None else h)[0]  # the packed LM head
 
     def prefill(self, ids: list[int]) -> None:
         """Nothing to do: the target's prefill wrote every layer of the shared cache."""

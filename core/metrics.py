@@ -27,6 +27,7 @@ class RunMetrics:
     acceptance_rate: float | None
     output_ids: list[int]
     text: str
+    extras: dict
 
 
 def summarize(events: list) -> RunMetrics:
@@ -55,6 +56,7 @@ def summarize(events: list) -> RunMetrics:
         acceptance_rate=accepted / drafted if drafted else None,
         output_ids=end.output_ids if end else [t for s in steps for t in s.token_ids],
         text=end.text if end else "".join(x for s in steps for x in s.texts),
+        extras=end.extras if end else {},
     )
 
 

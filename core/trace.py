@@ -73,7 +73,8 @@ class Notice:
 
 @event
 class RunFinished:
-    """The run ended: all output ids, the decoded text, wall time and why it stopped."""
+    """The run ended: all output ids, the decoded text, wall time, why it stopped, and any
+    method-specific figures (e.g. SPEED's ticks and flushes) in ``extras``."""
 
     kind: ClassVar[str] = "run_finished"
     output_ids: list[int]
@@ -81,6 +82,7 @@ class RunFinished:
     wall_s: float
     stop_reason: str
     t: float = 0.0
+    extras: dict = field(default_factory=dict)  # method-specific figures (plain values)
 
 
 def to_dict(ev) -> dict:
@@ -150,4 +152,27 @@ class TreeStep:
     final_token: int
     final_text: str
     final_kind: str
+    t: float = 0.0
+
+
+@event
+class PipelineTick:
+    """One tick of the SPEED pipeline (draw it as a timeline: token x stage x time).
+
+    Per stage s (0 = earliest layers): the token text in it ("" = idle), its slot, and
+    whether it is speculative (entered on an early-exit guess not yet confirmed).
+    ``hit`` / ``flushed``: the token leaving the last stage confirmed the guess behind it,
+    or did not, and the work behind it was thrown away. Times are seconds since the start.
+    """
+
+    kind: ClassVar[str] = "pipeline_tick"
+    tick: int
+    start: float
+    end: float
+    stage_texts: list[str]
+    stage_slots: list[int]
+    stage_speculative: list[bool]
+    committed_text: str
+    hit: bool | None
+    flushed: list[str]
     t: float = 0.0

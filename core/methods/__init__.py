@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from core.methods.ar import run_ar
 from core.methods.hf import run_hf
+from core.methods.pipeline import run_speed
 from core.methods.speculative import run_speculative
 
 
@@ -86,6 +87,15 @@ METHODS: dict[str, MethodInfo] = {
             "Binary draft tree whose pairs always hold the hub argmax q; SpecHub's optimal transport.",
             {"name": "spechub", "rule": "spechub", "k": 2, "depth": 4, "draft": "self"},
             ("k", "depth", "layer", "draft", "draft_model"),
+        ),
+        MethodInfo(
+            "speed",
+            "SPEED pipeline",
+            run_speed,
+            "Layers split into stages; an early-exit guess of the next token enters the pipeline before the "
+            "current token has left it; a wrong guess is flushed.",
+            {"layer": 8, "stages": 2},
+            ("layer", "stages"),
         ),
     ]
 }

@@ -96,11 +96,16 @@ class Recorder:
     def notice(self, message: str, level: str = "warning") -> Notice:
         return Notice(level=level, message=message, t=self.clock.now())
 
-    def finished(self) -> RunFinished:
+    def finished(self, extras: dict | None = None) -> RunFinished:
         now = self.clock.now()
         text = self.model.tokenizer.decode(self.output, skip_special_tokens=True)
         return RunFinished(
-            output_ids=list(self.output), text=text, wall_s=now, stop_reason=self.stop_reason or "stopped", t=now
+            output_ids=list(self.output),
+            text=text,
+            wall_s=now,
+            stop_reason=self.stop_reason or "stopped",
+            t=now,
+            extras=extras or {},
         )
 
 

@@ -1,0 +1,170 @@
+"""SPEED: speculative pipelined execution with early-exit speculation (METHODS.md section 4).
+
+The decoder layers are split at boundaries 0 = b_0 < b_1 < ... < b_S = L. In each tick,
+every token in flight advances one stage (an engine forward over its layer range at
+its own KV slot). A token leaving stage 1 is read by the exit head at layer b_1, whose
+argmax guess y^_{t+1} enters stage 1 in the next tick. A token leaving stage S gives
+the model's real next token x_{t+1} (argmax, or a draw from p with the run's
+generator, exactly as ``ar`` draws it). If x_{t+1} == y^_{t+1} the work already done on
+it is kept (a hit); otherwise every token behind is flushed and x_{t+1} enters stage
+1. Flushed slots need no explicit rollback: tokens flow in slot order, so every layer
+of a slot is rewritten before a later token reads it. Output equals ``ar``'s, token for
+token, at every temperature with the same seed (the same draws, in the same order).
+
+On a standard decoder the stages of a tick run one after another here, so a tick costs
+about a full forward; ``parameter_shared_model`` gives, labelled as a model, the tick
+time a parameter-shared decoder would get by running the tokens in flight as one batch.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from core.config import GenerationConfig
+from core.engine import LlamaEngine, make_engine
+from core.heads import Heads, exit_head_path
+from core.methods.recorder import Recorder, excluding_consumer_time
+from core.models import LoadedModel
+from core.sampling import make_generator, next_token
+from core.text import encode_prompt
+from core.trace import PipelineTick
+
+DEFAULT_EXIT_LAYER = 8
+
+
+@dataclass
+class InFlight:
+    token: int
+    slot: int
+    stage: int  # stages completed
+    speculative: bool
+    hidden: torch.Tensor | None = None  # [1, 1, H] after its last completed stage
+
+
+def stage_bounds(n_layers: int, exit_layer: int, stages: int) -> list[int]:
+    """b_0 = 0, b_1 = exit layer, the rest of the layers split evenly into stages - 1 parts."""
+    if stages < 2:
+        raise ValueError("A pipeline needs at least 2 stages.")
+    if not 1 <= exit_layer < n_layers:
+        raise ValueError(f"The exit layer must be between 1 and {n_layers - 1}, got {exit_layer}.")
+    rest = n_layers - exit_layer
+    if rest < stages - 1:
+        raise ValueError(f"{stages} stages do not fit: only {rest} layers follow the exit layer {exit_layer}.")
+    return [0, exit_layer] + [exit_layer + round(rest * i / (stages - 1)) for i in range(1, stages)]
+
+
+def load_exit_head(model: LoadedModel, layer: int) -> tuple[torch.nn.Module | None, str | None]:
+    """The trained exit head for ``layer`` if one ships, else None and a sentence saying so."""
+    path = exit_head_path(model.key, layer)
+    if path.is_file():
+        return Heads.load(path, model.device, model.dtype).heads[0], None
+    return None, (f"No trained exit head for {model.key} at layer {layer}; speculating with the plain early exit "
+                  f"(final norm + LM head). Train one with `python -m core.train exit-head --layer {layer}`.")
+
+
+@excluding_consumer_time
+def run_speed(model: LoadedModel, prompt: str, gen: GenerationConfig, *, layer: int = DEFAULT_EXIT_LAYER,
+              stages: int = 2) -> Iterator:
+    """Yield RunStarted, per tick a PipelineTick (and a StepCommitted when a token leaves the pipe), RunFinished."""
+    prompt_ids = encode_prompt(model, prompt, gen.max_new_tokens)
+    rec = Recorder("speed", model, prompt, prompt_ids, gen, options={"layer": layer, "stages": stages})
+    yield rec.started()
+    engine = make_engine(model, batch=1, max_len=len(prompt_ids) + gen.max_new_tokens + stages + 1)
+    if not isinstance(engine, LlamaEngine):
+        raise ValueError("SPEED needs the llama engine (explicit layer ranges).")
+    bounds = stage_bounds(engine.n_layers, layer, stages)
+    head, notice = load_exit_head(model, layer)
+    if notice:
+        yield rec.notice(notice)
+    rng = make_generator(gen.sampling.seed, model.device)
+    device = model.device
+    if len(prompt_ids) > 1:
+        engine.forward(torch.tensor([prompt_ids[:-1]], device=device), last_only=True)
+        engine.commit(len(prompt_ids) - 1)
+    pipe = [InFlight(prompt_ids[-1], len(prompt_ids) - 1, 0, False)]
+    tick = hits = flushes = 0
+    while not rec.done:
+        tick += 1
+        t_start = rec.clock.now()
+        t0 = time.perf_counter()
+        guess, committed, hit, flushed = None, None, None, []
+        for item in list(pipe):  # oldest (deepest) first
+            s = item.stage
+            layers = range(bounds[s], bounds[s + 1])
+            out = engine.forward(
+                torch.tensor([[item.token]], device=device) if s == 0 else None, hidden_in=item.hidden,
+                start=item.slot, positions=torch.tensor([[item.slot]], device=device), layers=layers,
+                last_only=True)
+            item.stage, item.hidden = s + 1, out.last_hidden
+            if s == 0:
+                h = out.last_hidden
+                guess = int(engine.logits(head(h) if head is not None else h)[0, -1].argmax())
+            if item.stage == stages:
+                committed = next_token(out.logits[0, -1], gen.sampling, rng)
+        snapshot = [("", -1, False)] * stages
+        for item in pipe:
+            snapshot[item.stage - 1] = (model.tokenizer.decode([item.token]), item.slot, item.speculative)
+        if committed is not None:
+            done = pipe.pop(0)
+            engine.commit(1)
+            if pipe and pipe[0].token == committed:
+                hit = True
+                pipe[0].speculative = False
+            else:
+                hit = False if pipe else None
+                flushed = [model.tokenizer.decode([p.token]) for p in pipe]
+                pipe = [InFlight(committed, done.slot + 1, 0, False)]
+                guess = None
+        if guess is not None and len(pipe) < stages:
+            pipe.append(InFlight(guess, pipe[-1].slot + 1, 0, True))
+        text = model.tokenizer.decode([committed]) if committed is not None else ""
+        yield PipelineTick(tick=tick, start=t_start, end=rec.clock.now(), stage_texts=[x[0] for x in snapshot],
+                           stage_slots=[x[1] for x in snapshot], stage_speculative=[x[2] for x in snapshot],
+                           committed_text=text, hit=hit, flushed=flushed, t=rec.clock.now())
+        if committed is not None:
+            yield rec.commit([committed], time.perf_counter() - t0, drafted=1 if hit is not None else 0,
+                             accepted=1 if hit else 0)
+        hits += bool(hit)
+        flushes += bool(flushed)
+    costs = stage_costs(engine, bounds[1], stages)
+    yield rec.finished(extras={
+        "ticks": tick, "hits": hits, "flushes": flushes, "stages": stages, "exit_layer": layer,
+        "layer_ms_1_token": costs[0] * 1000, "layer_ms_batched": costs[1] * 1000,
+        "modelled_parameter_shared_speedup": parameter_shared_model(costs, stages, len(rec.output), tick)})
+
+
+def stage_costs(engine: LlamaEngine, layers: int, n: int, repeats: int = 3) -> tuple[float, float]:
+    """Measured seconds per decoder layer for 1 token and for n tokens in one batched call.
+
+    Runs on scratch slots past the committed length (nothing is committed or kept).
+    """
+    base = engine.length
+    h = engine.decoder.embed_tokens(torch.ones(1, n, dtype=torch.long, device=engine.device))
+    timings = []
+    for width in (1, n):
+        best = float("inf")
+        for _ in range(repeats):
+            if engine.device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            engine.forward(hidden_in=h[:, :width], start=base, layers=range(1, 1 + layers))
+            if engine.device.type == "cuda":
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - t0)
+        timings.append(best / max(layers, 1))
+    return timings[0], timings[1]  # per layer: 1 token, n tokens batched
+
+
+def parameter_shared_model(costs: tuple[float, float], stages: int, tokens: int, ticks: int) -> float:
+    """Modelled speedup of SPEED on a parameter-shared decoder (a model, not a measurement).
+
+    If every stage reused the same weights, the S tokens in flight would go through them in
+    one batched call: a tick would cost c(S) per layer instead of AR's S * c(1) for S layers'
+    worth of one token. With the run's measured tokens per tick (hits and flushes included):
+        speedup = S * c(1) / c(S) * tokens / ticks.
+    """
+    c1, cs = costs
+    return stages * c1 / cs * tokens / ticks if ticks and cs > 0 else 0.0

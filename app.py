@@ -11,5 +11,6 @@ st.set_page_config(page_title="Decoding Lab", page_icon="⚡", layout="wide")
 pages = [
     st.Page("pages/autoregressive.py", title="Autoregressive", icon="➡️", default=True),
     st.Page("pages/draft_trees.py", title="Draft trees", icon="🌳"),
+    st.Page("pages/pipeline.py", title="SPEED pipeline", icon="⏩"),
 ]
 st.navigation(pages).run()

@@ -14,6 +14,7 @@ records the command, seed, loss curve and hit rates.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -23,11 +24,13 @@ import torch
 
 from core.config import GenerationConfig, ModelSpec
 from core.engine import LlamaEngine
-from core.heads import HeadInfo, Heads, exit_head_path, head_logits
+from core.heads import ASSETS, HeadInfo, Heads, exit_head_path, head_logits
 from core.methods.ar import run_ar
 from core.models import LoadedModel, cache_root, load_model
 from core.prompts import load_prompts
 from core.trace import RunFinished
+
+ASSETS_HIT_RATES = ASSETS.parent / "hit_rates"
 
 
 def log(msg: str) -> None:
@@ -159,6 +162,31 @@ def train_exit_head(
     return heads
 
 
+def hit_rate_path(model: LoadedModel) -> Path:
+    return ASSETS_HIT_RATES / f"{model.key}.json"
+
+
+def layer_hit_rates(model: LoadedModel, tokens: int) -> dict:
+    """Hit rate of the plain early exit at every layer e = 1..L-1 on the suite's self-distillation
+    positions, and of every shipped trained exit head on its held-out positions."""
+    n_layers = model.config.num_hidden_layers
+    layers = tuple(range(1, n_layers))
+    data = collect_hidden(model, distill_sequences(model, tokens), layers)
+    plain = []
+    for e in layers:
+        plain.append(hit_rate(model, None, data.by_layer[e], data.final))
+        log(f"  layer {e}: plain early exit hit rate {plain[-1]:.3f}")
+    trained = {}
+    for e in layers:
+        path = exit_head_path(model.key, e)
+        if path.is_file():
+            head = Heads.load(path, model.device, model.dtype).heads[0]
+            trained[str(e)] = hit_rate(model, head, data.by_layer[e][data.held_out], data.final[data.held_out])
+            log(f"  layer {e}: trained exit head hit rate {trained[str(e)]:.3f} (held-out prompts)")
+    return {"model": model.key, "layers": list(layers), "plain": plain, "trained": trained,
+            "positions": int(len(data.final)), "held_out_positions": int(data.held_out.sum())}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m core.train", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="what", required=True)
@@ -171,10 +199,20 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--seed", type=int, default=0)
     ex.add_argument("--tokens", type=int, default=64, help="length of each greedy continuation")
     ex.add_argument("--out", default="", help="default: assets/heads/<model>-exit-L<layer>.pt")
+    hr = sub.add_parser("hit-rates", help="early-exit hit rate at every layer (plain and trained heads), JSON out")
+    hr.add_argument("--model", default="embedded")
+    hr.add_argument("--tokens", type=int, default=64)
+    hr.add_argument("--out", default="", help="default: assets/hit_rates/<model>.json")
     args = ap.parse_args(argv)
     command = "python -m core.train " + " ".join(argv if argv is not None else sys.argv[1:])
     try:
         model = load_model(ModelSpec(args.model, "auto", "float32"), lambda f, m: log(f"  {m}"))
+        if args.what == "hit-rates":
+            out = Path(args.out) if args.out else hit_rate_path(model)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(layer_hit_rates(model, args.tokens), indent=1))
+            log(f"saved {out}")
+            return 0
         heads = train_exit_head(
             model,
             args.layer,

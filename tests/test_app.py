@@ -93,3 +93,15 @@ def test_draft_trees_page_reports_bad_settings(tiny):
     at.button(key="dt_run").click().run()
     assert not at.exception
     assert any("set k = 1" in w.value for w in at.warning)
+
+
+def test_pipeline_page_runs_and_shows_the_timeline(tiny):
+    at = app(max_new=8)
+    at.switch_page("pages/pipeline.py").run()
+    at.number_input(key="sp_layer").set_value(2)
+    at.button(key="sp_run").click().run()
+    assert not at.exception
+    labels = {m.label for m in at.metric}
+    assert {"hit rate", "flushes", "ticks", "speedup vs AR"} <= labels
+    assert any("parameter-shared" in label for label in labels)
+    assert any(m.value.startswith("Tick ") for m in at.markdown)

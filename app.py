@@ -12,5 +12,6 @@ pages = [
     st.Page("pages/autoregressive.py", title="Autoregressive", icon="➡️", default=True),
     st.Page("pages/draft_trees.py", title="Draft trees", icon="🌳"),
     st.Page("pages/pipeline.py", title="SPEED pipeline", icon="⏩"),
+    st.Page("pages/compare.py", title="Compare", icon="⚖️"),
 ]
 st.navigation(pages).run()

@@ -1,4 +1,5 @@
 """SPEED from PipelineTick events: the timeline (token x stage x time) and hit rates per exit layer."""
+
 from __future__ import annotations
 
 import plotly.graph_objects as go
@@ -23,18 +24,44 @@ def timeline_figure(ticks: list[PipelineTick]) -> go.Figure:
                     widths.append(max(tk.end - tk.start, 1e-6))
                     ys.append(f"stage {s + 1}")
                     labels.append(f"{tk.stage_texts[s]!r} (slot {tk.stage_slots[s]}, tick {tk.tick})")
-        fig.add_trace(go.Bar(x=widths, y=ys, base=xs, orientation="h", name=name, marker_color=colour,
-                             text=[lbl.split(" (")[0] for lbl in labels], textposition="inside",
-                             hovertext=labels, hoverinfo="text"))
+        fig.add_trace(
+            go.Bar(
+                x=widths,
+                y=ys,
+                base=xs,
+                orientation="h",
+                name=name,
+                marker_color=colour,
+                text=[lbl.split(" (")[0] for lbl in labels],
+                textposition="inside",
+                hovertext=labels,
+                hoverinfo="text",
+            )
+        )
     for hit, colour, symbol, name in ((False, "#dc2626", "x", "flush"), (True, "#15803d", "circle", "hit")):
         marks = [tk for tk in ticks if tk.hit is hit]
-        fig.add_trace(go.Scatter(x=[tk.end for tk in marks], y=[f"stage {n_stages}"] * len(marks), mode="markers",
-                                 name=name, marker={"color": colour, "symbol": symbol, "size": 10},
-                                 hovertext=[f"tick {tk.tick}: flushed {tk.flushed}" if not hit else
-                                            f"tick {tk.tick}: guess confirmed" for tk in marks], hoverinfo="text"))
-    fig.update_layout(barmode="overlay", height=120 + 60 * n_stages, xaxis_title="seconds since start",
-                      margin={"t": 30, "b": 40}, legend={"orientation": "h", "y": 1.25},
-                      yaxis={"categoryorder": "category descending"})
+        fig.add_trace(
+            go.Scatter(
+                x=[tk.end for tk in marks],
+                y=[f"stage {n_stages}"] * len(marks),
+                mode="markers",
+                name=name,
+                marker={"color": colour, "symbol": symbol, "size": 10},
+                hovertext=[
+                    f"tick {tk.tick}: flushed {tk.flushed}" if not hit else f"tick {tk.tick}: guess confirmed"
+                    for tk in marks
+                ],
+                hoverinfo="text",
+            )
+        )
+    fig.update_layout(
+        barmode="overlay",
+        height=120 + 60 * n_stages,
+        xaxis_title="seconds since start",
+        margin={"t": 30, "b": 40},
+        legend={"orientation": "h", "y": 1.25},
+        yaxis={"categoryorder": "category descending"},
+    )
     return fig
 
 
@@ -44,27 +71,46 @@ def render_timeline(ticks: list[PipelineTick], *, key: str, container=None) -> N
 
 def hit_rate_figure(data: dict) -> go.Figure:
     """Hit rate (early prediction == the model's real next token) per exit layer."""
-    fig = go.Figure(go.Scatter(x=data["layers"], y=data["plain"], mode="lines+markers",
-                               name="final norm + LM head at layer e"))
+    fig = go.Figure(
+        go.Scatter(x=data["layers"], y=data["plain"], mode="lines+markers", name="final norm + LM head at layer e")
+    )
     heads = data.get("trained", {})
     if heads:
-        fig.add_trace(go.Scatter(x=[int(k) for k in heads], y=list(heads.values()), mode="markers",
-                                 marker={"size": 12, "symbol": "star"}, name="trained exit head"))
+        fig.add_trace(
+            go.Scatter(
+                x=[int(k) for k in heads],
+                y=list(heads.values()),
+                mode="markers",
+                marker={"size": 12, "symbol": "star"},
+                name="trained exit head",
+            )
+        )
     fig.add_hline(y=0.5, line_dash="dot", annotation_text="0.5")
-    fig.update_layout(height=300, xaxis_title="exit layer e", yaxis_title="hit rate", yaxis_range=[0, 1],
-                      margin={"t": 30, "b": 40}, legend={"orientation": "h", "y": 1.15})
+    fig.update_layout(
+        height=300,
+        xaxis_title="exit layer e",
+        yaxis_title="hit rate",
+        yaxis_range=[0, 1],
+        margin={"t": 30, "b": 40},
+        legend={"orientation": "h", "y": 1.15},
+    )
     return fig
 
 
 def explain_tick(tick: PipelineTick) -> str:
-    busy = [f"stage {s + 1}: {t!r}{' (guess)' if spec else ''}"
-            for s, (t, spec) in enumerate(zip(tick.stage_texts, tick.stage_speculative, strict=True)) if t]
+    busy = [
+        f"stage {s + 1}: {t!r}{' (guess)' if spec else ''}"
+        for s, (t, spec) in enumerate(zip(tick.stage_texts, tick.stage_speculative, strict=True))
+        if t
+    ]
     what = "; ".join(busy) or "idle"
     if tick.hit is True:
         end = f"The token {tick.committed_text!r} left the pipe and confirmed the guess behind it: its work is kept."
     elif tick.hit is False:
-        end = (f"The token {tick.committed_text!r} left the pipe, but the guess behind it was wrong: "
-               f"flushed {tick.flushed}.")
+        end = (
+            f"The token {tick.committed_text!r} left the pipe, but the guess behind it was wrong: "
+            f"flushed {tick.flushed}."
+        )
     elif tick.committed_text:
         end = f"The token {tick.committed_text!r} left the pipe."
     else:

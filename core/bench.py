@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from core.config import ConfigError, GenerationConfig, ModelSpec, SamplingConfig
 from core.methods import METHODS, get_method
@@ -22,6 +23,7 @@ from core.metrics import RunMetrics, depth_counts, rates, summarize
 from core.models import ModelLoadError, load_model
 from core.prompts import SUITE, Prompt, load_prompts
 from core.text import InputError
+from core.trace import dumps
 
 WARMUP_TOKENS = 8
 
@@ -116,6 +118,7 @@ def run_bench(
     gen: GenerationConfig,
     progress: Callable[[int, int, str], None] | None = None,
     options: dict | None = None,
+    trace_dir: str | None = None,
 ) -> dict:
     """Warm up, then run each prompt through each method; return the bench JSON object.
 
@@ -131,6 +134,9 @@ def run_bench(
         for name in methods:
             events, metrics = run_once(model, name, p.prompt, gen, options)
             runs.append(_record(name, p, metrics, events))
+            if trace_dir:
+                Path(trace_dir).mkdir(parents=True, exist_ok=True)
+                (Path(trace_dir) / f"{name}-{p.id}.json").write_text(dumps(events))
             done += 1
             if progress:
                 progress(done, total, f"{name} on {p.id}")
@@ -164,6 +170,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--layer", type=int, help="self-draft: exit layer e")
     ap.add_argument("--stages", type=int, help="speed: pipeline stages")
     ap.add_argument("--draft-model", default="", help="draft source 'model': its id or path")
+    ap.add_argument("--trace-dir", default="", help="also save every run's trace as METHOD-ID.json here")
     ap.add_argument("--json", required=True, help="where to write the results")
     return ap
 
@@ -199,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         if args.draft_model:
             options["draft_model"] = load_model(ModelSpec(args.draft_model, args.device, args.dtype))
-        result = run_bench(model, prompts, methods, gen, _progress_bar, options)
+        result = run_bench(model, prompts, methods, gen, _progress_bar, options, args.trace_dir or None)
     except (ConfigError, ModelLoadError, InputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

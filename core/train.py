@@ -183,8 +183,14 @@ def layer_hit_rates(model: LoadedModel, tokens: int) -> dict:
             head = Heads.load(path, model.device, model.dtype).heads[0]
             trained[str(e)] = hit_rate(model, head, data.by_layer[e][data.held_out], data.final[data.held_out])
             log(f"  layer {e}: trained exit head hit rate {trained[str(e)]:.3f} (held-out prompts)")
-    return {"model": model.key, "layers": list(layers), "plain": plain, "trained": trained,
-            "positions": int(len(data.final)), "held_out_positions": int(data.held_out.sum())}
+    return {
+        "model": model.key,
+        "layers": list(layers),
+        "plain": plain,
+        "trained": trained,
+        "positions": int(len(data.final)),
+        "held_out_positions": int(data.held_out.sum()),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,10 +6,10 @@ from components.answer import render_metrics, render_token_strip
 from components.charts import render_latency_chart
 from components.live import stream_run
 from components.session import current_model, sidebar
+from components.traces import download_trace, load_trace_widget, trace_method
 from core.engine import EngineUnsupported
 from core.methods import get_method
 from core.text import InputError
-from core.trace import dumps
 
 st.title("Autoregressive decoding")
 st.caption(
@@ -26,6 +26,9 @@ if model is None:
     st.stop()
 
 results = st.session_state.setdefault("ar_results", {})
+recorded = load_trace_widget(("ar", "hf", "hf-pld"), key="ar-trace")
+if recorded is not None and not run:
+    results[trace_method(recorded).replace("hf-pld", "hf")] = recorded
 cols = dict(zip(("ar", "hf"), st.columns(2), strict=True))
 for name, col in cols.items():
     col.subheader(f"{name}: {get_method(name).title}")
@@ -48,13 +51,7 @@ for name, col in cols.items():
         if not run:
             render_token_strip(results[name], key=f"ar-strip-{name}")
         render_metrics(results[name], key=f"ar-metrics-{name}", ar_events=results.get("ar") if name != "ar" else None)
-        st.download_button(
-            "Download trace (JSON)",
-            dumps(results[name]),
-            file_name=f"trace-{name}.json",
-            mime="application/json",
-            key=f"ar-dl-{name}",
-        )
+        download_trace(results[name], key=f"ar-dl-{name}")
 if results:
     st.subheader("Per-token latency")
     render_latency_chart(results, key="ar-latency")

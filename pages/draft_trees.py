@@ -6,6 +6,7 @@ import streamlit as st
 from components.answer import render_metrics, render_notices, render_token_strip
 from components.live import stream_run
 from components.session import current_model, sidebar
+from components.traces import download_trace, load_trace_widget
 from components.tree import explain_step, render_acceptance_per_depth, render_tree_step
 from core.engine import EngineUnsupported
 from core.methods import get_method
@@ -63,6 +64,10 @@ def options(rule_name: str, width: int) -> dict:
 
 
 state = st.session_state.setdefault("dt_results", {})
+recorded = load_trace_widget(("spec", "pld", "rrs", "rrsw", "spechub"), key="dt-trace")
+if recorded is not None and not (run or compare):
+    state.clear()
+    state["spec"] = recorded
 try:
     if run:
         state.clear()
@@ -102,6 +107,7 @@ if "spec" in state:
         render_token_strip(spec, key="dt-strip")
         render_metrics(spec, key="dt-metrics", ar_events=ar)
         m = summarize(spec)
+        download_trace(spec, key="dt-dl")
         st.caption(
             f"mean accepted length {m.mean_accepted or 0:.2f} tokens per target forward; "
             f"acceptance rate {m.acceptance_rate or 0:.2f}"

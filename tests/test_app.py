@@ -105,3 +105,40 @@ def test_pipeline_page_runs_and_shows_the_timeline(tiny):
     assert {"hit rate", "flushes", "ticks", "speedup vs AR"} <= labels
     assert any("parameter-shared" in label for label in labels)
     assert any(m.value.startswith("Tick ") for m in at.markdown)
+
+
+def test_trace_download_and_upload_round_trip_renders_like_the_live_run(tiny):
+    from core.trace import dumps
+
+    at = app(max_new=6)
+    at.button(key="ar_run").click().run()
+    live = at.session_state["ar_results"]["ar"]
+    at.run()  # the rerun after a run draws the coloured token strip
+    strip = [m.value for m in at.markdown if "data-key='ar-strip-ar'" in m.value]
+    fresh = app(max_new=6)
+    fresh.file_uploader(key="ar-trace-upload").set_value(("trace-ar.json", dumps(live).encode(), "application/json"))
+    fresh.run()
+    assert not fresh.exception
+    assert [m.value for m in fresh.markdown if "data-key='ar-strip-ar'" in m.value] == strip
+    assert [m.value for m in fresh.metric if m.label == "tokens"] == ["6"]
+
+
+def test_uploading_something_else_gets_a_message(tiny):
+    at = app()
+    at.file_uploader(key="ar-trace-upload").set_value(("x.json", b"{not json", "application/json")).run()
+    assert not at.exception and any("not JSON" in w.value for w in at.warning)
+
+
+def test_compare_page_runs_methods_side_by_side_and_keeps_results(tiny):
+    at = app(max_new=8)
+    at.switch_page("pages/compare.py").run()
+    at.multiselect(key="cmp_methods").set_value(["hf", "pld"])
+    at.button(key="cmp_run").click().run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["method"]) == ["ar", "hf", "pld"]
+    assert table["identical to AR"].all()  # greedy
+    at.run()
+    assert list(at.dataframe[0].value["method"]) == ["ar", "hf", "pld"]  # still there after a rerun
+    at.button(key="cmp_clear").click().run()
+    assert not at.dataframe

@@ -1,4 +1,5 @@
 """SPEED: identical to AR (greedy and sampled, same seed), ticks and flushes accounted, bad settings refused."""
+
 import pytest
 
 from core.config import GenerationConfig, SamplingConfig
@@ -55,9 +56,24 @@ def test_hit_rates_cli_writes_every_layer(tmp_path):
     from pathlib import Path
 
     out = tmp_path / "hr.json"
-    res = subprocess.run([sys.executable, "-m", "core.train", "hit-rates", "--model", "tiny-random-llama", "--tokens",
-                          "4", "--out", str(out)], cwd=Path(__file__).resolve().parent.parent, capture_output=True,
-                         text=True, timeout=600)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "core.train",
+            "hit-rates",
+            "--model",
+            "tiny-random-llama",
+            "--tokens",
+            "4",
+            "--out",
+            str(out),
+        ],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr
     data = json.loads(out.read_text())
     assert data["layers"] == [1, 2, 3] and len(data["plain"]) == 3 and all(0 <= x <= 1 for x in data["plain"])

@@ -54,8 +54,15 @@ def generate_kwargs(model: LoadedModel, gen: GenerationConfig) -> dict:
     return kwargs
 
 
-def run_hf(model: LoadedModel, prompt: str, gen: GenerationConfig, *, name: str = "hf",
-           draft_model: LoadedModel | None = None, **generate_options) -> Iterator:
+def run_hf(
+    model: LoadedModel,
+    prompt: str,
+    gen: GenerationConfig,
+    *,
+    name: str = "hf",
+    draft_model: LoadedModel | None = None,
+    **generate_options,
+) -> Iterator:
     """Yield the same events as ``run_ar`` for ``model.generate`` (extra options go to generate).
 
     ``draft_model`` makes it transformers' assisted generation with that assistant.

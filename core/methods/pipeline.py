@@ -15,6 +15,7 @@ On a standard decoder the stages of a tick run one after another here, so a tick
 about a full forward; ``parameter_shared_model`` gives, labelled as a model, the tick
 time a parameter-shared decoder would get by running the tokens in flight as one batch.
 """
+
 from __future__ import annotations
 
 import time
@@ -61,13 +62,16 @@ def load_exit_head(model: LoadedModel, layer: int) -> tuple[torch.nn.Module | No
     path = exit_head_path(model.key, layer)
     if path.is_file():
         return Heads.load(path, model.device, model.dtype).heads[0], None
-    return None, (f"No trained exit head for {model.key} at layer {layer}; speculating with the plain early exit "
-                  f"(final norm + LM head). Train one with `python -m core.train exit-head --layer {layer}`.")
+    return None, (
+        f"No trained exit head for {model.key} at layer {layer}; speculating with the plain early exit "
+        f"(final norm + LM head). Train one with `python -m core.train exit-head --layer {layer}`."
+    )
 
 
 @excluding_consumer_time
-def run_speed(model: LoadedModel, prompt: str, gen: GenerationConfig, *, layer: int = DEFAULT_EXIT_LAYER,
-              stages: int = 2) -> Iterator:
+def run_speed(
+    model: LoadedModel, prompt: str, gen: GenerationConfig, *, layer: int = DEFAULT_EXIT_LAYER, stages: int = 2
+) -> Iterator:
     """Yield RunStarted, per tick a PipelineTick (and a StepCommitted when a token leaves the pipe), RunFinished."""
     prompt_ids = encode_prompt(model, prompt, gen.max_new_tokens)
     rec = Recorder("speed", model, prompt, prompt_ids, gen, options={"layer": layer, "stages": stages})
@@ -95,9 +99,13 @@ def run_speed(model: LoadedModel, prompt: str, gen: GenerationConfig, *, layer: 
             s = item.stage
             layers = range(bounds[s], bounds[s + 1])
             out = engine.forward(
-                torch.tensor([[item.token]], device=device) if s == 0 else None, hidden_in=item.hidden,
-                start=item.slot, positions=torch.tensor([[item.slot]], device=device), layers=layers,
-                last_only=True)
+                torch.tensor([[item.token]], device=device) if s == 0 else None,
+                hidden_in=item.hidden,
+                start=item.slot,
+                positions=torch.tensor([[item.slot]], device=device),
+                layers=layers,
+                last_only=True,
+            )
             item.stage, item.hidden = s + 1, out.last_hidden
             if s == 0:
                 h = out.last_hidden
@@ -121,19 +129,37 @@ def run_speed(model: LoadedModel, prompt: str, gen: GenerationConfig, *, layer: 
         if guess is not None and len(pipe) < stages:
             pipe.append(InFlight(guess, pipe[-1].slot + 1, 0, True))
         text = model.tokenizer.decode([committed]) if committed is not None else ""
-        yield PipelineTick(tick=tick, start=t_start, end=rec.clock.now(), stage_texts=[x[0] for x in snapshot],
-                           stage_slots=[x[1] for x in snapshot], stage_speculative=[x[2] for x in snapshot],
-                           committed_text=text, hit=hit, flushed=flushed, t=rec.clock.now())
+        yield PipelineTick(
+            tick=tick,
+            start=t_start,
+            end=rec.clock.now(),
+            stage_texts=[x[0] for x in snapshot],
+            stage_slots=[x[1] for x in snapshot],
+            stage_speculative=[x[2] for x in snapshot],
+            committed_text=text,
+            hit=hit,
+            flushed=flushed,
+            t=rec.clock.now(),
+        )
         if committed is not None:
-            yield rec.commit([committed], time.perf_counter() - t0, drafted=1 if hit is not None else 0,
-                             accepted=1 if hit else 0)
+            yield rec.commit(
+                [committed], time.perf_counter() - t0, drafted=1 if hit is not None else 0, accepted=1 if hit else 0
+            )
         hits += bool(hit)
         flushes += bool(flushed)
     costs = stage_costs(engine, bounds[1], stages)
-    yield rec.finished(extras={
-        "ticks": tick, "hits": hits, "flushes": flushes, "stages": stages, "exit_layer": layer,
-        "layer_ms_1_token": costs[0] * 1000, "layer_ms_batched": costs[1] * 1000,
-        "modelled_parameter_shared_speedup": parameter_shared_model(costs, stages, len(rec.output), tick)})
+    yield rec.finished(
+        extras={
+            "ticks": tick,
+            "hits": hits,
+            "flushes": flushes,
+            "stages": stages,
+            "exit_layer": layer,
+            "layer_ms_1_token": costs[0] * 1000,
+            "layer_ms_batched": costs[1] * 1000,
+            "modelled_parameter_shared_speedup": parameter_shared_model(costs, stages, len(rec.output), tick),
+        }
+    )
 
 
 def stage_costs(engine: LlamaEngine, layers: int, n: int, repeats: int = 3) -> tuple[float, float]:

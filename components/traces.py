@@ -1,0 +1,50 @@
+"""Trace files in the app: download a run, load a recorded one (uploaded or shipped in assets/traces)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from core.trace import RunStarted, dumps, loads
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "traces"
+
+
+def trace_method(events: list) -> str:
+    return next((e.method for e in events if isinstance(e, RunStarted)), "?")
+
+
+def download_trace(events: list, *, key: str, container=None) -> None:
+    (container or st).download_button(
+        "Download trace (JSON)",
+        dumps(events),
+        file_name=f"trace-{trace_method(events)}.json",
+        mime="application/json",
+        key=key,
+    )
+
+
+def load_trace_widget(methods: tuple[str, ...], *, key: str) -> list | None:
+    """An uploader plus the shipped examples for ``methods``; returns the chosen trace's events or None.
+
+    A file that is not a trace, or a trace of another method, gets a message, not a traceback."""
+    examples = (
+        sorted(p.name for p in EXAMPLES.glob("*.json") if any(p.name.startswith(f"{m}-") for m in methods))
+        if EXAMPLES.is_dir()
+        else []
+    )
+    with st.expander("Replay a recorded trace"):
+        uploaded = st.file_uploader("Trace JSON", type=["json"], key=f"{key}-upload")
+        example = st.selectbox("or a shipped example", ["(none)", *examples], key=f"{key}-example")
+        if uploaded is None and example == "(none)":
+            return None
+        try:
+            events = loads(uploaded.getvalue() if uploaded is not None else (EXAMPLES / example).read_text())
+        except ValueError as exc:
+            st.warning(str(exc))
+            return None
+        if trace_method(events) not in methods:
+            st.warning(f"This is a trace of '{trace_method(events)}'; this page shows {', '.join(methods)}.")
+            return None
+        return events

@@ -1,0 +1,91 @@
+"""Compare: one prompt, one model, any methods side by side with AR (always included)."""
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from components.answer import render_notices, render_token_strip
+from components.live import stream_run
+from components.session import current_model, sidebar
+from components.traces import download_trace, load_trace_widget, trace_method
+from core.engine import EngineUnsupported
+from core.methods import METHODS, get_method
+from core.metrics import summarize
+from core.text import InputError
+
+CHOOSABLE = [name for name in METHODS if name not in ("ar", "hf-assisted")]  # hf-assisted needs a draft model
+
+st.title("Compare methods")
+st.caption(
+    "Every method on the same prompt, model and settings, one after another; AR is always included. "
+    "Results stay until you clear them. Tokens are coloured by the step that committed them."
+)
+settings = sidebar()
+prompt = st.text_area("Prompt", "Give three tips for writing clear emails.", key="cmp_prompt", height=90)
+chosen = st.multiselect(
+    "Methods",
+    CHOOSABLE,
+    default=["hf", "pld", "rrs"],
+    key="cmp_methods",
+    format_func=lambda n: f"{n}: {METHODS[n].title}",
+)
+b1, b2 = st.columns([1, 5])
+run = b1.button("Run", type="primary", key="cmp_run")
+clear = b2.button("Clear results", key="cmp_clear")
+results: dict = st.session_state.setdefault("cmp_results", {})
+if clear:
+    results.clear()
+uploaded = load_trace_widget(tuple(METHODS), key="cmp-trace")
+if uploaded is not None:
+    results[f"{trace_method(uploaded)} (recorded)"] = uploaded
+
+model = current_model(settings) if settings else None
+if run and model is not None:
+    progress = st.progress(0.0, "starting")
+    live = st.empty()
+    names = ["ar", *[n for n in chosen if n != "ar"]]
+    for i, name in enumerate(names):
+        progress.progress(i / len(names), f"running {name} ({i + 1}/{len(names)})")
+        try:
+            results[name] = stream_run(
+                get_method(name).run(model, prompt, settings.gen), key=f"cmp-live-{name}", container=live
+            )
+        except (InputError, EngineUnsupported, ValueError) as exc:
+            st.warning(f"{name}: {exc}")
+            if isinstance(exc, InputError):
+                break
+    live.empty()
+    progress.progress(1.0, "done")
+elif run:
+    st.info("Choose a model that loads in the sidebar to run.")
+
+if results:
+    ar = summarize(results["ar"]) if "ar" in results else None
+    rows = []
+    for name, events in results.items():
+        m = summarize(events)
+        rows.append(
+            {
+                "method": name,
+                "tokens": m.tokens,
+                "tokens/s": round(m.tok_s, 2),
+                "speedup vs AR": round(m.tok_s / ar.tok_s, 3) if ar and ar.tok_s else None,
+                "mean accepted length": m.mean_accepted,
+                "acceptance rate": m.acceptance_rate,
+                "identical to AR": (m.output_ids == ar.output_ids) if ar else None,
+            }
+        )
+    table = pd.DataFrame(rows)
+    st.dataframe(table, hide_index=True, key="cmp-table")
+    fig = go.Figure(go.Bar(x=table["method"], y=table["speedup vs AR"], marker_color="#2563eb"))
+    fig.add_hline(y=1.0, line_dash="dot")
+    fig.update_layout(height=280, yaxis_title="speedup vs AR (tokens/s)", margin={"t": 20, "b": 40})
+    st.plotly_chart(fig, key="cmp-speedups", width="stretch")
+    names = list(results)
+    for row in range(0, len(names), 3):
+        for col, name in zip(st.columns(3), names[row : row + 3], strict=False):
+            with col:
+                st.markdown(f"**{name}**")
+                render_notices(results[name])
+                render_token_strip(results[name], key=f"cmp-strip-{name}")
+                download_trace(results[name], key=f"cmp-dl-{name}")

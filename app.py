@@ -13,5 +13,7 @@ pages = [
     st.Page("pages/draft_trees.py", title="Draft trees", icon="🌳"),
     st.Page("pages/pipeline.py", title="SPEED pipeline", icon="⏩"),
     st.Page("pages/compare.py", title="Compare", icon="⚖️"),
+    st.Page("pages/benchmark.py", title="Benchmark", icon="📊"),
+    st.Page("pages/how_it_works.py", title="How it works", icon="📖"),
 ]
 st.navigation(pages).run()

@@ -142,3 +142,24 @@ def test_compare_page_runs_methods_side_by_side_and_keeps_results(tiny):
     assert list(at.dataframe[0].value["method"]) == ["ar", "hf", "pld"]  # still there after a rerun
     at.button(key="cmp_clear").click().run()
     assert not at.dataframe
+
+
+def test_benchmark_page_runs_the_bench_on_the_tiny_model(tiny):
+    at = app(max_new=4)
+    at.switch_page("pages/benchmark.py").run()
+    at.number_input(key="bn_limit").set_value(2)
+    at.multiselect(key="bn_methods").set_value(["ar", "hf"])
+    at.button(key="bn_run").click().run()
+    assert not at.exception, at.exception
+    result = at.session_state["bn_result"]
+    assert result["methods"]["ar"]["prompts"] == 2 and result["methods"]["hf"]["identical_to_ar"] == 2
+    assert list(at.dataframe[0].value["method"]) == ["ar", "hf"]
+    assert len(at.get("download_button")) == 2
+
+
+def test_benchmark_page_rejects_a_bad_suite(tiny):
+    at = app()
+    at.switch_page("pages/benchmark.py").run()
+    at.radio(key="bn_source").set_value("upload JSONL").run()
+    at.file_uploader(key="bn_upload").set_value(("s.jsonl", b'{"id": 1}\n', "application/json")).run()
+    assert not at.exception and any("needs a non-empty string field 'prompt'" in w.value for w in at.warning)

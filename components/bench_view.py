@@ -1,0 +1,89 @@
+"""Bench results (the JSON of core.bench) as tables and plotly charts."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+SUMMARY_COLUMNS = [
+    "prompts",
+    "tokens",
+    "tok_s",
+    "speedup_vs_ar",
+    "mean_accepted",
+    "acceptance_rate",
+    "identical_to_ar",
+    "ttft_s",
+]
+
+
+def summary_frame(result: dict) -> pd.DataFrame:
+    rows = [{"method": name, **{k: rec.get(k) for k in SUMMARY_COLUMNS}} for name, rec in result["methods"].items()]
+    return pd.DataFrame(rows)
+
+
+def runs_frame(result: dict) -> pd.DataFrame:
+    runs = pd.DataFrame(
+        [
+            {
+                k: r[k]
+                for k in ("method", "id", "category", "tokens", "wall_s", "tok_s", "mean_accepted", "acceptance_rate")
+            }
+            for r in result["runs"]
+        ]
+    )
+    ar = runs[runs["method"] == "ar"].set_index("id")["tok_s"]
+    runs["speedup_vs_ar"] = runs.apply(
+        lambda r: r["tok_s"] / ar[r["id"]] if r["id"] in ar and ar[r["id"]] else None, axis=1
+    )
+    return runs
+
+
+def runs_csv(result: dict) -> str:
+    buf = io.StringIO()
+    runs_frame(result).to_csv(buf, index=False, quoting=csv.QUOTE_MINIMAL)
+    return buf.getvalue()
+
+
+def render_bench(result: dict, *, key: str) -> None:
+    st.dataframe(summary_frame(result), hide_index=True, key=f"{key}-summary")
+    runs = runs_frame(result)
+    a, b = st.columns(2)
+    a.plotly_chart(
+        px.bar(summary_frame(result), x="method", y="tok_s", title="tokens/s per method", height=320),
+        key=f"{key}-toks",
+        width="stretch",
+    )
+    if runs["speedup_vs_ar"].notna().any():
+        b.plotly_chart(
+            px.box(
+                runs[runs["method"] != "ar"],
+                x="method",
+                y="speedup_vs_ar",
+                points="all",
+                title="speedup vs AR over prompts",
+                height=320,
+            ),
+            key=f"{key}-speedups",
+            width="stretch",
+        )
+    accepted = runs.dropna(subset=["mean_accepted"])
+    if not accepted.empty:
+        per_cat = accepted.groupby(["method", "category"], as_index=False)["mean_accepted"].mean()
+        st.plotly_chart(
+            px.bar(
+                per_cat,
+                x="category",
+                y="mean_accepted",
+                color="method",
+                barmode="group",
+                title="mean accepted length per category",
+                height=340,
+            ),
+            key=f"{key}-categories",
+            width="stretch",
+        )

@@ -1,0 +1,84 @@
+"""How it works: each method in a few paragraphs and a diagram, with a link to its page."""
+
+import streamlit as st
+
+st.title("How it works")
+st.caption(
+    "Every method here is lossless: it produces exactly what plain autoregressive decoding would "
+    "(token for token at temperature 0, the same distribution when sampling). What changes is how many "
+    "tokens each forward of the big model commits, and what the extra work costs."
+)
+
+SECTIONS = [
+    (
+        "Autoregressive decoding (the baseline)",
+        "pages/autoregressive.py",
+        """
+A language model maps the tokens so far to a distribution p over the next token. Autoregressive (AR)
+decoding runs one forward per token: prefill the prompt once (filling the KV cache, the keys and values
+of every layer for every position), then feed one new token at a time, reading the cache instead of
+recomputing the past. At temperature 0 it takes the argmax; otherwise it samples from p after
+temperature, top-k and top-p. On small models one forward is bounded by reading the weights from
+memory, so a forward of 8 tokens costs little more than a forward of 1: the idea every other method
+exploits.""",
+        """digraph { rankdir=LR; node [shape=box, style=rounded];
+prompt -> "prefill (all prompt tokens)" -> "KV cache"; "KV cache" -> "forward 1 token" -> "p" -> "x_t";
+"x_t" -> "forward 1 token" [label="next step"]; }""",
+    ),
+    (
+        "Speculative decoding with draft trees (RRS, RRSw, SpecHub)",
+        "pages/draft_trees.py",
+        """
+A cheap draft (here: the model's own first layers plus a trained exit head, a separate small model,
+or n-gram lookup in the prompt) proposes a tree: k candidate tokens per node, L levels deep. The big
+model checks the whole tree in one forward, with an attention mask that lets each node see only its
+ancestors. A verification rule then walks from the root, accepting at most one child per node:
+RRS draws children independently from the draft's q and accepts child x with probability
+min(1, r(x)/q(x)), moving the residual r = norm(max(r - q, 0)) on each rejection; RRSw draws distinct
+children; SpecHub always pairs the draft's top token with a second one and solves the optimal transport
+in closed form. When a child is rejected, a token is drawn from the residual and the step ends; the KV
+cache keeps only the accepted path.""",
+        """digraph { rankdir=LR; node [shape=circle, width=0.4, fixedsize=true];
+r [label="root", style=filled, fillcolor="#cbd5e1"]; a [style=filled, fillcolor="#86efac"];
+b [style=filled, fillcolor="#fca5a5"]; c [style=filled, fillcolor="#86efac"]; d; e; f;
+r -> a; r -> b; a -> c; a -> d; b -> e; b -> f; c -> "bonus" [style=dashed]; }""",
+    ),
+    (
+        "SPEED: speculative pipelined execution",
+        "pages/pipeline.py",
+        """
+The layers are split into stages. Token t runs through the later stages while an early-exit guess of
+token t+1 (read off the hidden state after the first stage) already runs through the earlier ones.
+When t leaves the last stage, its real next token is known: if the guess was right the work on it is
+kept, otherwise it is flushed and the right token starts again. On a decoder whose stages share
+weights the tokens in flight go through them in one batched call, which is where the paper's gain
+comes from; on a standard decoder a tick costs about a full forward, and the page says so beside
+the measured time.""",
+        """digraph { rankdir=LR; node [shape=box];
+subgraph cluster_1 { label="tick n"; s1 [label="stage 1: guess t+1"]; s2 [label="stage 2: token t"]; }
+s2 -> check [label="real t+1"]; s1 -> check [label="guess"]; check -> keep [label="same"];
+check -> flush [label="different"]; }""",
+    ),
+    (
+        "Comparing and benchmarking",
+        "pages/compare.py",
+        """
+Every run is a trace: a list of plain events (run started, each step's committed tokens, the draft tree
+of a step, a pipeline tick, run finished). Pages render traces, so a live run and a recorded one look the
+same; traces download as JSON and load back on their method's page. The Compare page runs any methods on
+one prompt beside AR; the Benchmark page runs the command-line benchmark on a prompt suite.""",
+        None,
+    ),
+]
+
+for title, page, text, dot in SECTIONS:
+    st.header(title)
+    left, right = st.columns([3, 2])
+    left.markdown(text.strip())
+    left.page_link(page, label=f"Open {title.split(' (')[0].split(':')[0]}", icon="➡️")
+    if dot:
+        right.graphviz_chart(dot)
+st.info(
+    "Not yet here: Skeleton-of-Thought / Skeleton Graph Decoding and Blockwise Parallel Decoding "
+    "(their issues are open)."
+)

@@ -34,3 +34,16 @@ def latency_figure(traces: dict[str, list]) -> go.Figure:
 
 def render_latency_chart(traces: dict[str, list], *, key: str) -> None:
     st.plotly_chart(latency_figure(traces), key=key, width="stretch")
+
+
+def rate_layout(fig: go.Figure, x_title: str, y_title: str, height: int) -> go.Figure:
+    """Shared layout of the charts of a rate in [0, 1] (acceptance per depth, hit rate per layer)."""
+    fig.update_layout(
+        height=height,
+        xaxis_title=x_title,
+        yaxis_title=y_title,
+        yaxis_range=[0, 1],
+        margin={"t": 30, "b": 40},
+        legend={"orientation": "h", "y": 1.15},
+    )
+    return fig

@@ -5,6 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
+from components.charts import rate_layout
 from core.trace import PipelineTick
 
 
@@ -86,15 +87,7 @@ def hit_rate_figure(data: dict) -> go.Figure:
             )
         )
     fig.add_hline(y=0.5, line_dash="dot", annotation_text="0.5")
-    fig.update_layout(
-        height=300,
-        xaxis_title="exit layer e",
-        yaxis_title="hit rate",
-        yaxis_range=[0, 1],
-        margin={"t": 30, "b": 40},
-        legend={"orientation": "h", "y": 1.15},
-    )
-    return fig
+    return rate_layout(fig, "exit layer e", "hit rate", 300)
 
 
 def explain_tick(tick: PipelineTick) -> str:

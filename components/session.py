@@ -85,8 +85,10 @@ def sidebar() -> Settings | None:
         return None
 
 
-def current_model(settings: Settings) -> LoadedModel | None:
+def current_model(settings: Settings | None) -> LoadedModel | None:
     """The cached model for the settings, loading it with a spinner; None (and a message) on failure."""
+    if settings is None:
+        return None
     spec = settings.spec
     try:
         with st.spinner(f"Loading {spec.name} (the first load of a GGUF de-quantizes it, about a minute)…"):
@@ -95,4 +97,13 @@ def current_model(settings: Settings) -> LoadedModel | None:
         st.sidebar.error(str(exc))
         return None
     st.sidebar.caption(model.describe())
+    return model
+
+
+def require_model(settings: Settings | None) -> LoadedModel:
+    """The current model, or stop the page with a hint (the sidebar already says what is wrong)."""
+    model = current_model(settings)
+    if model is None:
+        st.info("Choose a model that loads in the sidebar to run.")
+        st.stop()
     return model

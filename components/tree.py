@@ -5,6 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
+from components.charts import rate_layout
 from core.trace import TreeStep
 
 _ORIGIN = {"resampled": "the residual after a rejection", "bonus": "p at a leaf"}
@@ -95,16 +96,8 @@ def depth_figure(rates: dict[str, list[float]]) -> go.Figure:
     fig = go.Figure()
     for name, values in rates.items():
         fig.add_trace(go.Bar(x=list(range(1, len(values) + 1)), y=values, name=name))
-    fig.update_layout(
-        barmode="group",
-        height=280,
-        xaxis_title="draft depth",
-        yaxis_title="acceptance rate",
-        yaxis_range=[0, 1],
-        margin={"t": 30, "b": 40},
-        legend={"orientation": "h", "y": 1.15},
-    )
-    return fig
+    fig.update_layout(barmode="group")
+    return rate_layout(fig, "draft depth", "acceptance rate", 280)
 
 
 def render_acceptance_per_depth(rates: dict[str, list[float]], *, key: str) -> None:

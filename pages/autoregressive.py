@@ -5,7 +5,7 @@ import streamlit as st
 from components.answer import render_metrics, render_token_strip
 from components.charts import render_latency_chart
 from components.live import stream_run
-from components.session import current_model, sidebar
+from components.session import require_model, sidebar
 from components.traces import download_trace, load_trace_widget, trace_method
 from core.engine import EngineUnsupported
 from core.methods import get_method
@@ -20,10 +20,7 @@ st.caption(
 settings = sidebar()
 prompt = st.text_area("Prompt", "Give three tips for learning a new language.", key="ar_prompt", height=100)
 run = st.button("Run", type="primary", key="ar_run")
-model = current_model(settings) if settings else None
-if model is None:
-    st.info("Choose a model that loads in the sidebar to run.")
-    st.stop()
+model = require_model(settings)
 
 results = st.session_state.setdefault("ar_results", {})
 recorded = load_trace_widget(("ar", "hf", "hf-pld"), key="ar-trace")

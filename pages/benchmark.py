@@ -36,7 +36,7 @@ category = c1.selectbox("Category", ["(all)", *categories], key="bn_category")
 limit = c2.number_input("Prompts (0 = all)", 0, 1000, 4, key="bn_limit")
 methods = c3.multiselect("Methods", [m for m in METHODS if m != "hf-assisted"], default=["ar", "hf"], key="bn_methods")
 run = st.button("Run benchmark", type="primary", key="bn_run")
-model = current_model(settings) if settings else None
+model = current_model(settings)
 
 if run and model is not None and prompts:
     chosen = [p for p in prompts if category in ("(all)", p.category)]

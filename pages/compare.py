@@ -39,7 +39,7 @@ uploaded = load_trace_widget(tuple(METHODS), key="cmp-trace")
 if uploaded is not None:
     results[f"{trace_method(uploaded)} (recorded)"] = uploaded
 
-model = current_model(settings) if settings else None
+model = current_model(settings)
 if run and model is not None:
     progress = st.progress(0.0, "starting")
     live = st.empty()

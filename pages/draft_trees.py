@@ -5,7 +5,7 @@ import streamlit as st
 
 from components.answer import render_metrics, render_notices, render_token_strip
 from components.live import stream_run
-from components.session import current_model, sidebar
+from components.session import require_model, sidebar
 from components.traces import download_trace, load_trace_widget
 from components.tree import explain_step, render_acceptance_per_depth, render_tree_step
 from core.engine import EngineUnsupported
@@ -41,10 +41,7 @@ b1, b2 = st.columns([1, 4])
 run = b1.button("Run", type="primary", key="dt_run")
 compare = b2.button("Compare rules (RRS, RRSw, SpecHub at k = 2)", key="dt_compare")
 
-model = current_model(settings) if settings else None
-if model is None:
-    st.info("Choose a model that loads in the sidebar to run.")
-    st.stop()
+model = require_model(settings)
 
 
 def options(rule_name: str, width: int) -> dict:

@@ -7,7 +7,7 @@ import streamlit as st
 from components.answer import render_metrics, render_notices, render_token_strip
 from components.live import stream_run
 from components.pipeline import explain_tick, hit_rate_figure, render_timeline
-from components.session import current_model, sidebar
+from components.session import require_model, sidebar
 from components.traces import download_trace, load_trace_widget
 from core.methods import get_method
 from core.methods.pipeline import DEFAULT_EXIT_LAYER
@@ -29,10 +29,7 @@ layer = c1.number_input("exit layer e", 1, 64, DEFAULT_EXIT_LAYER, key="sp_layer
 stages = c2.number_input("stages", 2, 6, 2, key="sp_stages")
 run = c3.button("Run", type="primary", key="sp_run")
 
-model = current_model(settings) if settings else None
-if model is None:
-    st.info("Choose a model that loads in the sidebar to run.")
-    st.stop()
+model = require_model(settings)
 
 state = st.session_state.setdefault("sp_results", {})
 recorded = load_trace_widget(("speed",), key="sp-trace")

@@ -115,3 +115,25 @@ def test_prompt_streams_an_answer_on_the_embedded_model(server, browser):
     text = page.locator(".dl-answer").first.inner_text()
     assert "Paris" in text
     assert page.locator("[data-testid='stException']").count() == 0
+
+
+PAGES = {
+    "draft_trees": "Draft trees",
+    "pipeline": "SPEED pipeline",
+    "compare": "Compare methods",
+    "benchmark": "Benchmark",
+    "how_it_works": "How it works",
+    "": "Autoregressive decoding",
+}
+
+
+@pytest.mark.parametrize("path, title", PAGES.items())
+def test_every_page_opens_without_an_error_box(server, browser, path, title):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{server}/{path}")
+    page.get_by_role("heading", name=title).first.wait_for(timeout=120_000)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / f"browser-page-{path or 'home'}.png"), full_page=True)
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert page.locator("[data-testid='stAlertContentError']").count() == 0
+    page.close()

@@ -25,10 +25,13 @@ def download_trace(events: list, *, key: str, container=None) -> None:
     )
 
 
-def load_trace_widget(methods: tuple[str, ...], *, key: str) -> list | None:
-    """An uploader plus the shipped examples for ``methods``; returns the chosen trace's events or None.
+def load_trace_widget(methods: tuple[str, ...], *, key: str, preselect: bool = False) -> list | None:
+    """An uploader plus the shipped examples for ``methods``; the chosen trace's events when the
+    choice is new (so a later live run is not replaced by it on a rerun), else None.
 
-    A file that is not a trace, or a trace of another method, gets a message, not a traceback."""
+    ``preselect``: on the page's first visit, choose the first shipped example, so the page shows
+    something before anything is run. A file that is not a trace, or a trace of another method,
+    gets a message, not a traceback."""
     examples = (
         sorted(p.name for p in EXAMPLES.glob("*.json") if any(p.name.startswith(f"{m}-") for m in methods))
         if EXAMPLES.is_dir()
@@ -36,15 +39,20 @@ def load_trace_widget(methods: tuple[str, ...], *, key: str) -> list | None:
     )
     with st.expander("Replay a recorded trace"):
         uploaded = st.file_uploader("Trace JSON", type=["json"], key=f"{key}-upload")
-        example = st.selectbox("or a shipped example", ["(none)", *examples], key=f"{key}-example")
-        if uploaded is None and example == "(none)":
-            return None
-        try:
-            events = loads(uploaded.getvalue() if uploaded is not None else (EXAMPLES / example).read_text())
-        except ValueError as exc:
-            st.warning(str(exc))
-            return None
-        if trace_method(events) not in methods:
-            st.warning(f"This is a trace of '{trace_method(events)}'; this page shows {', '.join(methods)}.")
-            return None
-        return events
+        index = 1 if preselect and examples else 0
+        example = st.selectbox("or a shipped example", ["(none)", *examples], index=index, key=f"{key}-example")
+    choice = f"upload:{uploaded.file_id}" if uploaded is not None else example
+    if choice == "(none)" or st.session_state.get(f"{key}-shown") == choice:
+        return None
+    st.session_state[f"{key}-shown"] = choice
+    try:
+        events = loads(uploaded.getvalue() if uploaded is not None else (EXAMPLES / example).read_text())
+    except ValueError as exc:
+        st.warning(str(exc))
+        return None
+    if trace_method(events) not in methods:
+        st.warning(f"This is a trace of '{trace_method(events)}'; this page shows {', '.join(methods)}.")
+        return None
+    if uploaded is None:
+        st.caption(f"Showing the recorded example {example}: press Run for a live run.")
+    return events

@@ -23,7 +23,7 @@ run = st.button("Run", type="primary", key="ar_run")
 model = require_model(settings)
 
 results = st.session_state.setdefault("ar_results", {})
-recorded = load_trace_widget(("ar", "hf", "hf-pld"), key="ar-trace")
+recorded = load_trace_widget(("ar", "hf", "hf-pld"), key="ar-trace", preselect=not results)
 if recorded is not None and not run:
     results[trace_method(recorded).replace("hf-pld", "hf")] = recorded
 cols = dict(zip(("ar", "hf"), st.columns(2), strict=True))

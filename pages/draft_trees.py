@@ -61,7 +61,7 @@ def options(rule_name: str, width: int) -> dict:
 
 
 state = st.session_state.setdefault("dt_results", {})
-recorded = load_trace_widget(("spec", "pld", "rrs", "rrsw", "spechub"), key="dt-trace")
+recorded = load_trace_widget(("spec", "pld", "rrs", "rrsw", "spechub"), key="dt-trace", preselect=not state)
 if recorded is not None and not (run or compare):
     state.clear()
     state["spec"] = recorded

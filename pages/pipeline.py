@@ -32,7 +32,7 @@ run = c3.button("Run", type="primary", key="sp_run")
 model = require_model(settings)
 
 state = st.session_state.setdefault("sp_results", {})
-recorded = load_trace_widget(("speed",), key="sp-trace")
+recorded = load_trace_widget(("speed",), key="sp-trace", preselect=not state)
 if recorded is not None and not run:
     state.clear()
     state["speed"] = recorded

@@ -10,6 +10,12 @@ verification rule draws children its own way, ``core.verify.draw_children``).
 - ``ModelDraft``: a separate model sharing the target's tokenizer, with its own engine.
 - ``PromptLookup``: a chain copied from the context after the latest earlier match of
   its last n-gram (q is one-hot on the copied token: a deterministic draft).
+- ``HeadsDraft``: Blockwise Parallel Decoding (Stern et al.): k - 1 heads on the target's
+  last hidden state h_t, head i predicting token t+1+i; the verifier's own forward gives
+  the h_t of the next block (predict and verify share one call).
+
+Every source sees, through ``prefill`` and ``accept``, the target's last hidden state at
+the last committed position ([1, 1, H]); only ``HeadsDraft`` uses it.
 """
 
 from __future__ import annotations
@@ -104,10 +110,10 @@ class SelfDraft(_LevelDrafter):
         h = out.last_hidden
         return self.engine.logits(self.head(h) if self.head is not None else h)[0]  # the packed LM head
 
-    def prefill(self, ids: list[int]) -> None:
+    def prefill(self, ids: list[int], hidden: torch.Tensor | None = None) -> None:
         """Nothing to do: the target's prefill wrote every layer of the shared cache."""
 
-    def accept(self, tree: DraftTree, nodes: list[int]) -> None:
+    def accept(self, tree: DraftTree, nodes: list[int], hidden: torch.Tensor | None = None) -> None:
         """Nothing to do: the target's ``keep`` moves the shared cache, early layers included."""
 
 
@@ -123,12 +129,12 @@ class ModelDraft(_LevelDrafter):
     def _level_logits(self, out, level):
         return out.logits[0]
 
-    def prefill(self, ids: list[int]) -> None:
+    def prefill(self, ids: list[int], hidden: torch.Tensor | None = None) -> None:
         if len(ids) > 1:
             self.engine.forward(torch.tensor([ids[:-1]], device=self.engine.device), last_only=True)
             self.engine.commit(len(ids) - 1)
 
-    def accept(self, tree: DraftTree, nodes: list[int]) -> None:
+    def accept(self, tree: DraftTree, nodes: list[int], hidden: torch.Tensor | None = None) -> None:
         base = self.engine.length
         self.engine.keep([base + n for n in nodes])
 
@@ -150,7 +156,7 @@ class PromptLookup:
         self.context: list[int] = []
         self.name = f"prompt lookup (n-gram <= {max_ngram})"
 
-    def prefill(self, ids: list[int]) -> None:
+    def prefill(self, ids: list[int], hidden: torch.Tensor | None = None) -> None:
         self.context = list(ids[:-1])
 
     def lookup(self, context: list[int], want: int) -> list[int]:
@@ -172,5 +178,32 @@ class PromptLookup:
             q[node][tok] = 1.0
         return DraftTree(TreeTopology.full(1, len(chain)), [root, *chain], q)
 
-    def accept(self, tree: DraftTree, nodes: list[int]) -> None:
+    def accept(self, tree: DraftTree, nodes: list[int], hidden: torch.Tensor | None = None) -> None:
         self.context += [tree.tokens[n] for n in nodes]
+
+
+class HeadsDraft:
+    """A chain from BPD heads: token i of the chain is argmax (or a draw from) q_i = LMHead(Norm(head_i(h_t)))."""
+
+    def __init__(self, model: LoadedModel, engine: LlamaEngine, heads: torch.nn.ModuleList) -> None:
+        self.model, self.engine, self.heads = model, engine, heads
+        self.hidden: torch.Tensor | None = None
+        self.name = f"BPD heads ({len(heads)} heads)"
+
+    def prefill(self, ids: list[int], hidden: torch.Tensor | None = None) -> None:
+        self.hidden = hidden
+
+    def propose(
+        self, root: int, topo: TreeTopology, rule: str, sampling: SamplingConfig, gen: torch.Generator
+    ) -> DraftTree:
+        n = min(topo.depth, len(self.heads)) if self.hidden is not None else 0
+        tree = DraftTree(TreeTopology.full(1, n), [root])
+        for i in range(n):
+            q = draft_probs(self.engine.logits(self.heads[i](self.hidden))[0, -1], sampling)
+            tree.q[i] = q
+            tree.drawn[i] = 1
+            tree.tokens += draw_children(rule, q, 1, gen)[:1]
+        return tree
+
+    def accept(self, tree: DraftTree, nodes: list[int], hidden: torch.Tensor | None = None) -> None:
+        self.hidden = hidden

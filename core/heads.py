@@ -79,6 +79,10 @@ def exit_head_path(model_key: str, layer: int) -> Path:
     return ASSETS / f"{model_key}-exit-L{layer}.pt"
 
 
+def bpd_heads_path(model_key: str, k: int) -> Path:
+    return ASSETS / f"{model_key}-bpd-k{k}.pt"
+
+
 def head_logits(model: torch.nn.Module, head: nn.Module | None, h: torch.Tensor) -> torch.Tensor:
     """float32 logits of the target's final norm + LM head over ``head(h)`` (h itself when head is None)."""
     decoder = model.model

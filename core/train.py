@@ -24,7 +24,7 @@ import torch
 
 from core.config import GenerationConfig, ModelSpec
 from core.engine import LlamaEngine
-from core.heads import ASSETS, HeadInfo, Heads, exit_head_path, head_logits
+from core.heads import ASSETS, HeadInfo, Heads, bpd_heads_path, exit_head_path, head_logits
 from core.methods.ar import run_ar
 from core.models import LoadedModel, cache_root, load_model
 from core.prompts import load_prompts
@@ -61,12 +61,19 @@ class HiddenSet:
     by_layer: dict[int, torch.Tensor]  # layer -> [N, H]
     final: torch.Tensor  # [N, H] (before the final norm)
     held_out: torch.Tensor  # [N] bool
+    seq: torch.Tensor  # [N] which sequence each position belongs to
+
+    def offset_pairs(self, i: int, mask: torch.Tensor) -> torch.Tensor:
+        """Positions j (where ``mask``) whose position j + i is in the same sequence."""
+        j = torch.arange(len(self.seq) - i)
+        keep = (self.seq[j] == self.seq[j + i]) & mask[j]
+        return j[keep]
 
 
 @torch.inference_mode()
 def collect_hidden(model: LoadedModel, seqs: list[list[int]], layers: tuple[int, ...]) -> HiddenSet:
     by_layer: dict[int, list] = {e: [] for e in layers}
-    final, held = [], []
+    final, held, which = [], [], []
     for i, seq in enumerate(seqs):
         engine = LlamaEngine(model.model, max_len=len(seq))
         out = engine.forward(torch.tensor([seq], device=model.device), output_hidden=layers)
@@ -74,7 +81,10 @@ def collect_hidden(model: LoadedModel, seqs: list[list[int]], layers: tuple[int,
             by_layer[e].append(out.hidden[e][0].float().cpu())
         final.append(out.last_hidden[0].float().cpu())
         held.append(torch.full((len(seq),), i % 5 == 4))
-    return HiddenSet({e: torch.cat(v) for e, v in by_layer.items()}, torch.cat(final), torch.cat(held))
+        which.append(torch.full((len(seq),), i))
+    return HiddenSet(
+        {e: torch.cat(v) for e, v in by_layer.items()}, torch.cat(final), torch.cat(held), torch.cat(which)
+    )
 
 
 @torch.inference_mode()
@@ -90,7 +100,7 @@ def hit_rate(model: LoadedModel, head, h: torch.Tensor, final: torch.Tensor, chu
 
 def train_head(
     model: LoadedModel,
-    heads: Heads,
+    head: torch.nn.Module,
     inputs: torch.Tensor,
     targets: torch.Tensor,
     *,
@@ -100,7 +110,7 @@ def train_head(
     seed: int,
 ) -> list[float]:
     """Minimise KL(p || q) with p from ``targets`` (final hidden states), q from the head on ``inputs``."""
-    head = heads.heads[0].to(model.device, torch.float32).train().requires_grad_(True)
+    head = head.to(model.device, torch.float32).train().requires_grad_(True)
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(seed)
     losses = []
@@ -149,7 +159,14 @@ def train_exit_head(
         heads = Heads.new(info)
     plain = hit_rate(model, None, data.by_layer[layer][held], data.final[held])
     heads.info.losses = train_head(
-        model, heads, data.by_layer[layer][train], data.final[train], steps=steps, batch=batch, lr=lr, seed=seed
+        model,
+        heads.heads[0],
+        data.by_layer[layer][train],
+        data.final[train],
+        steps=steps,
+        batch=batch,
+        lr=lr,
+        seed=seed,
     )
     trained = hit_rate(model, heads.heads[0], data.by_layer[layer][held], data.final[held])
     heads.info.metrics = {
@@ -159,6 +176,41 @@ def train_exit_head(
         "held_out_positions": int(held.sum()),
     }
     log(f"held-out hit rate at layer {layer}: trained head {trained:.3f}, plain early exit {plain:.3f}")
+    return heads
+
+
+def train_bpd_heads(
+    model: LoadedModel, k: int, *, steps: int, batch: int, lr: float, seed: int, tokens: int, command: str
+) -> Heads:
+    """k - 1 BPD heads; head i reads h_t and learns p_{t+i}, the model's own distribution of token t+1+i."""
+    if not 2 <= k <= 9:
+        raise ValueError(f"--k must be between 2 and 9 (the block size: base + k - 1 heads), got {k}.")
+    log("collecting self-distillation data")
+    data = collect_hidden(model, distill_sequences(model, tokens), ())
+    info = HeadInfo(
+        kind="bpd",
+        model=model.key,
+        layer=model.config.num_hidden_layers,
+        count=k - 1,
+        hidden=model.config.hidden_size,
+        command=command,
+        seed=seed,
+        steps=steps,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # scoped: the heads' random init
+        heads = Heads.new(info)
+    accuracy = []
+    for i, head in enumerate(heads.heads, start=1):
+        train = data.offset_pairs(i, ~data.held_out)
+        held = data.offset_pairs(i, data.held_out)
+        log(f"head {i} (predicts token t+{i + 1}): {len(train)} training pairs, {len(held)} held out")
+        heads.info.losses += train_head(
+            model, head, data.final[train], data.final[train + i], steps=steps, batch=batch, lr=lr, seed=seed + i
+        )
+        accuracy.append(hit_rate(model, head, data.final[held], data.final[held + i]))
+        log(f"  head {i}: held-out top-1 agreement with the model {accuracy[-1]:.3f}")
+    heads.info.metrics = {"held_out_top1_per_head": accuracy}
     return heads
 
 
@@ -205,6 +257,15 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--seed", type=int, default=0)
     ex.add_argument("--tokens", type=int, default=64, help="length of each greedy continuation")
     ex.add_argument("--out", default="", help="default: assets/heads/<model>-exit-L<layer>.pt")
+    bp = sub.add_parser("heads", help="k - 1 Blockwise Parallel Decoding heads on the last hidden state")
+    bp.add_argument("--model", default="embedded")
+    bp.add_argument("--k", type=int, default=4)
+    bp.add_argument("--steps", type=int, default=600, help="per head")
+    bp.add_argument("--batch", type=int, default=256)
+    bp.add_argument("--lr", type=float, default=2e-3)
+    bp.add_argument("--seed", type=int, default=0)
+    bp.add_argument("--tokens", type=int, default=64)
+    bp.add_argument("--out", default="", help="default: assets/heads/<model>-bpd-k<k>.pt")
     hr = sub.add_parser("hit-rates", help="early-exit hit rate at every layer (plain and trained heads), JSON out")
     hr.add_argument("--model", default="embedded")
     hr.add_argument("--tokens", type=int, default=64)
@@ -217,6 +278,21 @@ def main(argv: list[str] | None = None) -> int:
             out = Path(args.out) if args.out else hit_rate_path(model)
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(layer_hit_rates(model, args.tokens), indent=1))
+            log(f"saved {out}")
+            return 0
+        if args.what == "heads":
+            heads = train_bpd_heads(
+                model,
+                args.k,
+                steps=args.steps,
+                batch=args.batch,
+                lr=args.lr,
+                seed=args.seed,
+                tokens=args.tokens,
+                command=command,
+            )
+            out = Path(args.out) if args.out else bpd_heads_path(model.key, args.k)
+            heads.save(out)
             log(f"saved {out}")
             return 0
         heads = train_exit_head(

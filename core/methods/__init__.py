@@ -89,6 +89,14 @@ METHODS: dict[str, MethodInfo] = {
             ("k", "depth", "layer", "draft", "draft_model"),
         ),
         MethodInfo(
+            "bpd",
+            "Blockwise parallel decoding",
+            run_speculative,
+            "k - 1 heads on the last hidden state draft a block; one forward verifies it and drafts the next.",
+            {"name": "bpd", "rule": "rrs", "k": 1, "depth": 3, "draft": "heads"},
+            ("depth",),
+        ),
+        MethodInfo(
             "speed",
             "SPEED pipeline",
             run_speed,

@@ -12,7 +12,9 @@ One step, in the four named calls of the Medusa step loop:
 At temperature 0 every rule is the greedy rule, so output equals ``ar`` token for token.
 
 Method names: ``spec`` (single chain, self-draft, Leviathan et al.: rrs with k = 1),
-``pld`` (single chain from prompt lookup), ``rrs``, ``rrsw``, ``spechub`` (trees).
+``pld`` (single chain from prompt lookup), ``rrs``, ``rrsw``, ``spechub`` (trees), ``bpd``
+(Blockwise Parallel Decoding: a chain from k - 1 heads on the last hidden state; METHODS.md
+section 2; block efficiency = mean accepted length).
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from dataclasses import dataclass
 import torch
 
 from core.config import GenerationConfig, SamplingConfig
-from core.drafts import DraftTree, ModelDraft, PromptLookup, SelfDraft
-from core.engine import LlamaEngine, make_engine
-from core.heads import Heads, exit_head_path
+from core.drafts import DraftTree, HeadsDraft, ModelDraft, PromptLookup, SelfDraft
+from core.engine import EngineOutput, LlamaEngine, make_engine
+from core.heads import HeadInfo, Heads, bpd_heads_path, exit_head_path
 from core.methods.recorder import Recorder, excluding_consumer_time
 from core.models import LoadedModel
 from core.sampling import make_generator, sample, target_probs
@@ -47,8 +49,8 @@ class Walk:
     p: dict[int, torch.Tensor]  # node -> target distribution at that node
 
 
-def verify_tree(engine: LlamaEngine, tree: DraftTree) -> torch.Tensor:
-    """One target forward over every node of the tree; logits [N, V]."""
+def verify_tree(engine: LlamaEngine, tree: DraftTree) -> EngineOutput:
+    """One target forward over every node of the tree: logits [1, N, V], last hidden states [1, N, H]."""
     topo, base = tree.topology, engine.length
     positions = torch.tensor([topo.node_depth], device=engine.device) + base
     if tree.hidden is not None:
@@ -62,7 +64,7 @@ def verify_tree(engine: LlamaEngine, tree: DraftTree) -> torch.Tensor:
         out = engine.forward(
             torch.tensor([tree.tokens], device=engine.device), tree_mask=topo.mask, positions=positions
         )
-    return out.logits[0]
+    return out
 
 
 def walk_tree(tree: DraftTree, logits: torch.Tensor, rule: str, sampling: SamplingConfig, gen: torch.Generator) -> Walk:
@@ -115,18 +117,43 @@ def tree_event(step: int, rule: str, tree: DraftTree, walk: Walk, tokenizer, t: 
     )
 
 
+def bpd_heads_source(model: LoadedModel, engine, count: int) -> tuple[HeadsDraft, str | None]:
+    """The shipped BPD heads for ``count`` heads (k = count + 1), or untrained ones and a sentence saying so."""
+    if not isinstance(engine, LlamaEngine):
+        raise ValueError("BPD heads need the llama engine.")
+    path = bpd_heads_path(model.key, count + 1)
+    if path.is_file():
+        return HeadsDraft(model, engine, Heads.load(path, model.device, model.dtype).heads), None
+    untrained = Heads.new(HeadInfo("bpd", model.key, engine.n_layers, count, model.config.hidden_size))
+    untrained.heads.to(model.device, model.dtype).eval().requires_grad_(False)
+    return HeadsDraft(model, engine, untrained.heads), (
+        f"No trained BPD heads for {model.key} with k = {count + 1} ({path.name}); untrained heads draft "
+        f"almost nothing. Train them with `python -m core.train heads --k {count + 1}`."
+    )
+
+
 def make_draft_source(
-    model: LoadedModel, engine, draft: str, *, layer: int, draft_model: LoadedModel | None, max_len: int
+    model: LoadedModel,
+    engine,
+    draft: str,
+    *,
+    layer: int,
+    draft_model: LoadedModel | None,
+    max_len: int,
+    heads: int = 3,
 ):
-    """``self`` (exit head at ``layer``), ``model`` (``draft_model``) or ``lookup``; returns (source, notice)."""
+    """``self`` (exit head at ``layer``), ``model`` (``draft_model``), ``lookup`` or ``heads`` (BPD, ``heads``
+    heads); returns (source, notice)."""
     if draft == "lookup":
         return PromptLookup(model.model.lm_head.out_features), None
+    if draft == "heads":
+        return bpd_heads_source(model, engine, heads)
     if draft == "model":
         if draft_model is None:
             raise ValueError("Draft source 'model' needs a draft model.")
         return ModelDraft(model, draft_model, max_len), None
     if draft != "self":
-        raise ValueError(f"Unknown draft source {draft!r}; use self, model or lookup.")
+        raise ValueError(f"Unknown draft source {draft!r}; use self, model, lookup or heads.")
     if not isinstance(engine, LlamaEngine):
         raise ValueError("The self-draft needs the llama engine (layer ranges); choose the lookup or model draft.")
     if not 1 <= layer < engine.n_layers:
@@ -160,29 +187,34 @@ def run_speculative(
     rule = "greedy" if gen.sampling.greedy else rule
     if rule == "spechub" and k != 2:
         raise ValueError("SpecHub verifies pairs: set k = 2.")
-    if draft == "lookup" and k != 1:
-        raise ValueError("Prompt lookup drafts a single chain: set k = 1.")
+    if draft in ("lookup", "heads") and k != 1:
+        raise ValueError(f"The {draft} draft is a single chain: set k = 1.")
     options = {"rule": rule, "k": k, "depth": depth, "draft": draft, "layer": layer}
     rec = Recorder(name, model, prompt, prompt_ids, gen, options=options)
     yield rec.started()
     max_len = len(prompt_ids) + gen.max_new_tokens + topo.size + 1
     engine = make_engine(model, batch=1, max_len=max_len)
-    source, notice = make_draft_source(model, engine, draft, layer=layer, draft_model=draft_model, max_len=max_len)
+    source, notice = make_draft_source(
+        model, engine, draft, layer=layer, draft_model=draft_model, max_len=max_len, heads=depth
+    )
     if notice:
         yield rec.notice(notice)
     rng = make_generator(gen.sampling.seed, model.device)
+    hidden = None
     if len(prompt_ids) > 1:
-        engine.forward(torch.tensor([prompt_ids[:-1]], device=model.device), last_only=True)
+        out = engine.forward(torch.tensor([prompt_ids[:-1]], device=model.device), last_only=True)
         engine.commit(len(prompt_ids) - 1)
-    source.prefill(prompt_ids)
+        hidden = out.last_hidden[:, -1:]
+    source.prefill(prompt_ids, hidden)
     root = prompt_ids[-1]
     while not rec.done:
         t0 = time.perf_counter()
         tree = source.propose(root, topo, rule, gen.sampling, rng)
-        walk = walk_tree(tree, verify_tree(engine, tree), rule, gen.sampling, rng)
+        verified = verify_tree(engine, tree)
+        walk = walk_tree(tree, verified.logits[0], rule, gen.sampling, rng)
         base = engine.length
         engine.keep([base + n for n in walk.nodes])
-        source.accept(tree, walk.nodes)
+        source.accept(tree, walk.nodes, verified.last_hidden[:, walk.nodes[-1] : walk.nodes[-1] + 1])
         emitted = [tree.tokens[n] for n in walk.nodes[1:]] + [walk.final_token]
         yield tree_event(rec.steps + 1, rule, tree, walk, model.tokenizer, rec.clock.now())
         yield rec.commit(

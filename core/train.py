@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from core.bpd_analysis import analyse_heads
 from core.config import GenerationConfig, ModelSpec
 from core.engine import LlamaEngine
 from core.heads import ASSETS, HeadInfo, Heads, bpd_heads_path, exit_head_path, head_logits
@@ -210,8 +211,37 @@ def train_bpd_heads(
         )
         accuracy.append(hit_rate(model, head, data.final[held], data.final[held + i]))
         log(f"  head {i}: held-out top-1 agreement with the model {accuracy[-1]:.3f}")
-    heads.info.metrics = {"held_out_top1_per_head": accuracy}
+    heads.info.metrics = {"held_out_top1_per_head": accuracy, **bpd_head_analysis(model, heads, data)}
     return heads
+
+
+@torch.inference_mode()
+def bpd_head_analysis(model: LoadedModel, heads: Heads, data: HiddenSet, positions: int = 256, topk: int = 4) -> dict:
+    """Kim et al.'s head analysis on up to ``positions`` held-out positions (see core.bpd_analysis)."""
+    k = len(heads.heads) + 1
+    pos = data.offset_pairs(k - 1, data.held_out)[:positions]
+    h = data.final[pos].to(model.device, model.dtype)
+    logits = torch.stack([head_logits(model.model, head, h) for head in [None, *heads.heads]], dim=1)  # [P, K, V]
+    truth = torch.stack(
+        [
+            head_logits(model.model, None, data.final[pos + i].to(model.device, model.dtype)).argmax(-1)
+            for i in range(k)
+        ],
+        dim=1,
+    )  # [P, K]: the model's own greedy token at t+1+i
+    a = analyse_heads(logits.cpu(), truth.cpu(), topk=topk)
+    log(
+        f"  head analysis: top-1 {[round(x, 3) for x in a.top1_accuracy]}, entropy {[round(x, 2) for x in a.entropy]}, "
+        f"oracle block efficiency (top-{topk}) {a.oracle_block_efficiency:.2f}, greedy {a.greedy_block_efficiency:.2f}"
+    )
+    return {
+        "analysis_positions": len(pos),
+        "top1_accuracy": a.top1_accuracy,
+        "entropy": a.entropy,
+        "repetition": a.repetition,
+        f"oracle_block_efficiency_top{topk}": a.oracle_block_efficiency,
+        "greedy_block_efficiency": a.greedy_block_efficiency,
+    }
 
 
 def hit_rate_path(model: LoadedModel) -> Path:

@@ -148,11 +148,85 @@ def test_train_heads_cli_saves_heads_with_their_settings(tmp_path):
     from core.heads import Heads
 
     out = tmp_path / "bpd.pt"
-    res = subprocess.run([sys.executable, "-m", "core.train", "heads", "--model", "tiny-random-llama", "--k", "3",
-                          "--steps", "3", "--tokens", "4", "--out", str(out)], capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parent.parent, timeout=600)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "core.train",
+            "heads",
+            "--model",
+            "tiny-random-llama",
+            "--k",
+            "3",
+            "--steps",
+            "3",
+            "--tokens",
+            "4",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr
     heads = Heads.load(out, torch.device("cpu"), torch.float32)
     assert heads.info.kind == "bpd" and heads.info.count == 2 and len(heads.heads) == 2
     assert len(heads.info.losses) == 6 and "--k 3" in heads.info.command
     assert len(heads.info.metrics["held_out_top1_per_head"]) == 2
+
+
+def test_train_exit_head_cli_records_hit_rates(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from core.heads import Heads
+
+    out = tmp_path / "exit.pt"
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "core.train",
+            "exit-head",
+            "--model",
+            "tiny-random-llama",
+            "--layer",
+            "2",
+            "--steps",
+            "3",
+            "--tokens",
+            "4",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr
+    head = Heads.load(out, torch.device("cpu"), torch.float32)
+    assert head.info.kind == "exit" and head.info.layer == 2 and len(head.info.losses) == 3
+    assert 0 <= head.info.metrics["held_out_hit_rate"] <= 1
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "core.train",
+            "exit-head",
+            "--model",
+            "tiny-random-llama",
+            "--layer",
+            "9",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=600,
+    )
+    assert bad.returncode == 2 and "--layer must be between 1 and 3" in bad.stderr

@@ -7,9 +7,7 @@ from components.charts import render_latency_chart
 from components.live import stream_run
 from components.session import require_model, sidebar
 from components.traces import download_trace, load_trace_widget, trace_method
-from core.engine import EngineUnsupported
-from core.methods import get_method
-from core.text import InputError
+from core.methods import RUN_ERRORS, get_method
 
 st.title("Autoregressive decoding")
 st.caption(
@@ -37,7 +35,7 @@ if run:
             results[name] = stream_run(
                 get_method(name).run(model, prompt, settings.gen), key=f"ar-live-{name}", container=col
             )
-        except (InputError, EngineUnsupported) as exc:
+        except RUN_ERRORS as exc:
             st.warning(str(exc))
             break
 

@@ -7,10 +7,8 @@ import streamlit as st
 from components.bench_view import render_bench, runs_csv
 from components.session import current_model, sidebar
 from core.bench import run_bench
-from core.engine import EngineUnsupported
-from core.methods import METHODS
+from core.methods import METHODS, RUN_ERRORS
 from core.prompts import SUITE, load_prompts, parse_prompts
-from core.text import InputError
 
 st.title("Benchmark")
 st.caption(
@@ -47,7 +45,7 @@ if run and model is not None and prompts:
         st.session_state["bn_result"] = run_bench(
             model, chosen, names, settings.gen, lambda done, total, label: bar.progress(done / total, label)
         )
-    except (InputError, EngineUnsupported, ValueError) as exc:
+    except RUN_ERRORS as exc:
         st.warning(str(exc))
 elif run and not prompts:
     st.warning("Choose a prompt suite first.")

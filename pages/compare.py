@@ -8,8 +8,7 @@ from components.answer import render_notices, render_token_strip
 from components.live import stream_run
 from components.session import current_model, sidebar
 from components.traces import download_trace, load_trace_widget, trace_method
-from core.engine import EngineUnsupported
-from core.methods import METHODS, get_method
+from core.methods import METHODS, RUN_ERRORS, get_method
 from core.metrics import summarize
 from core.text import InputError
 
@@ -50,7 +49,7 @@ if run and model is not None:
             results[name] = stream_run(
                 get_method(name).run(model, prompt, settings.gen), key=f"cmp-live-{name}", container=live
             )
-        except (InputError, EngineUnsupported, ValueError) as exc:
+        except RUN_ERRORS as exc:
             st.warning(f"{name}: {exc}")
             if isinstance(exc, InputError):
                 break

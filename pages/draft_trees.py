@@ -8,11 +8,9 @@ from components.live import stream_run
 from components.session import require_model, sidebar
 from components.traces import download_trace, load_trace_widget
 from components.tree import explain_step, render_acceptance_per_depth, render_tree_step
-from core.engine import EngineUnsupported
-from core.methods import get_method
+from core.methods import RUN_ERRORS, get_method
 from core.methods.speculative import DEFAULT_EXIT_LAYER
 from core.metrics import acceptance_per_depth, summarize
-from core.text import InputError
 from core.trace import TreeStep
 
 SOURCES = {
@@ -92,7 +90,7 @@ try:
             run_it = get_method(name).run(model, prompt, settings.gen, **({} if name == "ar" else options(name, 2)))
             state[f"cmp-{name}"] = list(run_it)
         progress.progress(1.0, "done")
-except (InputError, EngineUnsupported, ValueError) as exc:
+except RUN_ERRORS as exc:
     st.warning(str(exc))
 
 if "spec" in state:

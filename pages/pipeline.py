@@ -9,10 +9,9 @@ from components.live import stream_run
 from components.pipeline import explain_tick, hit_rate_figure, render_timeline
 from components.session import require_model, sidebar
 from components.traces import download_trace, load_trace_widget
-from core.methods import get_method
+from core.methods import RUN_ERRORS, get_method
 from core.methods.pipeline import DEFAULT_EXIT_LAYER
 from core.metrics import summarize
-from core.text import InputError
 from core.trace import PipelineTick
 from core.train import hit_rate_path
 
@@ -59,7 +58,7 @@ if run:
         timeline.empty()
         right.subheader("AR, same prompt")
         state["ar"] = stream_run(get_method("ar").run(model, prompt, settings.gen), key="sp-ar", container=right)
-    except (InputError, ValueError) as exc:
+    except RUN_ERRORS as exc:
         st.warning(str(exc))
 
 if "speed" in state:

@@ -8,10 +8,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from core.engine import EngineUnsupported
 from core.methods.ar import run_ar
 from core.methods.hf import run_hf
 from core.methods.pipeline import run_speed
 from core.methods.speculative import run_speculative
+from core.models import ModelLoadError
+
+# What a run can raise that is the user's to fix (bad prompt, settings or model); the
+# message is one sentence, shown as is. ConfigError and InputError are ValueErrors.
+RUN_ERRORS = (ValueError, ModelLoadError, EngineUnsupported)
 
 
 @dataclass(frozen=True)

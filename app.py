@@ -1,19 +1,20 @@
 """Decoding Lab: a Streamlit app over the decoding library in core/.
 
 Run with `make run`. Every page draws the shared sidebar (model, device, dtype,
-generation settings) through ``components.session.sidebar``.
+generation settings) through ``components.session.sidebar``. Pages live in views/, not
+pages/, which Streamlit would also serve as a legacy multipage app on deep links.
 """
 
 import streamlit as st
 
-st.set_page_config(page_title="Decoding Lab", page_icon="⚡", layout="wide")
+st.set_page_config(page_title="Decoding Lab", page_icon=":material/bolt:", layout="wide")
 
 pages = [
-    st.Page("pages/autoregressive.py", title="Autoregressive", icon="➡️", default=True),
-    st.Page("pages/draft_trees.py", title="Draft trees", icon="🌳"),
-    st.Page("pages/pipeline.py", title="SPEED pipeline", icon="⏩"),
-    st.Page("pages/compare.py", title="Compare", icon="⚖️"),
-    st.Page("pages/benchmark.py", title="Benchmark", icon="📊"),
-    st.Page("pages/how_it_works.py", title="How it works", icon="📖"),
+    st.Page("views/autoregressive.py", title="Autoregressive", icon=":material/arrow_forward:", default=True),
+    st.Page("views/draft_trees.py", title="Draft trees", icon=":material/account_tree:"),
+    st.Page("views/pipeline.py", title="SPEED pipeline", icon=":material/fast_forward:"),
+    st.Page("views/compare.py", title="Compare", icon=":material/compare:"),
+    st.Page("views/benchmark.py", title="Benchmark", icon=":material/bar_chart:"),
+    st.Page("views/how_it_works.py", title="How it works", icon=":material/menu_book:"),
 ]
 st.navigation(pages).run()

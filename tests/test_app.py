@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
-PAGES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "pages").glob("*.py"))
+PAGES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "views").glob("*.py"))
 
 
 def app(model="tiny-random-llama", max_new=6):
@@ -70,7 +70,7 @@ def test_unknown_model_id_is_reported_in_the_sidebar():
 def test_draft_trees_page_runs_draws_trees_and_compares_rules(tiny):
     at = app(max_new=10)
     at.sidebar.slider(key="temperature").set_value(1.0).run()
-    at.switch_page("pages/draft_trees.py").run()
+    at.switch_page("views/draft_trees.py").run()
     at.number_input(key="dt_layer").set_value(2)
     at.button(key="dt_run").click().run()
     assert not at.exception
@@ -87,7 +87,7 @@ def test_draft_trees_page_runs_draws_trees_and_compares_rules(tiny):
 
 def test_draft_trees_page_reports_bad_settings(tiny):
     at = app(max_new=6)
-    at.switch_page("pages/draft_trees.py").run()
+    at.switch_page("views/draft_trees.py").run()
     at.selectbox(key="dt_source").set_value("lookup")
     at.number_input(key="dt_k").set_value(2)
     at.button(key="dt_run").click().run()
@@ -97,7 +97,7 @@ def test_draft_trees_page_reports_bad_settings(tiny):
 
 def test_pipeline_page_runs_and_shows_the_timeline(tiny):
     at = app(max_new=8)
-    at.switch_page("pages/pipeline.py").run()
+    at.switch_page("views/pipeline.py").run()
     at.number_input(key="sp_layer").set_value(2)
     at.button(key="sp_run").click().run()
     assert not at.exception
@@ -131,7 +131,7 @@ def test_uploading_something_else_gets_a_message(tiny):
 
 def test_compare_page_runs_methods_side_by_side_and_keeps_results(tiny):
     at = app(max_new=8)
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("views/compare.py").run()
     at.multiselect(key="cmp_methods").set_value(["hf", "pld"])
     at.button(key="cmp_run").click().run()
     assert not at.exception
@@ -146,7 +146,7 @@ def test_compare_page_runs_methods_side_by_side_and_keeps_results(tiny):
 
 def test_benchmark_page_runs_the_bench_on_the_tiny_model(tiny):
     at = app(max_new=4)
-    at.switch_page("pages/benchmark.py").run()
+    at.switch_page("views/benchmark.py").run()
     at.number_input(key="bn_limit").set_value(2)
     at.multiselect(key="bn_methods").set_value(["ar", "hf"])
     at.button(key="bn_run").click().run()
@@ -159,7 +159,7 @@ def test_benchmark_page_runs_the_bench_on_the_tiny_model(tiny):
 
 def test_benchmark_page_rejects_a_bad_suite(tiny):
     at = app()
-    at.switch_page("pages/benchmark.py").run()
+    at.switch_page("views/benchmark.py").run()
     at.radio(key="bn_source").set_value("upload JSONL").run()
     at.file_uploader(key="bn_upload").set_value(("s.jsonl", b'{"id": 1}\n', "application/json")).run()
     assert not at.exception and any("needs a non-empty string field 'prompt'" in w.value for w in at.warning)

@@ -132,7 +132,15 @@ def test_every_page_opens_without_an_error_box(server, browser, path, title):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{server}/{path}")
     page.get_by_role("heading", name=title).first.wait_for(timeout=120_000)
-    page.wait_for_timeout(1500)
+    # the script has finished (no running indicator) and the lazily loaded widgets are drawn (no skeletons)
+    page.wait_for_function(
+        "!document.querySelector('[data-testid=\"stStatusWidget\"]') && "
+        "!document.querySelector('[data-testid=\"stSkeleton\"]')",
+        timeout=120_000,
+    )
+    page.wait_for_timeout(1000)
+    dump = page.evaluate("[...new Set([...document.querySelectorAll('[data-testid]')].map(e => e.dataset.testid))]")
+    (ARTIFACTS / f"browser-page-{path or 'home'}.testids.txt").write_text("\n".join(sorted(dump)))
     page.screenshot(path=str(ARTIFACTS / f"browser-page-{path or 'home'}.png"), full_page=True)
     assert page.locator("[data-testid='stException']").count() == 0
     assert page.locator("[data-testid='stAlertContentError']").count() == 0

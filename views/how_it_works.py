@@ -12,7 +12,7 @@ st.caption(
 SECTIONS = [
     (
         "Autoregressive decoding (the baseline)",
-        "pages/autoregressive.py",
+        "views/autoregressive.py",
         """
 A language model maps the tokens so far to a distribution p over the next token. Autoregressive (AR)
 decoding runs one forward per token: prefill the prompt once (filling the KV cache, the keys and values
@@ -27,7 +27,7 @@ prompt -> "prefill (all prompt tokens)" -> "KV cache"; "KV cache" -> "forward 1 
     ),
     (
         "Speculative decoding with draft trees (RRS, RRSw, SpecHub)",
-        "pages/draft_trees.py",
+        "views/draft_trees.py",
         """
 A cheap draft (here: the model's own first layers plus a trained exit head, a separate small model,
 or n-gram lookup in the prompt) proposes a tree: k candidate tokens per node, L levels deep. The big
@@ -45,7 +45,7 @@ r -> a; r -> b; a -> c; a -> d; b -> e; b -> f; c -> "bonus" [style=dashed]; }""
     ),
     (
         "SPEED: speculative pipelined execution",
-        "pages/pipeline.py",
+        "views/pipeline.py",
         """
 The layers are split into stages. Token t runs through the later stages while an early-exit guess of
 token t+1 (read off the hidden state after the first stage) already runs through the earlier ones.
@@ -61,7 +61,7 @@ check -> flush [label="different"]; }""",
     ),
     (
         "Comparing and benchmarking",
-        "pages/compare.py",
+        "views/compare.py",
         """
 Every run is a trace: a list of plain events (run started, each step's committed tokens, the draft tree
 of a step, a pipeline tick, run finished). Pages render traces, so a live run and a recorded one look the
@@ -75,7 +75,7 @@ for title, page, text, dot in SECTIONS:
     st.header(title)
     left, right = st.columns([3, 2])
     left.markdown(text.strip())
-    left.page_link(page, label=f"Open {title.split(' (')[0].split(':')[0]}", icon="➡️")
+    left.page_link(page, label=f"Open {title.split(' (')[0].split(':')[0]}", icon=":material/arrow_forward:")
     if dot:
         right.graphviz_chart(dot)
 st.info(

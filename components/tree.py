@@ -34,7 +34,8 @@ def _layout(step: TreeStep) -> list[tuple[float, float]]:
 def tree_figure(step: TreeStep) -> go.Figure:
     pos = _layout(step)
     last = step.accepted_path[-1]
-    final_pos = (pos[last][0] + 1, pos[last][1])
+    # the final token sits one depth past the last accepted node, below the tree so it overlaps no draft node
+    final_pos = (pos[last][0] + 1, min(y for _, y in pos) - 1)
     edge_x, edge_y = [], []
     for n, parent in enumerate(step.parents):
         if parent >= 0:
@@ -57,12 +58,14 @@ def tree_figure(step: TreeStep) -> go.Figure:
                 y=[pos[n][1] for n in nodes],
                 mode="markers+text",
                 name=status,
-                text=[repr(step.texts[n])[1:-1] for n in nodes],
+                # label the root and the accepted path; every other token shows on hover
+                text=[repr(step.texts[n])[1:-1] if status in ("root", "accepted") else "" for n in nodes],
+                hovertext=[repr(step.texts[n])[1:-1] for n in nodes],
                 textposition="top center",
                 marker={"size": 16, "color": COLOURS[status], "line": {"width": 1, "color": "#18181b"}},
                 customdata=[[step.p_token[n], step.q_token[n], step.depths[n]] for n in nodes],
-                hovertemplate="%{text}<br>depth %{customdata[2]}<br>p = %{customdata[0]:.3f}"
-                "<br>q = %{customdata[1]:.3f}<extra>" + status + "</extra>",
+                hovertemplate="%{hovertext}<br>depth %{customdata[2]}<br>p = %{customdata[0]:.3f} (-1: the walk "
+                "never reached its parent)<br>q = %{customdata[1]:.3f}<extra>" + status + "</extra>",
             )
         )
     fig.add_trace(
@@ -78,7 +81,7 @@ def tree_figure(step: TreeStep) -> go.Figure:
         )
     )
     fig.update_layout(
-        height=340,
+        height=max(340, 26 * max(step.depths.count(d) for d in set(step.depths))),
         margin={"t": 30, "b": 10, "l": 10, "r": 10},
         legend={"orientation": "h", "y": 1.12},
         xaxis={"title": "depth", "dtick": 1, "zeroline": False},
@@ -114,6 +117,6 @@ def explain_step(step: TreeStep) -> str:
     )
     return (
         f"Step {step.step}: the {step.rule.upper()} walk accepted {accepted} of {max(step.depths)} draft "
-        f"depths ({len(step.tokens) - 1} drafted tokens in the tree), {tail}: {accepted + 1} tokens for one "
-        f"target forward."
+        f"depths ({len(step.tokens) - 1} drafted tokens in the tree), {tail}: "
+        f"{accepted + 1} token{'s' if accepted else ''} for one target forward."
     )

@@ -310,24 +310,15 @@ def main(argv: list[str] | None = None) -> int:
             out.write_text(json.dumps(layer_hit_rates(model, args.tokens), indent=1))
             log(f"saved {out}")
             return 0
-        if args.what == "heads":
-            heads = train_bpd_heads(
-                model,
-                args.k,
-                steps=args.steps,
-                batch=args.batch,
-                lr=args.lr,
-                seed=args.seed,
-                tokens=args.tokens,
-                command=command,
-            )
-            out = Path(args.out) if args.out else bpd_heads_path(model.key, args.k)
-            heads.save(out)
-            log(f"saved {out}")
-            return 0
-        heads = train_exit_head(
+        train, default_out = (
+            (train_bpd_heads, bpd_heads_path(model.key, args.k))
+            if args.what == "heads"
+            else (train_exit_head, exit_head_path(model.key, args.layer))
+        )
+        size = {"k": args.k} if args.what == "heads" else {"layer": args.layer}
+        heads = train(
             model,
-            args.layer,
+            **size,
             steps=args.steps,
             batch=args.batch,
             lr=args.lr,
@@ -338,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, RuntimeError) as exc:
         log(f"error: {exc}")
         return 2
-    out = Path(args.out) if args.out else exit_head_path(model.key, args.layer)
+    out = Path(args.out) if args.out else default_out
     heads.save(out)
     log(f"saved {out}")
     return 0

@@ -21,7 +21,7 @@ from core.config import ConfigError, GenerationConfig, ModelSpec, SamplingConfig
 from core.methods import METHODS, get_method
 from core.metrics import RunMetrics, depth_counts, rates, summarize
 from core.models import ModelLoadError, load_model
-from core.prompts import SUITE, Prompt, load_prompts
+from core.prompts import SPLITS, SUITE, Prompt, load_prompts, split_prompts
 from core.text import InputError
 from core.trace import dumps
 
@@ -164,11 +164,16 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--model", default="embedded")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N prompts (0 = all)")
     ap.add_argument("--category", default="", help="use only prompts of this category")
+    ap.add_argument("--split", default="all", choices=SPLITS, help="all, or the suite's train / held-out prompts")
     ap.add_argument("--k", type=int, help="tree methods: children per node (spec/pld: 1)")
     ap.add_argument("--depth", type=int, help="speculative methods: draft depth L")
     ap.add_argument("--draft", choices=["self", "lookup", "model"], help="speculative methods: draft source")
     ap.add_argument("--layer", type=int, help="self-draft: exit layer e")
     ap.add_argument("--stages", type=int, help="speed: pipeline stages")
+    ap.add_argument("--block", type=int, help="bpd methods: block size k (base + k - 1 heads)")
+    ap.add_argument("--topk", type=int, help="bpd-ngram/-neural: tokens per head in the lattice")
+    ap.add_argument("--paths", type=int, help="bpd-ngram/-neural: drafts verified per step (p)")
+    ap.add_argument("--alpha", type=float, help="bpd-ngram/-neural: weight of the LM in the rescoring")
     ap.add_argument("--draft-model", default="", help="draft source 'model': its id or path")
     ap.add_argument("--trace-dir", default="", help="also save every run's trace as METHOD-ID.json here")
     ap.add_argument("--json", required=True, help="where to write the results")
@@ -192,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             get_method(name)
         gen = GenerationConfig(args.max_new_tokens, SamplingConfig(args.temperature, args.top_k, args.top_p, args.seed))
         spec = ModelSpec(args.model, args.device, args.dtype)
-        prompts = load_prompts(args.prompts)
+        prompts = split_prompts(load_prompts(args.prompts), args.split)
         if args.category:
             prompts = [p for p in prompts if p.category == args.category]
             if not prompts:
@@ -202,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
         model = load_model(spec, lambda f, msg: print(f"  {msg}", file=sys.stderr))
         print(model.describe(), file=sys.stderr)
         options = {
-            k: getattr(args, k) for k in ("k", "depth", "draft", "layer", "stages") if getattr(args, k) is not None
+            k: getattr(args, k)
+            for k in ("k", "depth", "draft", "layer", "stages", "block", "topk", "paths", "alpha")
+            if getattr(args, k) is not None
         }
         if args.draft_model:
             options["draft_model"] = load_model(ModelSpec(args.draft_model, args.device, args.dtype))

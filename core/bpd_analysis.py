@@ -35,6 +35,17 @@ def _block_efficiency(hit: torch.Tensor) -> float:
     return float(1 + run.float().mean())
 
 
+def oracle_block(rows: list[list[int]], continuation: list[int]) -> int:
+    """Tokens one step would commit had the best path through its lattice been drafted: 1 + the
+    leading run of heads whose top-k ``rows[i]`` holds the real token ``continuation[i]``."""
+    run = 0
+    for row, tok in zip(rows, continuation, strict=False):
+        if tok not in row:
+            break
+        run += 1
+    return 1 + run
+
+
 def analyse_heads(logits: torch.Tensor, truth: torch.Tensor, topk: int = 4) -> HeadAnalysis:
     logits = logits.float()
     top1 = logits.argmax(-1)  # [P, K]

@@ -10,12 +10,9 @@ verification rule draws children its own way, ``core.verify.draw_children``).
 - ``ModelDraft``: a separate model sharing the target's tokenizer, with its own engine.
 - ``PromptLookup``: a chain copied from the context after the latest earlier match of
   its last n-gram (q is one-hot on the copied token: a deterministic draft).
-- ``HeadsDraft``: Blockwise Parallel Decoding (Stern et al.): k - 1 heads on the target's
-  last hidden state h_t, head i predicting token t+1+i; the verifier's own forward gives
-  the h_t of the next block (predict and verify share one call).
 
 Every source sees, through ``prefill`` and ``accept``, the target's last hidden state at
-the last committed position ([1, 1, H]); only ``HeadsDraft`` uses it.
+the last committed position ([1, 1, H]); only the BPD heads (``core.methods.blockwise``) use it.
 """
 
 from __future__ import annotations
@@ -180,30 +177,3 @@ class PromptLookup:
 
     def accept(self, tree: DraftTree, nodes: list[int], hidden: torch.Tensor | None = None) -> None:
         self.context += [tree.tokens[n] for n in nodes]
-
-
-class HeadsDraft:
-    """A chain from BPD heads: token i of the chain is argmax (or a draw from) q_i = LMHead(Norm(head_i(h_t)))."""
-
-    def __init__(self, model: LoadedModel, engine: LlamaEngine, heads: torch.nn.ModuleList) -> None:
-        self.model, self.engine, self.heads = model, engine, heads
-        self.hidden: torch.Tensor | None = None
-        self.name = f"BPD heads ({len(heads)} heads)"
-
-    def prefill(self, ids: list[int], hidden: torch.Tensor | None = None) -> None:
-        self.hidden = hidden
-
-    def propose(
-        self, root: int, topo: TreeTopology, rule: str, sampling: SamplingConfig, gen: torch.Generator
-    ) -> DraftTree:
-        n = min(topo.depth, len(self.heads)) if self.hidden is not None else 0
-        tree = DraftTree(TreeTopology.full(1, n), [root])
-        for i in range(n):
-            q = draft_probs(self.engine.logits(self.heads[i](self.hidden))[0, -1], sampling)
-            tree.q[i] = q
-            tree.drawn[i] = 1
-            tree.tokens += draw_children(rule, q, 1, gen)[:1]
-        return tree
-
-    def accept(self, tree: DraftTree, nodes: list[int], hidden: torch.Tensor | None = None) -> None:
-        self.hidden = hidden

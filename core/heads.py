@@ -83,6 +83,11 @@ def bpd_heads_path(model_key: str, k: int) -> Path:
     return ASSETS / f"{model_key}-bpd-k{k}.pt"
 
 
+def ngram_path(model_key: str) -> Path:
+    """The self-distilled text behind BPD's n-gram rescoring (``python -m core.train ngram``)."""
+    return ASSETS.parent / "ngram" / f"{model_key}.json"
+
+
 def head_logits(model: torch.nn.Module, head: nn.Module | None, h: torch.Tensor) -> torch.Tensor:
     """float32 logits of the target's final norm + LM head over ``head(h)`` (h itself when head is None)."""
     decoder = model.model

@@ -38,6 +38,23 @@ def parse_prompts(text: str, source: str = "prompts") -> list[Prompt]:
     return prompts
 
 
+SPLITS = ("all", "train", "held-out")
+
+
+def is_held_out(index: int) -> bool:
+    """Every fifth suite prompt is held out from head training and n-gram counts (index 4, 9, ...)."""
+    return index % 5 == 4
+
+
+def split_prompts(prompts: list[Prompt], split: str) -> list[Prompt]:
+    """``all``, or the suite's ``train`` / ``held-out`` part (by position, ``is_held_out``)."""
+    if split not in SPLITS:
+        raise ValueError(f"Unknown split {split!r}; use {', '.join(SPLITS)}.")
+    if split == "all":
+        return list(prompts)
+    return [p for i, p in enumerate(prompts) if is_held_out(i) == (split == "held-out")]
+
+
 def load_prompts(path: str | Path = SUITE) -> list[Prompt]:
     path = Path(path)
     if not path.is_file():

@@ -129,6 +129,32 @@ class Clock:
 
 
 @event
+class BlockStep:
+    """One Blockwise Parallel Decoding step: the heads' top-k lattice and the drafts verified.
+
+    Per head i = 1..m (rows): its top-k token ids, texts and probabilities q_i, best first.
+    ``paths``: the drafts verified, each as one rank per head (paths[0] is plain BPD's
+    argmax draft); ``scores``: each draft's rescored S(x) (plain BPD: sum log q_i);
+    ``accepted_path``: the draft the accepted tokens follow; ``accepted``: how many;
+    ``final_text``: the base head's own token that ends the step; ``refine``: "none",
+    "ngram" or "neural".
+    """
+
+    kind: ClassVar[str] = "block_step"
+    step: int
+    refine: str
+    lattice_tokens: list[list[int]]
+    lattice_texts: list[list[str]]
+    lattice_q: list[list[float]]
+    paths: list[list[int]]
+    scores: list[float]
+    accepted_path: int
+    accepted: int
+    final_text: str
+    t: float = 0.0
+
+
+@event
 class TreeStep:
     """One draft-tree verification step (draw it as a tree).
 

@@ -25,10 +25,10 @@ import torch
 from core.bpd_analysis import analyse_heads
 from core.config import GenerationConfig, ModelSpec
 from core.engine import LlamaEngine
-from core.heads import ASSETS, HeadInfo, Heads, bpd_heads_path, exit_head_path, head_logits
+from core.heads import ASSETS, HeadInfo, Heads, bpd_heads_path, exit_head_path, head_logits, ngram_path
 from core.methods.ar import run_ar
 from core.models import LoadedModel, cache_root, load_model
-from core.prompts import load_prompts
+from core.prompts import is_held_out, load_prompts
 from core.trace import RunFinished
 
 ASSETS_HIT_RATES = ASSETS.parent / "hit_rates"
@@ -81,7 +81,7 @@ def collect_hidden(model: LoadedModel, seqs: list[list[int]], layers: tuple[int,
         for e in layers:
             by_layer[e].append(out.hidden[e][0].float().cpu())
         final.append(out.last_hidden[0].float().cpu())
-        held.append(torch.full((len(seq),), i % 5 == 4))
+        held.append(torch.full((len(seq),), is_held_out(i)))
         which.append(torch.full((len(seq),), i))
     return HiddenSet(
         {e: torch.cat(v) for e, v in by_layer.items()}, torch.cat(final), torch.cat(held), torch.cat(which)
@@ -244,6 +244,15 @@ def bpd_head_analysis(model: LoadedModel, heads: Heads, data: HiddenSet, positio
     }
 
 
+def ngram_sequences(model: LoadedModel, tokens: int, command: str) -> dict:
+    """The self-distilled token sequences of the suite's training prompts, for BPD's n-gram LM (the
+    held-out prompts stay out, so rescoring them is not helped by their own continuations)."""
+    seqs = distill_sequences(model, tokens)
+    train = [s for i, s in enumerate(seqs) if not is_held_out(i)]
+    log(f"  {len(train)} training sequences, {sum(map(len, train))} tokens")
+    return {"model": model.key, "command": command, "tokens": tokens, "sequences": train}
+
+
 def hit_rate_path(model: LoadedModel) -> Path:
     return ASSETS_HIT_RATES / f"{model.key}.json"
 
@@ -300,14 +309,27 @@ def main(argv: list[str] | None = None) -> int:
     hr.add_argument("--model", default="embedded")
     hr.add_argument("--tokens", type=int, default=64)
     hr.add_argument("--out", default="", help="default: assets/hit_rates/<model>.json")
+    ng = sub.add_parser("ngram", help="self-distilled text of the training prompts for BPD's n-gram rescoring")
+    ng.add_argument("--model", default="embedded")
+    ng.add_argument("--tokens", type=int, default=128)
+    ng.add_argument("--out", default="", help="default: assets/ngram/<model>.json")
     args = ap.parse_args(argv)
     command = "python -m core.train " + " ".join(argv if argv is not None else sys.argv[1:])
     try:
         model = load_model(ModelSpec(args.model, "auto", "float32"), lambda f, m: log(f"  {m}"))
-        if args.what == "hit-rates":
-            out = Path(args.out) if args.out else hit_rate_path(model)
+        if args.what in ("hit-rates", "ngram"):
+            out = (
+                Path(args.out)
+                if args.out
+                else (hit_rate_path(model) if args.what == "hit-rates" else ngram_path(model.key))
+            )
+            data = (
+                layer_hit_rates(model, args.tokens)
+                if args.what == "hit-rates"
+                else ngram_sequences(model, args.tokens, command)
+            )
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(layer_hit_rates(model, args.tokens), indent=1))
+            out.write_text(json.dumps(data, indent=None if args.what == "ngram" else 1))
             log(f"saved {out}")
             return 0
         train, default_out = (

@@ -1,10 +1,14 @@
 """Draft-tree topology as data, compiled once.
 
-A full tree with ``k`` children per node and ``depth`` L, nodes numbered in BFS order;
-node 0 is the root (the last committed token, not yet forwarded). Compiled into the
-ancestor-or-self attention mask [N, N], each node's depth (position offset), each
-level's node range, and each node's parent and children. Slots in the KV cache follow
-node order, so the mask columns of a level are the nodes before and in it.
+A tree is a parent list in BFS order (node 0 is the root: the last committed token,
+not yet forwarded; every node's parent comes before it and depths never decrease).
+Compiled into the ancestor-or-self attention mask [N, N], each node's depth (position
+offset), each level's node range, and each node's children. Slots in the KV cache
+follow node order, so the mask columns of a level are the nodes before and in it.
+
+- ``full(k, L)``: k children per node, depth L (draft trees of METHODS.md section 3);
+- ``from_paths(paths)``: the trie of several drafted token paths (BPD draft refinement:
+  the p best paths share their common prefixes, verified in one tree forward).
 """
 
 from __future__ import annotations
@@ -16,25 +20,24 @@ import torch
 
 @dataclass(frozen=True)
 class TreeTopology:
-    k: int
+    k: int  # the most children any node has
     depth: int
     parent: tuple[int, ...]
     node_depth: tuple[int, ...]
+    kids: tuple[tuple[int, ...], ...] = field(repr=False, compare=False)
     mask: torch.Tensor = field(repr=False, compare=False)  # [N, N] bool, ancestor-or-self
 
     @classmethod
-    def full(cls, k: int, depth: int) -> TreeTopology:
-        if k < 1 or depth < 0:
-            raise ValueError(f"A draft tree needs k >= 1 children per node and depth >= 0, got k={k}, depth={depth}.")
-        parent, node_depth, frontier = [-1], [0], [0]
-        for d in range(1, depth + 1):
-            nxt = []
-            for node in frontier:
-                for _ in range(k):
-                    parent.append(node)
-                    node_depth.append(d)
-                    nxt.append(len(parent) - 1)
-            frontier = nxt
+    def from_parents(cls, parent: list[int]) -> TreeTopology:
+        if not parent or parent[0] != -1 or any(not 0 <= p < i for i, p in enumerate(parent) if i):
+            raise ValueError("A tree's parent list starts with the root (-1) and every parent precedes its child.")
+        depth = [0] * len(parent)
+        kids: list[list[int]] = [[] for _ in parent]
+        for i in range(1, len(parent)):
+            depth[i] = depth[parent[i]] + 1
+            kids[parent[i]].append(i)
+        if depth != sorted(depth):
+            raise ValueError("Tree nodes must be in BFS order (depths never decrease).")
         n = len(parent)
         mask = torch.zeros(n, n, dtype=torch.bool)
         for i in range(n):
@@ -42,7 +45,39 @@ class TreeTopology:
             while j >= 0:
                 mask[i, j] = True
                 j = parent[j]
-        return cls(k, depth, tuple(parent), tuple(node_depth), mask)
+        k = max((len(c) for c in kids), default=0)
+        return cls(k, depth[-1], tuple(parent), tuple(depth), tuple(tuple(c) for c in kids), mask)
+
+    @classmethod
+    def full(cls, k: int, depth: int) -> TreeTopology:
+        if k < 1 or depth < 0:
+            raise ValueError(f"A draft tree needs k >= 1 children per node and depth >= 0, got k={k}, depth={depth}.")
+        parent, frontier = [-1], [0]
+        for _ in range(depth):
+            nxt = []
+            for node in frontier:
+                for _ in range(k):
+                    parent.append(node)
+                    nxt.append(len(parent) - 1)
+            frontier = nxt
+        return cls.from_parents(parent)
+
+    @classmethod
+    def from_paths(cls, root: int, paths: list[list[int]]) -> tuple[TreeTopology, list[int], list[list[int]]]:
+        """The trie of token ``paths`` below ``root``: (topology, token per node, each path's node ids).
+
+        Nodes are numbered level by level in order of first appearance, so the first path
+        keeps the lowest ids at every depth."""
+        index: dict[tuple[int, ...], int] = {(): 0}
+        parent, tokens = [-1], [root]
+        for d in range(max((len(p) for p in paths), default=0)):
+            for path in paths:
+                if len(path) > d and tuple(path[: d + 1]) not in index:
+                    index[tuple(path[: d + 1])] = len(parent)
+                    parent.append(index[tuple(path[:d])])
+                    tokens.append(path[d])
+        nodes = [[index[tuple(p[:i])] for i in range(len(p) + 1)] for p in paths]
+        return cls.from_parents(parent), tokens, nodes
 
     @property
     def size(self) -> int:
@@ -50,17 +85,12 @@ class TreeTopology:
 
     def level(self, d: int) -> range:
         """Node ids at depth d (contiguous in BFS order)."""
-        first = sum(self.k**i for i in range(d))
-        return range(first, first + self.k**d)
+        first = self.node_depth.index(d)
+        return range(first, first + self.node_depth.count(d))
 
-    def children(self, node: int) -> range:
+    def children(self, node: int) -> tuple[int, ...]:
         """Child ids of ``node`` (empty for a leaf)."""
-        d = self.node_depth[node]
-        if d == self.depth:
-            return range(0)
-        offset = node - self.level(d).start
-        start = self.level(d + 1).start + offset * self.k
-        return range(start, start + self.k)
+        return self.kids[node]
 
     def path(self, node: int) -> list[int]:
         """Node ids from the root to ``node``."""

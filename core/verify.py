@@ -7,6 +7,9 @@ drawn from the final residual r. Every rule here is lossless: the emitted token
 (accepted child, or residual draw) is distributed exactly as p.
 
 - ``greedy`` (temperature 0): children are q's top-k; accept the child equal to argmax p.
+- ``match`` (deterministic drafts at any temperature, e.g. BPD's lattice paths): children are
+  fixed tokens; draw x ~ p and accept the child equal to x, else emit x. Lossless because
+  the emitted token is the draw from p itself; at T = 0 it is ``greedy``.
 - ``rrs`` (recursive rejection sampling, with replacement): x_j i.i.d. ~ q; r = p; accept
   x_j w.p. min(1, r(x_j)/q(x_j)); on rejection r = norm(max(r - q, 0)).
 - ``rrsw`` (without replacement): x_j ~ q_j = q without x_1..x_{j-1}, renormalised; accept
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-RULES = ("greedy", "rrs", "rrsw", "spechub")
+RULES = ("greedy", "match", "rrs", "rrsw", "spechub")
 
 
 @dataclass
@@ -51,7 +54,7 @@ def _uniform(gen: torch.Generator, device) -> float:
 
 def draw_children(rule: str, q: torch.Tensor, k: int, gen: torch.Generator) -> list[int]:
     """The k children a rule drafts from q [V]."""
-    if rule == "greedy":
+    if rule in ("greedy", "match"):
         return torch.topk(q, k).indices.tolist()
     if rule == "rrs":
         return torch.multinomial(q, k, replacement=True, generator=gen).tolist()
@@ -74,6 +77,11 @@ def draw_children(rule: str, q: torch.Tensor, k: int, gen: torch.Generator) -> l
 def verify_greedy(p: torch.Tensor, children: list[int]) -> NodeVerdict:
     best = int(p.argmax())
     return NodeVerdict(children.index(best), None) if best in children else NodeVerdict(None, best)
+
+
+def verify_match(p: torch.Tensor, children: list[int], gen: torch.Generator) -> NodeVerdict:
+    x = _draw(p, gen)
+    return NodeVerdict(children.index(x), None) if x in children else NodeVerdict(None, x)
 
 
 def verify_rrs(p: torch.Tensor, q: torch.Tensor, children: list[int], gen: torch.Generator) -> NodeVerdict:
@@ -134,6 +142,8 @@ def verify_node(rule: str, p: torch.Tensor, q: torch.Tensor, children: list[int]
     """Apply ``rule`` at one node: p, q are [V] float32 distributions; children drawn by ``draw_children``."""
     if rule == "greedy":
         return verify_greedy(p, children)
+    if rule == "match":
+        return verify_match(p, children, gen)
     if rule == "rrs":
         return verify_rrs(p, q, children, gen)
     if rule == "rrsw":

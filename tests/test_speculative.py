@@ -130,53 +130,6 @@ def test_children_a_rule_could_not_draw_are_never_offered_to_it():
     assert tree.tokens == [7, 3, 3] and tree.candidates(0) == [1]
 
 
-def test_bpd_without_trained_heads_says_so_and_still_commits_ar_tokens(tiny):
-    gen = GenerationConfig(24)
-    ar = summarize(run(tiny, "ar", "Blocks of tokens", gen)).output_ids
-    events = run(tiny, "bpd", "Blocks of tokens", gen)
-    assert summarize(events).output_ids == ar
-    assert any("No trained BPD heads" in getattr(e, "message", "") for e in events)
-    with pytest.raises(ValueError, match="single chain"):
-        run(tiny, "rrs", "Hi", gen, draft="heads", k=2)
-
-
-def test_train_heads_cli_saves_heads_with_their_settings(tmp_path):
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from core.heads import Heads
-
-    out = tmp_path / "bpd.pt"
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "core.train",
-            "heads",
-            "--model",
-            "tiny-random-llama",
-            "--k",
-            "3",
-            "--steps",
-            "3",
-            "--tokens",
-            "4",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).resolve().parent.parent,
-        timeout=600,
-    )
-    assert res.returncode == 0, res.stderr
-    heads = Heads.load(out, torch.device("cpu"), torch.float32)
-    assert heads.info.kind == "bpd" and heads.info.count == 2 and len(heads.heads) == 2
-    assert len(heads.info.losses) == 6 and "--k 3" in heads.info.command
-    assert len(heads.info.metrics["held_out_top1_per_head"]) == 2
-
-
 def test_train_exit_head_cli_records_hit_rates(tmp_path):
     import subprocess
     import sys

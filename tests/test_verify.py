@@ -33,7 +33,7 @@ def histogram(rule, k, verify=verify_node, p=P, q=Q, seed=0, n=N):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("rule, k", [("rrs", 1), ("rrs", 3), ("rrsw", 2), ("rrsw", 3), ("spechub", 2)])
+@pytest.mark.parametrize("rule, k", [("match", 2), ("rrs", 1), ("rrs", 3), ("rrsw", 2), ("rrsw", 3), ("spechub", 2)])
 def test_rule_emits_tokens_distributed_as_p(rule, k):
     counts, _ = histogram(rule, k)
     assert chi_square(counts, P) < CRITICAL

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from core.engine import EngineUnsupported
 from core.methods.ar import run_ar
+from core.methods.blockwise import run_bpd
 from core.methods.hf import run_hf
 from core.methods.pipeline import run_speed
 from core.methods.speculative import run_speculative
@@ -97,10 +98,27 @@ METHODS: dict[str, MethodInfo] = {
         MethodInfo(
             "bpd",
             "Blockwise parallel decoding",
-            run_speculative,
+            run_bpd,
             "k - 1 heads on the last hidden state draft a block; one forward verifies it and drafts the next.",
-            {"name": "bpd", "rule": "rrs", "k": 1, "depth": 3, "draft": "heads"},
-            ("depth",),
+            {"name": "bpd", "refine": "none"},
+            ("block",),
+        ),
+        MethodInfo(
+            "bpd-ngram",
+            "BPD, n-gram rescoring",
+            run_bpd,
+            "BPD whose heads' top-k lattice is rescored with an n-gram LM; the p best drafts verified as one tree.",
+            {"name": "bpd-ngram", "refine": "ngram"},
+            ("block", "topk", "paths", "alpha"),
+        ),
+        MethodInfo(
+            "bpd-neural",
+            "BPD, neural rescoring",
+            run_bpd,
+            "BPD whose lattice is rescored by a beam with a small neural LM (first layers + exit head, or a "
+            "draft model); the p best drafts verified as one tree.",
+            {"name": "bpd-neural", "refine": "neural"},
+            ("block", "topk", "paths", "alpha", "layer", "draft", "draft_model"),
         ),
         MethodInfo(
             "speed",

@@ -12,23 +12,22 @@ One step, in the four named calls of the Medusa step loop:
 At temperature 0 every rule is the greedy rule, so output equals ``ar`` token for token.
 
 Method names: ``spec`` (single chain, self-draft, Leviathan et al.: rrs with k = 1),
-``pld`` (single chain from prompt lookup), ``rrs``, ``rrsw``, ``spechub`` (trees), ``bpd``
-(Blockwise Parallel Decoding: a chain from k - 1 heads on the last hidden state; METHODS.md
-section 2; block efficiency = mean accepted length).
+``pld`` (single chain from prompt lookup), ``rrs``, ``rrsw``, ``spechub`` (trees). ``speculate``
+is the step loop itself, shared with Blockwise Parallel Decoding (``core.methods.blockwise``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 
 from core.config import GenerationConfig, SamplingConfig
-from core.drafts import DraftTree, HeadsDraft, ModelDraft, PromptLookup, SelfDraft
+from core.drafts import DraftTree, ModelDraft, PromptLookup, SelfDraft
 from core.engine import EngineOutput, LlamaEngine, make_engine
-from core.heads import HeadInfo, Heads, bpd_heads_path, exit_head_path
+from core.heads import Heads, exit_head_path
 from core.methods.recorder import Recorder, excluding_consumer_time
 from core.models import LoadedModel
 from core.sampling import make_generator, sample, target_probs
@@ -117,21 +116,6 @@ def tree_event(step: int, rule: str, tree: DraftTree, walk: Walk, tokenizer, t: 
     )
 
 
-def bpd_heads_source(model: LoadedModel, engine, count: int) -> tuple[HeadsDraft, str | None]:
-    """The shipped BPD heads for ``count`` heads (k = count + 1), or untrained ones and a sentence saying so."""
-    if not isinstance(engine, LlamaEngine):
-        raise ValueError("BPD heads need the llama engine.")
-    path = bpd_heads_path(model.key, count + 1)
-    if path.is_file():
-        return HeadsDraft(model, engine, Heads.load(path, model.device, model.dtype).heads), None
-    untrained = Heads.new(HeadInfo("bpd", model.key, engine.n_layers, count, model.config.hidden_size))
-    untrained.heads.to(model.device, model.dtype).eval().requires_grad_(False)
-    return HeadsDraft(model, engine, untrained.heads), (
-        f"No trained BPD heads for {model.key} with k = {count + 1} ({path.name}); untrained heads draft "
-        f"almost nothing. Train them with `python -m core.train heads --k {count + 1}`."
-    )
-
-
 def make_draft_source(
     model: LoadedModel,
     engine,
@@ -140,28 +124,30 @@ def make_draft_source(
     layer: int,
     draft_model: LoadedModel | None,
     max_len: int,
-    heads: int = 3,
 ):
-    """``self`` (exit head at ``layer``), ``model`` (``draft_model``), ``lookup`` or ``heads`` (BPD, ``heads``
-    heads); returns (source, notice)."""
+    """``self`` (exit head at ``layer``), ``model`` (``draft_model``) or ``lookup``; returns (source, notice)."""
     if draft == "lookup":
         return PromptLookup(model.model.lm_head.out_features), None
-    if draft == "heads":
-        return bpd_heads_source(model, engine, heads)
     if draft == "model":
         if draft_model is None:
             raise ValueError("Draft source 'model' needs a draft model.")
         return ModelDraft(model, draft_model, max_len), None
     if draft != "self":
-        raise ValueError(f"Unknown draft source {draft!r}; use self, model, lookup or heads.")
+        raise ValueError(f"Unknown draft source {draft!r}; use self, model or lookup.")
+    head, notice = load_exit_head(model, engine, layer)
+    return SelfDraft(model, engine, layer, head), notice
+
+
+def load_exit_head(model: LoadedModel, engine, layer: int) -> tuple[torch.nn.Module | None, str | None]:
+    """The shipped exit head at ``layer``, or None (plain final norm + LM head) and a sentence saying so."""
     if not isinstance(engine, LlamaEngine):
         raise ValueError("The self-draft needs the llama engine (layer ranges); choose the lookup or model draft.")
     if not 1 <= layer < engine.n_layers:
         raise ValueError(f"The exit layer must be between 1 and {engine.n_layers - 1}, got {layer}.")
     path = exit_head_path(model.key, layer)
     if path.is_file():
-        return SelfDraft(model, engine, layer, Heads.load(path, model.device, model.dtype).heads[0]), None
-    return SelfDraft(model, engine, layer, None), (
+        return Heads.load(path, model.device, model.dtype).heads[0], None
+    return None, (
         f"No trained exit head for {model.key} at layer {layer} ({path.name}); drafting with the plain "
         f"early exit (final norm + LM head). Train one with `python -m core.train exit-head --layer {layer}`."
     )
@@ -187,19 +173,42 @@ def run_speculative(
     rule = "greedy" if gen.sampling.greedy else rule
     if rule == "spechub" and k != 2:
         raise ValueError("SpecHub verifies pairs: set k = 2.")
-    if draft in ("lookup", "heads") and k != 1:
+    if draft == "lookup" and k != 1:
         raise ValueError(f"The {draft} draft is a single chain: set k = 1.")
     options = {"rule": rule, "k": k, "depth": depth, "draft": draft, "layer": layer}
     rec = Recorder(name, model, prompt, prompt_ids, gen, options=options)
     yield rec.started()
     max_len = len(prompt_ids) + gen.max_new_tokens + topo.size + 1
     engine = make_engine(model, batch=1, max_len=max_len)
-    source, notice = make_draft_source(
-        model, engine, draft, layer=layer, draft_model=draft_model, max_len=max_len, heads=depth
-    )
+    source, notice = make_draft_source(model, engine, draft, layer=layer, draft_model=draft_model, max_len=max_len)
     if notice:
         yield rec.notice(notice)
-    rng = make_generator(gen.sampling.seed, model.device)
+    yield from speculate(rec, engine, source, topo, rule, gen.sampling)
+
+
+def default_labels(tree: DraftTree, walk: Walk) -> list[str]:
+    return ["draft"] * (len(walk.nodes) - 1) + [walk.final_kind]
+
+
+def speculate(
+    rec: Recorder,
+    engine: LlamaEngine,
+    source,
+    topo: TreeTopology,
+    rule: str,
+    sampling: SamplingConfig,
+    *,
+    labels: Callable[[DraftTree, Walk], list[str]] = default_labels,
+    describe: Callable[[int, DraftTree, Walk], list] | None = None,
+    extras: Callable[[list[int]], dict] | None = None,
+) -> Iterator:
+    """The step loop every draft-and-verify method shares: prefill, then propose / verify / walk / keep.
+
+    Per step it yields a TreeStep, the source's own events (``describe``), and a StepCommitted
+    whose per-token sources come from ``labels``; then RunFinished with ``extras(output ids)``.
+    """
+    model, prompt_ids = rec.model, rec.prompt_ids
+    rng = make_generator(sampling.seed, model.device)
     hidden = None
     if len(prompt_ids) > 1:
         out = engine.forward(torch.tensor([prompt_ids[:-1]], device=model.device), last_only=True)
@@ -209,20 +218,23 @@ def run_speculative(
     root = prompt_ids[-1]
     while not rec.done:
         t0 = time.perf_counter()
-        tree = source.propose(root, topo, rule, gen.sampling, rng)
+        tree = source.propose(root, topo, rule, sampling, rng)
         verified = verify_tree(engine, tree)
-        walk = walk_tree(tree, verified.logits[0], rule, gen.sampling, rng)
+        walk = walk_tree(tree, verified.logits[0], rule, sampling, rng)
         base = engine.length
         engine.keep([base + n for n in walk.nodes])
         source.accept(tree, walk.nodes, verified.last_hidden[:, walk.nodes[-1] : walk.nodes[-1] + 1])
         emitted = [tree.tokens[n] for n in walk.nodes[1:]] + [walk.final_token]
+        elapsed = time.perf_counter() - t0
         yield tree_event(rec.steps + 1, rule, tree, walk, model.tokenizer, rec.clock.now())
+        if describe is not None:
+            yield from describe(rec.steps + 1, tree, walk)
         yield rec.commit(
             emitted,
-            time.perf_counter() - t0,
+            elapsed,
             drafted=tree.topology.depth,
             accepted=len(walk.nodes) - 1,
-            sources=["draft"] * (len(emitted) - 1) + [walk.final_kind],
+            sources=labels(tree, walk),
         )
         root = walk.final_token
-    yield rec.finished()
+    yield rec.finished(extras(rec.output) if extras is not None else None)

@@ -1,0 +1,264 @@
+"""Blockwise Parallel Decoding with trained heads and draft refinement (METHODS.md section 2).
+
+Stern et al.: besides the base LM head (token t+1 from h_t), m = k - 1 heads predict
+tokens t+2..t+k from the same h_t. A step drafts a block, one target forward over it
+gives the base model's own token at every block position, the longest matching prefix
+is accepted plus the base's token at the first mismatch (>= 1 token per forward), and
+that forward's hidden state at the last accepted position is the next step's h_t
+(predict and verify share one call). Block efficiency = tokens per target forward.
+
+Kim et al.'s refinement: the heads' top-k lattice rescored with an n-gram LM
+(``bpd-ngram``: global rescoring of every path) or a small neural LM (``bpd-neural``:
+local rescoring by beam search; the target's first e layers + exit head, or a draft
+model sharing the tokenizer); the p best drafts, plain BPD's among them, are verified
+in one tree forward and the longest accepted prefix kept (``core.refine``).
+
+The step loop is speculative decoding's (``core.methods.speculative.speculate``). At
+T = 0 the rule is greedy, so output equals ``ar``; at T > 0 the drafts are fixed tokens
+and the ``match`` rule (draw from p, accept the equal child) keeps it lossless.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import torch
+
+from core.bpd_analysis import oracle_block
+from core.config import GenerationConfig, SamplingConfig
+from core.drafts import DraftTree, check_same_vocabulary, draft_probs
+from core.engine import LlamaEngine, make_engine
+from core.heads import HeadInfo, Heads, bpd_heads_path, ngram_path
+from core.methods.recorder import Recorder, excluding_consumer_time
+from core.methods.speculative import DEFAULT_EXIT_LAYER, Walk, load_exit_head, speculate
+from core.models import LoadedModel
+from core.ngram import NgramLM
+from core.refine import NeuralLM, choose_paths, global_rescore, head_lattice, local_rescore
+from core.text import encode_prompt
+from core.trace import BlockStep
+from core.tree import TreeTopology
+
+REFINEMENTS = ("none", "ngram", "neural")
+
+
+def load_bpd_heads(model: LoadedModel, engine, k: int) -> tuple[torch.nn.ModuleList, str | None]:
+    """The shipped heads for block size k, or untrained ones (they draft the plain base token) and a notice."""
+    if not isinstance(engine, LlamaEngine):
+        raise ValueError("BPD heads need the llama engine.")
+    path = bpd_heads_path(model.key, k)
+    if path.is_file():
+        return Heads.load(path, model.device, model.dtype).heads, None
+    untrained = Heads.new(HeadInfo("bpd", model.key, engine.n_layers, k - 1, model.config.hidden_size))
+    untrained.heads.to(model.device, model.dtype).eval().requires_grad_(False)
+    return untrained.heads, (
+        f"No trained BPD heads for {model.key} with k = {k} ({path.name}); untrained heads draft "
+        f"almost nothing. Train them with `python -m core.train heads --k {k}`."
+    )
+
+
+def load_ngram(model: LoadedModel) -> tuple[NgramLM, str | None]:
+    """A trigram LM with the shipped self-distilled counts for this model, if any."""
+    lm = NgramLM(model.model.lm_head.out_features)
+    path = ngram_path(model.key)
+    if not path.is_file():
+        return lm, (
+            f"No self-distilled n-gram text for {model.key} ({path.name}); the n-gram LM learns from this "
+            "run's context only. Make it with `python -m core.train ngram`."
+        )
+    for seq in json.loads(path.read_text())["sequences"]:
+        lm.add(seq)
+    return lm, None
+
+
+def make_neural_lm(
+    model: LoadedModel, engine, draft: str, layer: int, draft_model: LoadedModel | None, max_len: int
+) -> tuple[NeuralLM, str | None]:
+    if draft == "model":
+        if draft_model is None:
+            raise ValueError("Neural rescoring with draft 'model' needs a draft model.")
+        check_same_vocabulary(model, draft_model)
+        eng = make_engine(draft_model, batch=1, max_len=max_len)
+        return NeuralLM(eng, lambda out: out.logits, None, f"draft model {draft_model.display_name}"), None
+    if draft != "self":
+        raise ValueError(f"Unknown neural LM {draft!r} for rescoring; use self or model.")
+    head, notice = load_exit_head(model, engine, layer)
+
+    def logits(out):
+        return engine.logits(head(out.last_hidden) if head is not None else out.last_hidden)
+
+    return NeuralLM(engine, logits, range(layer), f"layers 0-{layer - 1} + exit head"), notice
+
+
+class BlockDrafter:
+    """Drafts a block from the heads on h_t (plus, when refining, the p best lattice paths as a trie)."""
+
+    def __init__(
+        self,
+        engine: LlamaEngine,
+        heads: torch.nn.ModuleList,
+        *,
+        refine: str,
+        topk: int,
+        paths: int,
+        alpha: float,
+        ngram: NgramLM | None = None,
+        neural: NeuralLM | None = None,
+    ) -> None:
+        self.engine, self.heads, self.refine = engine, heads, refine
+        self.topk, self.paths, self.alpha, self.ngram, self.neural = topk, paths, alpha, ngram, neural
+        self.hidden: torch.Tensor | None = None
+        self.context: list[int] = []
+        self.history: list[tuple[int, list[list[int]]]] = []  # per step: output offset, lattice rows
+        self.last: tuple | None = None
+
+    def prefill(self, ids: list[int], hidden: torch.Tensor | None = None) -> None:
+        self.hidden, self.context = hidden, list(ids[:-1])
+        if self.ngram is not None:
+            self.ngram.add(self.context)
+        if self.neural is not None:
+            self.neural.prefill(ids)
+
+    def head_logits(self) -> torch.Tensor:
+        """[m, V]: head i's logits for token t+1+i, all heads through the LM head in one matmul."""
+        if self.hidden is None:  # a one-token prompt: no h_t yet; the untrained-head draft is the base's
+            self.hidden = torch.zeros(1, 1, self.engine.decoder.norm.weight.shape[0], device=self.engine.device)
+        return self.engine.logits(torch.cat([head(self.hidden) for head in self.heads], dim=1))[0]
+
+    def propose(self, root: int, topo: TreeTopology, rule: str, sampling: SamplingConfig, gen) -> DraftTree:
+        logits = self.head_logits()
+        lattice = head_lattice(logits, self.topk)
+        if self.refine == "ngram":
+            context = self.context + [root]
+            scored = global_rescore(lattice, lambda toks: self.ngram.logprob(context, toks), self.alpha)
+        elif self.refine == "neural":
+            self.neural.begin(root)
+            scored = local_rescore(lattice, self.neural.next_logp, self.alpha, self.paths)
+        else:
+            scored = []
+        chosen = choose_paths(lattice, scored, self.paths)
+        topology, tokens, _ = TreeTopology.from_paths(root, chosen)
+        tree = DraftTree(topology, tokens)
+        q = draft_probs(logits, sampling)
+        for node in range(topology.size):
+            if topology.children(node):
+                tree.q[node] = q[topology.node_depth[node]]
+                tree.drawn[node] = len(topology.children(node))
+        self.last = (lattice, chosen, scored)
+        self.history.append((len(self.context) + 1, lattice.tokens.tolist()))
+        return tree
+
+    def accept(self, tree: DraftTree, nodes: list[int], hidden: torch.Tensor | None = None) -> None:
+        accepted = [tree.tokens[n] for n in nodes[1:]]
+        if self.ngram is not None:
+            self.ngram.add([tree.tokens[0], *accepted], self.context)
+        if self.neural is not None:
+            self.neural.accept(accepted)
+        self.context += [tree.tokens[0], *accepted]
+        self.hidden = hidden
+
+    def describe(self, step: int, tree: DraftTree, walk: Walk, tokenizer, t: float) -> BlockStep:
+        lattice, chosen, scored = self.last
+        rows = lattice.tokens.tolist()
+        ranks = [[rows[i].index(tok) for i, tok in enumerate(path)] for path in chosen]
+        score_of = {tuple(s.tokens): s.score for s in scored}
+        plain = float(sum(lattice.logq[i, 0] for i in range(len(rows))))
+        accepted = [tree.tokens[n] for n in walk.nodes[1:]]
+        follows = next(i for i, p in enumerate(chosen) if p[: len(accepted)] == accepted)
+        return BlockStep(
+            step=step,
+            refine=self.refine,
+            lattice_tokens=rows,
+            lattice_texts=[[tokenizer.decode([x]) for x in row] for row in rows],
+            lattice_q=lattice.logq.exp().tolist(),
+            paths=ranks,
+            scores=[score_of.get(tuple(p), plain) for p in chosen],
+            accepted_path=follows,
+            accepted=len(accepted),
+            final_text=tokenizer.decode([walk.final_token]),
+            t=t,
+        )
+
+    def oracle_block_efficiency(self, output: list[int], prompt_len: int) -> float:
+        """Mean over steps of the block the best lattice path would have committed (``oracle_block``)."""
+        blocks = []
+        for offset, rows in self.history:
+            start = offset - prompt_len  # the output index of head 1's token
+            if start < len(output):
+                blocks.append(oracle_block(rows, output[start:]))
+        return sum(blocks) / max(len(blocks), 1)
+
+
+def block_labels(tree: DraftTree, walk: Walk) -> list[str]:
+    return [f"head {i}" for i in range(1, len(walk.nodes))] + ["base"]
+
+
+@excluding_consumer_time
+def run_bpd(
+    model: LoadedModel,
+    prompt: str,
+    gen: GenerationConfig,
+    *,
+    name: str = "bpd",
+    block: int = 4,
+    refine: str = "none",
+    topk: int = 4,
+    paths: int = 3,
+    alpha: float = 0.5,
+    draft: str = "self",
+    layer: int = DEFAULT_EXIT_LAYER,
+    draft_model: LoadedModel | None = None,
+) -> Iterator:
+    """Yield RunStarted, per step a TreeStep, a BlockStep and a StepCommitted, then RunFinished
+    (extras: oracle_block_efficiency). ``block`` is the block size k (base + k - 1 heads)."""
+    check_options(block, refine, topk, paths, alpha)
+    k = block
+    prompt_ids = encode_prompt(model, prompt, gen.max_new_tokens)
+    rule = "greedy" if gen.sampling.greedy else "match"
+    options = {"block": k, "refine": refine, "rule": rule}
+    if refine != "none":
+        options.update(topk=topk, paths=paths, alpha=alpha)
+    if refine == "neural":
+        options.update(draft=draft, layer=layer)
+    rec = Recorder(name, model, prompt, prompt_ids, gen, options=options)
+    yield rec.started()
+    max_len = len(prompt_ids) + gen.max_new_tokens + 1 + paths * (k - 1) + 1
+    engine = make_engine(model, batch=1, max_len=max_len)
+    heads, notice = load_bpd_heads(model, engine, k)
+    notices = [notice]
+    ngram = neural = None
+    if refine == "ngram":
+        ngram, note = load_ngram(model)
+        notices.append(note)
+    elif refine == "neural":
+        neural, note = make_neural_lm(model, engine, draft, layer, draft_model, max_len)
+        notices.append(note)
+    for note in filter(None, notices):
+        yield rec.notice(note)
+    drafter = BlockDrafter(
+        engine, heads, refine=refine, topk=topk, paths=paths, alpha=alpha, ngram=ngram, neural=neural
+    )
+    yield from speculate(
+        rec,
+        engine,
+        drafter,
+        TreeTopology.full(1, k - 1),
+        rule,
+        gen.sampling,
+        labels=block_labels,
+        describe=lambda step, tree, walk: [drafter.describe(step, tree, walk, model.tokenizer, rec.clock.now())],
+        extras=lambda out: {"oracle_block_efficiency": drafter.oracle_block_efficiency(out, len(prompt_ids))},
+    )
+
+
+def check_options(k: int, refine: str, topk: int, paths: int, alpha: float) -> None:
+    if not 2 <= k <= 9:
+        raise ValueError(f"The block size k must be between 2 and 9 (base + k - 1 heads), got {k}.")
+    if refine not in REFINEMENTS:
+        raise ValueError(f"Unknown draft refinement {refine!r}; use {', '.join(REFINEMENTS)}.")
+    if not 1 <= topk <= 16:
+        raise ValueError(f"The lattice keeps each head's top-k tokens: choose top-k between 1 and 16, got {topk}.")
+    if not 1 <= paths <= 16:
+        raise ValueError(f"The number of drafts verified per step must be between 1 and 16, got {paths}.")
+    if not 0.0 <= alpha <= 10.0:
+        raise ValueError(f"The LM weight alpha must be between 0 and 10, got {alpha}.")

@@ -12,6 +12,7 @@ st.set_page_config(page_title="Decoding Lab", page_icon=":material/bolt:", layou
 pages = [
     st.Page("views/autoregressive.py", title="Autoregressive", icon=":material/arrow_forward:", default=True),
     st.Page("views/draft_trees.py", title="Draft trees", icon=":material/account_tree:"),
+    st.Page("views/blockwise.py", title="Blockwise", icon=":material/view_week:"),
     st.Page("views/pipeline.py", title="SPEED pipeline", icon=":material/fast_forward:"),
     st.Page("views/compare.py", title="Compare", icon=":material/compare:"),
     st.Page("views/benchmark.py", title="Benchmark", icon=":material/bar_chart:"),

@@ -31,8 +31,14 @@ def render_answer(events: list, *, key: str, container=None) -> None:
     )
 
 
-def render_token_strip(events: list, *, key: str) -> None:
-    """Every token in a box coloured by the step that committed it; hover shows step and source."""
+def _mark(source: str) -> str:
+    """A one-character mark for a token's source: b (base head), i (BPD head i), d (draft), ..."""
+    return source.removeprefix("head ") if source.startswith("head ") else {"base": "b"}.get(source, source[:1])
+
+
+def render_token_strip(events: list, *, key: str, marks: bool = False) -> None:
+    """Every token in a box coloured by the step that committed it; hover shows step and source;
+    ``marks`` also prints each token's source as a small subscript."""
     spans = []
     for e in events:
         if not isinstance(e, StepCommitted):
@@ -41,6 +47,8 @@ def render_token_strip(events: list, *, key: str) -> None:
         for piece, source in zip(e.texts, e.sources or ["target"] * len(e.texts), strict=True):
             title = html.escape(f"step {e.step}, {source}")
             text = html.escape(piece).replace("\n", "↵<br>") or "·"
+            if marks:
+                text += f"<sub style='color:#475569;font-size:0.6em'>{html.escape(_mark(source))}</sub>"
             spans.append(
                 f"<span title='{title}' style='background:{colour};border-radius:3px;padding:0 1px'>{text}</span>"
             )

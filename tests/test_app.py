@@ -163,3 +163,17 @@ def test_benchmark_page_rejects_a_bad_suite(tiny):
     at.radio(key="bn_source").set_value("upload JSONL").run()
     at.file_uploader(key="bn_upload").set_value(("s.jsonl", b'{"id": 1}\n', "application/json")).run()
     assert not at.exception and any("needs a non-empty string field 'prompt'" in w.value for w in at.warning)
+
+
+def test_blockwise_page_runs_refined_bpd_beside_ar_and_draws_the_lattice(tiny):
+    at = app(max_new=10)
+    at.switch_page("views/blockwise.py").run()
+    at.selectbox(key="bw_method").set_value("bpd-ngram").run()
+    at.number_input(key="bw_paths").set_value(2)
+    at.button(key="bw_run").click().run()
+    assert not at.exception
+    assert any("No trained BPD heads" in w.value for w in at.warning)  # the tiny model has none
+    labels = {m.label for m in at.metric}
+    assert {"block efficiency", "oracle block efficiency", "speedup vs AR", "tokens/s"} <= labels
+    assert any("<sub" in m.value for m in at.markdown if "dl-strip" in m.value)  # base / head marks
+    assert any(c.value.startswith("Step 1:") for c in at.caption)

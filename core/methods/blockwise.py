@@ -57,6 +57,12 @@ def load_bpd_heads(model: LoadedModel, engine, k: int) -> tuple[torch.nn.ModuleL
     )
 
 
+def bpd_heads_info(model_key: str, k: int) -> HeadInfo | None:
+    """How the shipped heads for block size k were made, with their recorded head analysis (None: none)."""
+    path = bpd_heads_path(model_key, k)
+    return Heads.load(path, torch.device("cpu"), torch.float32).info if path.is_file() else None
+
+
 def load_ngram(model: LoadedModel) -> tuple[NgramLM, str | None]:
     """A trigram LM with the shipped self-distilled counts for this model, if any."""
     lm = NgramLM(model.model.lm_head.out_features)

@@ -155,6 +155,42 @@ class BlockStep:
 
 
 @event
+class SkeletonReady:
+    """SoT / SGD: the skeleton, as written and as parsed into a DAG.
+
+    Per node (0-based): title, the nodes it depends on, difficulty (1-5; 0 for SoT, which
+    has none), the pool member that will decode it, and its wave; ``waves`` lists the nodes
+    decoded together; ``warnings``: every repair made to the skeleton; ``forwards`` and
+    ``skeleton_s``: what writing it cost.
+    """
+
+    kind: ClassVar[str] = "skeleton"
+    text: str
+    titles: list[str]
+    depends: list[list[int]]
+    difficulty: list[int]
+    models: list[str]
+    waves: list[list[int]]
+    warnings: list[str]
+    forwards: int
+    skeleton_s: float
+    t: float = 0.0
+
+
+@event
+class NodeStep:
+    """One batched forward of one pool member in a wave: the new text of each node in the batch."""
+
+    kind: ClassVar[str] = "node_step"
+    wave: int
+    model: str
+    nodes: list[int]
+    texts: list[str]
+    done: list[bool]
+    t: float = 0.0
+
+
+@event
 class TreeStep:
     """One draft-tree verification step (draw it as a tree).
 

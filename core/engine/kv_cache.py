@@ -62,3 +62,11 @@ class KVCache:
             self.v[:, :, :, dest] = self.v.index_select(3, slots)
             self.valid[:, dest] = self.valid.index_select(1, slots)
         self.length += n
+
+    def select_rows(self, rows: list[int]) -> None:
+        """Keep only batch rows ``rows`` (in that order): finished rows leave a batched decode."""
+        index = torch.as_tensor(rows, dtype=torch.long, device=self.k.device)
+        self.k = self.k.index_select(1, index)
+        self.v = self.v.index_select(1, index)
+        self.valid = self.valid.index_select(0, index)
+        self.padded = not bool(self.valid[:, : self.length].all())

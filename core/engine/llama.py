@@ -74,6 +74,11 @@ class LlamaEngine:
         self.cache.keep(slots)
         self.row_len += self.cache.valid[:, start : self.cache.length].sum(dim=1)
 
+    def select_rows(self, rows: list[int]) -> None:
+        """Continue with batch rows ``rows`` only (the others finished)."""
+        self.cache.select_rows(rows)
+        self.row_len = self.row_len[torch.as_tensor(rows, dtype=torch.long, device=self.device)]
+
     # -- forward -------------------------------------------------------------
     def default_positions(self, valid_new: torch.Tensor) -> torch.Tensor:
         """Position ids [B, T]: each row continues from its own committed length, skipping padding."""

@@ -13,6 +13,7 @@ from core.methods.ar import run_ar
 from core.methods.blockwise import run_bpd
 from core.methods.hf import run_hf
 from core.methods.pipeline import run_speed
+from core.methods.skeleton import run_sgd, run_sot
 from core.methods.speculative import run_speculative
 from core.models import ModelLoadError
 
@@ -128,6 +129,23 @@ METHODS: dict[str, MethodInfo] = {
             "current token has left it; a wrong guess is flushed.",
             {"layer": 8, "stages": 2},
             ("layer", "stages"),
+        ),
+        MethodInfo(
+            "sot",
+            "Skeleton-of-Thought",
+            run_sot,
+            "The model writes a skeleton of short points, then every point is expanded at once in one batch.",
+            {},
+            ("point_tokens",),
+        ),
+        MethodInfo(
+            "sgd",
+            "Skeleton graph decoding",
+            run_sgd,
+            "The skeleton's points form a DAG (dependencies, difficulty); each wave of ready points is decoded "
+            "as a batch, parents' answers in the prompt, difficulty picks the model from a pool.",
+            {},
+            ("point_tokens", "layer", "pool_models"),
         ),
     ]
 }

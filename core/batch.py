@@ -1,0 +1,103 @@
+"""Batched decoding of several independent prompts, and the model pool that decodes them.
+
+``decode_rows``: rows of different prompt lengths are left-padded into one batch (the
+engine's per-row positions and validity mask keep each row exactly as if alone); every
+step is one batched forward over the rows still running; a row stops on its own EOS or
+token budget and leaves the batch (its KV rows are dropped), so later steps get cheaper.
+
+A ``PoolMember`` is something that turns a chat prompt into an answer: a loaded model
+(its own tokenizer and chat template: members share nothing but the chat format), or a
+cheaper view of one, its first e layers plus its exit head. Members whose model has no
+llama engine (e.g. Gemma through transformers) decode their rows one after another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from core.config import SamplingConfig
+from core.engine import LlamaEngine, engine_kind, make_engine
+from core.models import LoadedModel
+from core.sampling import next_token
+
+
+@dataclass
+class PoolMember:
+    name: str
+    model: LoadedModel
+    layers: range | None = None  # None: every layer; range(e): the first e layers + ``head``
+    head: torch.nn.Module | None = None
+
+    @property
+    def batched(self) -> bool:
+        return engine_kind(self.model) == "llama"
+
+    def logits(self, engine, out) -> torch.Tensor:
+        """[B, V] next-token logits at each row's last position."""
+        if self.layers is None:
+            return out.logits[:, -1]
+        h = out.last_hidden[:, -1:]
+        return engine.logits(self.head(h) if self.head is not None else h)[:, -1]
+
+
+@dataclass
+class RowToken:
+    row: int
+    token: int
+    done: bool
+
+
+def _left_pad(prompts: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(p) for p in prompts)
+    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
+    real = torch.tensor([[False] * (width - len(p)) + [True] * len(p) for p in prompts])
+    return ids, real
+
+
+def decode_rows(
+    member: PoolMember,
+    prompts: list[list[int]],
+    budgets: list[int],
+    sampling: SamplingConfig,
+    gen: torch.Generator,
+) -> Iterator[list[RowToken]]:
+    """Decode every prompt; yield, per batched forward, the new token of each row still running."""
+    if not member.batched:
+        for row, prompt in enumerate(prompts):  # the transformers fallback engine holds one row
+            for tokens in _decode_batch(member, [prompt], [budgets[row]], sampling, gen):
+                yield [RowToken(row, t.token, t.done) for t in tokens]
+        return
+    yield from _decode_batch(member, prompts, budgets, sampling, gen)
+
+
+def _decode_batch(
+    member: PoolMember, prompts: list[list[int]], budgets: list[int], sampling: SamplingConfig, gen
+) -> Iterator[list[RowToken]]:
+    model = member.model
+    ids, real = _left_pad(prompts, pad=next(iter(model.eos_ids), 0))
+    engine = make_engine(model, batch=len(prompts), max_len=ids.shape[1] + max(budgets) + 1)
+    kwargs = {"layers": member.layers} if isinstance(engine, LlamaEngine) and member.layers is not None else {}
+    pad = {"pad_mask": real.to(model.device)} if isinstance(engine, LlamaEngine) else {}
+    out = engine.forward(ids.to(model.device), last_only=True, **pad, **kwargs)
+    engine.commit(ids.shape[1])
+    active, counts = list(range(len(prompts))), [0] * len(prompts)
+    while active:
+        logits = member.logits(engine, out)
+        step = []
+        for i, row in enumerate(active):
+            tok = next_token(logits[i], sampling, gen)
+            counts[row] += 1
+            step.append(RowToken(row, tok, tok in model.eos_ids or counts[row] >= budgets[row]))
+        yield step
+        running = [i for i, t in enumerate(step) if not t.done]
+        if not running:
+            return
+        if len(running) < len(active):
+            engine.select_rows(running)
+            active = [active[i] for i in running]
+        feed = torch.tensor([[step[i].token] for i in running], device=model.device)
+        out = engine.forward(feed, last_only=True, **kwargs)
+        engine.commit(1)

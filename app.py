@@ -14,6 +14,7 @@ pages = [
     st.Page("views/draft_trees.py", title="Draft trees", icon=":material/account_tree:"),
     st.Page("views/blockwise.py", title="Blockwise", icon=":material/view_week:"),
     st.Page("views/pipeline.py", title="SPEED pipeline", icon=":material/fast_forward:"),
+    st.Page("views/skeleton_graph.py", title="Skeleton graph", icon=":material/hub:"),
     st.Page("views/compare.py", title="Compare", icon=":material/compare:"),
     st.Page("views/benchmark.py", title="Benchmark", icon=":material/bar_chart:"),
     st.Page("views/how_it_works.py", title="How it works", icon=":material/menu_book:"),

@@ -7,15 +7,25 @@ import html
 import streamlit as st
 
 from core.metrics import summarize
-from core.trace import Notice, RunFinished, StepCommitted
+from core.skeleton import join_points
+from core.trace import NodeStep, Notice, RunFinished, SkeletonReady, StepCommitted
 
 _PALETTE = ["#dbeafe", "#fde68a", "#bbf7d0", "#fbcfe8", "#ddd6fe", "#fed7aa"]
 
 
 def answer_text(events: list) -> str:
+    """The final text, or the text so far: in commit order, or point by point for SoT / SGD."""
     end = next((e for e in events if isinstance(e, RunFinished)), None)
     if end is not None:
         return end.text
+    ready = next((e for e in events if isinstance(e, SkeletonReady)), None)
+    if ready is not None:
+        parts = [""] * len(ready.titles)
+        for e in events:
+            if isinstance(e, NodeStep):
+                for node, piece in zip(e.nodes, e.texts, strict=True):
+                    parts[node] += piece
+        return join_points(ready.titles, parts)
     return "".join(piece for e in events if isinstance(e, StepCommitted) for piece in e.texts)
 
 

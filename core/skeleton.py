@@ -67,6 +67,11 @@ class Skeleton:
         return "\n".join(f"{i}. {p.title}" for i, p in enumerate(self.points, start=1))
 
 
+def join_points(titles: list[str], answers: list[str]) -> str:
+    """The final answer: each point's number and title, then its expansion, in skeleton order."""
+    return "\n".join(f"{i}. {t}\n   {a.strip()}" for i, (t, a) in enumerate(zip(titles, answers, strict=True), 1))
+
+
 LINE = re.compile(
     r"^\s*(\d+)\s*[.)]\s*(?P<title>[^|]*?)\s*"
     r"(?:\|\s*depends\s+on\s*:?\s*(?P<deps>[^|]*?)\s*)?"

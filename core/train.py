@@ -22,13 +22,15 @@ from pathlib import Path
 
 import torch
 
+from core.batch import PoolMember, decode_rows
 from core.bpd_analysis import analyse_heads
-from core.config import GenerationConfig, ModelSpec
+from core.config import GenerationConfig, ModelSpec, SamplingConfig
 from core.engine import LlamaEngine
 from core.heads import ASSETS, HeadInfo, Heads, bpd_heads_path, exit_head_path, head_logits, ngram_path
 from core.methods.ar import run_ar
 from core.models import LoadedModel, cache_root, load_model
 from core.prompts import is_held_out, load_prompts
+from core.text import encode_prompt
 from core.trace import RunFinished
 
 ASSETS_HIT_RATES = ASSETS.parent / "hit_rates"
@@ -55,6 +57,31 @@ def distill_sequences(model: LoadedModel, max_new_tokens: int = 64) -> list[list
     return seqs
 
 
+def sampled_sequences(model: LoadedModel, max_new_tokens: int, samples: int, temperature: float) -> list[list[int]]:
+    """``samples`` sampled continuations (at ``temperature``) of every *training* prompt of the suite, each
+    prompt's samples decoded as one batch (cached on disk). More of the model's own text for the heads to
+    learn from; the held-out prompts get none, so held-out figures stay held out."""
+    path = cache_root() / "distill" / f"{model.key}-{max_new_tokens}-s{samples}-T{temperature}.pt"
+    if path.exists():
+        return torch.load(path, weights_only=True)
+    seqs, t0 = [], time.perf_counter()
+    member = PoolMember(model.key, model)
+    for i, p in enumerate(load_prompts()):
+        if is_held_out(i):
+            continue
+        ids = encode_prompt(model, p.prompt, max_new_tokens)
+        rows: list[list[int]] = [[] for _ in range(samples)]
+        gen = torch.Generator(device=model.device).manual_seed(i)
+        for step in decode_rows(member, [ids] * samples, [max_new_tokens] * samples, SamplingConfig(temperature), gen):
+            for r in step:
+                rows[r.row].append(r.token)
+        seqs += [ids + row for row in rows]
+        log(f"  sampled continuations: prompt {i + 1}/{len(load_prompts())} ({time.perf_counter() - t0:.0f} s)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(seqs, path)
+    return seqs
+
+
 @dataclass
 class HiddenSet:
     """Per position: the hidden state after each requested layer, the final hidden state, and the split."""
@@ -72,16 +99,20 @@ class HiddenSet:
 
 
 @torch.inference_mode()
-def collect_hidden(model: LoadedModel, seqs: list[list[int]], layers: tuple[int, ...]) -> HiddenSet:
+def collect_hidden(
+    model: LoadedModel, seqs: list[list[int]], layers: tuple[int, ...], extra: list[list[int]] = ()
+) -> HiddenSet:
+    """Hidden states of every position of ``seqs`` (suite order: every fifth held out) and of ``extra``
+    sequences (training only)."""
     by_layer: dict[int, list] = {e: [] for e in layers}
     final, held, which = [], [], []
-    for i, seq in enumerate(seqs):
+    for i, seq in enumerate([*seqs, *extra]):
         engine = LlamaEngine(model.model, max_len=len(seq))
         out = engine.forward(torch.tensor([seq], device=model.device), output_hidden=layers)
         for e in layers:
             by_layer[e].append(out.hidden[e][0].float().cpu())
         final.append(out.last_hidden[0].float().cpu())
-        held.append(torch.full((len(seq),), is_held_out(i)))
+        held.append(torch.full((len(seq),), i < len(seqs) and is_held_out(i)))
         which.append(torch.full((len(seq),), i))
     return HiddenSet(
         {e: torch.cat(v) for e, v in by_layer.items()}, torch.cat(final), torch.cat(held), torch.cat(which)
@@ -181,13 +212,25 @@ def train_exit_head(
 
 
 def train_bpd_heads(
-    model: LoadedModel, k: int, *, steps: int, batch: int, lr: float, seed: int, tokens: int, command: str
+    model: LoadedModel,
+    k: int,
+    *,
+    steps: int,
+    batch: int,
+    lr: float,
+    seed: int,
+    tokens: int,
+    command: str,
+    samples: int = 0,
+    temperature: float = 0.8,
 ) -> Heads:
-    """k - 1 BPD heads; head i reads h_t and learns p_{t+i}, the model's own distribution of token t+1+i."""
+    """k - 1 BPD heads; head i reads h_t and learns p_{t+i}, the model's own distribution of token t+1+i.
+    Data: the greedy continuations, plus ``samples`` sampled ones per training prompt."""
     if not 2 <= k <= 9:
         raise ValueError(f"--k must be between 2 and 9 (the block size: base + k - 1 heads), got {k}.")
     log("collecting self-distillation data")
-    data = collect_hidden(model, distill_sequences(model, tokens), ())
+    extra = sampled_sequences(model, tokens, samples, temperature) if samples else []
+    data = collect_hidden(model, distill_sequences(model, tokens), (), extra)
     info = HeadInfo(
         kind="bpd",
         model=model.key,
@@ -304,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     bp.add_argument("--lr", type=float, default=2e-3)
     bp.add_argument("--seed", type=int, default=0)
     bp.add_argument("--tokens", type=int, default=64)
+    bp.add_argument("--samples", type=int, default=0, help="sampled continuations per training prompt, besides greedy")
+    bp.add_argument("--temperature", type=float, default=0.8, help="temperature of those samples")
     bp.add_argument("--out", default="", help="default: assets/heads/<model>-bpd-k<k>.pt")
     hr = sub.add_parser("hit-rates", help="early-exit hit rate at every layer (plain and trained heads), JSON out")
     hr.add_argument("--model", default="embedded")
@@ -337,7 +382,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.what == "heads"
             else (train_exit_head, exit_head_path(model.key, args.layer))
         )
-        size = {"k": args.k} if args.what == "heads" else {"layer": args.layer}
+        size = (
+            {"k": args.k, "samples": args.samples, "temperature": args.temperature}
+            if args.what == "heads"
+            else {"layer": args.layer}
+        )
         heads = train(
             model,
             **size,

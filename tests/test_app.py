@@ -177,3 +177,28 @@ def test_blockwise_page_runs_refined_bpd_beside_ar_and_draws_the_lattice(tiny):
     assert {"block efficiency", "oracle block efficiency", "speedup vs AR", "tokens/s"} <= labels
     assert any("<sub" in m.value for m in at.markdown if "dl-strip" in m.value)  # base / head marks
     assert any(c.value.startswith("Step 1:") for c in at.caption)
+
+
+def test_skeleton_graph_page_runs_ar_sot_sgd_and_shows_the_dag_and_quality(tiny):
+    at = app(max_new=12)
+    at.switch_page("views/skeleton_graph.py").run()
+    at.number_input(key="sg_layer").set_value(2)
+    at.text_area(key="sg_skeleton").set_value(
+        "1. Costs | depends on: none | difficulty: 1\n"
+        "2. Risks | depends on: 1 | difficulty: 5\n"
+        "3. Advice | depends on: 9"
+    )
+    at.button(key="sg_run").click().run()
+    assert not at.exception
+    assert any("does not exist" in w.value for w in at.warning)  # the repair is shown, not hidden
+    labels = [m.label for m in at.metric]
+    assert labels.count("wall-clock") == 3 and labels.count("speedup vs AR (wall-clock)") == 2
+    table = at.dataframe[0].value
+    assert list(table["method"]) == ["ar", "sot", "sgd"] and list(table["waves"])[1:] == [1, 2]
+    proxy = at.dataframe[1].value
+    assert "proxy: log-likelihood" in proxy.columns and len(proxy) == 3
+    at.text_input(key="sg_judge_id").set_value("tiny-random-llama")
+    at.button(key="sg_judge_run").click().run()
+    assert not at.exception
+    scores = at.dataframe[2].value
+    assert scores.iloc[:, 1].between(1, 5).all()

@@ -28,7 +28,16 @@ from core.methods.recorder import Recorder, excluding_consumer_time
 from core.methods.speculative import load_exit_head
 from core.models import LoadedModel
 from core.sampling import make_generator
-from core.skeleton import EXPAND_PROMPT, PARENTS_BLOCK, Skeleton, parse_skeleton, skeleton_graph, waves, write_skeleton
+from core.skeleton import (
+    EXPAND_PROMPT,
+    PARENTS_BLOCK,
+    Skeleton,
+    join_points,
+    parse_skeleton,
+    skeleton_graph,
+    waves,
+    write_skeleton,
+)
 from core.text import IncrementalDetokenizer, encode_prompt
 from core.trace import NodeStep, SkeletonReady, StepCommitted
 
@@ -69,10 +78,6 @@ def expansion_prompt(question: str, skeleton: Skeleton, node: int, answers: dict
         index=node + 1,
         title=skeleton.points[node].title,
     )
-
-
-def join_answer(skeleton: Skeleton, answers: dict[int, str]) -> str:
-    return "\n".join(f"{i + 1}. {p.title}\n   {answers.get(i, '').strip()}" for i, p in enumerate(skeleton.points))
 
 
 @excluding_consumer_time
@@ -121,7 +126,7 @@ def run_skeleton(
     rng = make_generator(gen.sampling.seed, model.device)
     for w, nodes in enumerate(plan):
         yield from _decode_wave(prompt, sk, w, nodes, pool, member_of, answers, budget, gen, rng, rec)
-    text = join_answer(sk, answers)
+    text = join_points([p.title for p in sk.points], [answers.get(i, "") for i in range(len(sk.points))])
     rec.output = model.tokenizer(text, add_special_tokens=False)["input_ids"]
     rec.stop_reason = "answered"
     yield rec.finished(

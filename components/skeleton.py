@@ -1,0 +1,143 @@
+"""SoT / SGD from trace events: the skeleton DAG with each node's state, and the decoding timeline."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from core.trace import NodeStep, SkeletonReady
+
+STATE_COLOURS = {"waiting": "#d4d4d8", "decoding": "#f59e0b", "done": "#16a34a"}
+MODEL_SYMBOLS = ["circle", "diamond", "square", "triangle-up", "star"]
+
+
+def skeleton_of(events: list) -> SkeletonReady | None:
+    return next((e for e in events if isinstance(e, SkeletonReady)), None)
+
+
+def node_states(events: list) -> list[str]:
+    """waiting / decoding / done per node, from the NodeStep events seen so far."""
+    ready = skeleton_of(events)
+    states = ["waiting"] * (len(ready.titles) if ready else 0)
+    for e in events:
+        if isinstance(e, NodeStep):
+            for node, done in zip(e.nodes, e.done, strict=True):
+                states[node] = "done" if done else "decoding"
+    return states
+
+
+def _positions(ready: SkeletonReady) -> dict[int, tuple[float, float]]:
+    pos = {}
+    for w, nodes in enumerate(ready.waves):
+        for i, n in enumerate(nodes):
+            pos[n] = (float(w), (len(nodes) - 1) / 2 - i)
+    return pos
+
+
+def dag_figure(ready: SkeletonReady, states: list[str]) -> go.Figure:
+    """Nodes by wave (x) with edges parent -> child; colour = state, marker = pool member."""
+    pos = _positions(ready)
+    members = sorted(set(ready.models), key=ready.models.index)
+    fig = go.Figure()
+    for child, parents in enumerate(ready.depends):
+        for parent in parents:
+            fig.add_annotation(
+                x=pos[child][0],
+                y=pos[child][1],
+                ax=pos[parent][0],
+                ay=pos[parent][1],
+                xref="x",
+                yref="y",
+                axref="x",
+                ayref="y",
+                showarrow=True,
+                arrowhead=3,
+                arrowsize=1.2,
+                arrowcolor="#94a3b8",
+                standoff=14,
+                startstandoff=14,
+            )
+    for m, member in enumerate(members):
+        nodes = [n for n in range(len(ready.titles)) if ready.models[n] == member]
+        fig.add_trace(
+            go.Scatter(
+                x=[pos[n][0] for n in nodes],
+                y=[pos[n][1] for n in nodes],
+                mode="markers+text",
+                name=member,
+                text=[f"{n + 1}. {ready.titles[n][:28]}" for n in nodes],
+                textposition="bottom center",
+                marker={
+                    "size": 26,
+                    "color": [STATE_COLOURS[states[n]] for n in nodes],
+                    "symbol": MODEL_SYMBOLS[m % len(MODEL_SYMBOLS)],
+                    "line": {"width": 2, "color": "#334155"},
+                },
+                customdata=[
+                    [states[n], ready.difficulty[n], ", ".join(str(p + 1) for p in ready.depends[n]) or "none"]
+                    for n in nodes
+                ],
+                hovertemplate="%{text}<br>state %{customdata[0]}<br>difficulty %{customdata[1]}"
+                "<br>depends on %{customdata[2]}<br>" + member + "<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        height=220 + 60 * max(len(w) for w in ready.waves),
+        xaxis={"title": "wave", "tickvals": list(range(len(ready.waves))), "zeroline": False},
+        yaxis={"visible": False},
+        margin={"t": 30, "b": 40},
+        legend={"orientation": "h", "y": 1.12, "title": "marker = model"},
+    )
+    return fig
+
+
+def render_dag(events: list, *, key: str, container=None) -> None:
+    ready = skeleton_of(events)
+    if ready is not None:
+        (container or st).plotly_chart(dag_figure(ready, node_states(events)), key=key, width="stretch")
+
+
+def timeline_figure(traces: dict[str, list]) -> go.Figure:
+    """Per run and node: a bar from the node's first decoded token to its last, coloured by wave."""
+    fig = go.Figure()
+    palette = ["#2563eb", "#f59e0b", "#16a34a", "#9333ea", "#db2777", "#0d9488"]
+    for name, events in traces.items():
+        ready = skeleton_of(events)
+        if ready is None:
+            continue
+        start: dict[int, float] = {}
+        end: dict[int, float] = {}
+        for e in events:
+            if isinstance(e, NodeStep):
+                for node in e.nodes:
+                    start.setdefault(node, e.t)
+                    end[node] = e.t
+        for n in sorted(start):
+            wave = next(w for w, nodes in enumerate(ready.waves) if n in nodes)
+            fig.add_trace(
+                go.Bar(
+                    y=[f"{name} {n + 1}. {ready.titles[n][:20]}"],
+                    x=[end[n] - start[n]],
+                    base=[start[n]],
+                    orientation="h",
+                    marker_color=palette[wave % len(palette)],
+                    name=f"wave {wave + 1}",
+                    legendgroup=f"wave {wave + 1}",
+                    showlegend=False,
+                    hovertemplate=f"{name}, node {n + 1}, wave {wave + 1}, {ready.models[n]}<br>"
+                    "%{base:.2f} s to %{x:.2f} s later<extra></extra>",
+                )
+            )
+        fig.add_vline(x=ready.t, line_dash="dot", annotation_text=f"{name} skeleton ready")
+    fig.update_layout(
+        height=160 + 24 * sum(len(e) for e in [skeleton_of(v).titles for v in traces.values() if skeleton_of(v)]),
+        xaxis_title="seconds since the run started",
+        yaxis={"autorange": "reversed"},
+        margin={"t": 30, "b": 40},
+        barmode="overlay",
+    )
+    return fig
+
+
+def render_timeline(traces: dict[str, list], *, key: str) -> None:
+    st.plotly_chart(timeline_figure(traces), key=key, width="stretch")

@@ -73,14 +73,28 @@ def decode_rows(
     yield from _decode_batch(member, prompts, budgets, sampling, gen)
 
 
+def shared_prefix(prompts: list[list[int]]) -> int:
+    """Length of the longest common prefix of the prompts, leaving every row at least one token."""
+    n = min(len(p) for p in prompts) - 1
+    for i in range(max(n, 0)):
+        if any(p[i] != prompts[0][i] for p in prompts):
+            return i
+    return max(n, 0)
+
+
 def _decode_batch(
     member: PoolMember, prompts: list[list[int]], budgets: list[int], sampling: SamplingConfig, gen
 ) -> Iterator[list[RowToken]]:
+    """Prefill: the rows' common prefix once (``prefill_shared``), then each row's own suffix, left-padded
+    (the padding sits between the shared prefix and the suffix; positions skip it)."""
     model = member.model
-    ids, real = _left_pad(prompts, pad=next(iter(model.eos_ids), 0))
-    engine = make_engine(model, batch=len(prompts), max_len=ids.shape[1] + max(budgets) + 1)
+    common = shared_prefix(prompts) if len(prompts) > 1 else 0
+    ids, real = _left_pad([p[common:] for p in prompts], pad=next(iter(model.eos_ids), 0))
+    engine = make_engine(model, batch=len(prompts), max_len=common + ids.shape[1] + max(budgets) + 1)
     kwargs = {"layers": member.layers} if isinstance(engine, LlamaEngine) and member.layers is not None else {}
     pad = {"pad_mask": real.to(model.device)} if isinstance(engine, LlamaEngine) else {}
+    if common:
+        engine.prefill_shared(torch.tensor([prompts[0][:common]], device=model.device), member.layers)
     out = engine.forward(ids.to(model.device), last_only=True, **pad, **kwargs)
     engine.commit(ids.shape[1])
     active, counts = list(range(len(prompts))), [0] * len(prompts)

@@ -62,7 +62,9 @@ def _record(method: str, p: Prompt, m: RunMetrics, events: list) -> dict:
 
 
 def summarize_runs(runs: list[dict], methods: list[str]) -> dict:
-    """Per-method totals: prompts, tokens, wall_s, tok_s (tokens / wall), speedup_vs_ar,
+    """Per-method totals: prompts, tokens, wall_s, tok_s (tokens / wall), speedup_vs_ar (tok_s ratio),
+    wall_speedup_vs_ar (AR's total wall-clock / this method's, same prompts: for methods whose answers
+    differ from AR's, e.g. sot and sgd, the time to a whole answer),
     mean_accepted (tokens per target forward, null for non-drafting methods),
     acceptance_rate, identical_to_ar (prompts whose ids equal ar's; null without ar)."""
     ar_ids = {r["id"]: r["output_ids"] for r in runs if r["method"] == "ar"}
@@ -80,6 +82,7 @@ def summarize_runs(runs: list[dict], methods: list[str]) -> dict:
             "wall_s": wall,
             "tok_s": tokens / wall if wall else 0.0,
             "speedup_vs_ar": None,
+            "wall_speedup_vs_ar": None,
             "ttft_s": sum(r["ttft_s"] or 0 for r in mine) / len(mine) if mine else None,
             "mean_accepted": sum(r["tokens"] for r in accepted) / forwards if forwards else None,
             "acceptance_rate": sum(r["acceptance_rate"] for r in rates) / len(rates) if rates else None,
@@ -90,6 +93,7 @@ def summarize_runs(runs: list[dict], methods: list[str]) -> dict:
     if "ar" in out and out["ar"]["tok_s"]:
         for rec in out.values():
             rec["speedup_vs_ar"] = rec["tok_s"] / out["ar"]["tok_s"]
+            rec["wall_speedup_vs_ar"] = out["ar"]["wall_s"] / rec["wall_s"] if rec["wall_s"] else None
     return out
 
 
@@ -144,7 +148,7 @@ def run_bench(
         "model": model.display_name,
         "device": model.device.type,
         "dtype": str(model.dtype).removeprefix("torch."),
-        "config": {**gen.to_dict(), **{k: v for k, v in options.items() if k != "draft_model"}},
+        "config": {**gen.to_dict(), **{k: v for k, v in options.items() if k not in ("draft_model", "pool_models")}},
         "methods": summarize_runs(runs, methods),
         "runs": runs,
     }
@@ -168,12 +172,16 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--k", type=int, help="tree methods: children per node (spec/pld: 1)")
     ap.add_argument("--depth", type=int, help="speculative methods: draft depth L")
     ap.add_argument("--draft", choices=["self", "lookup", "model"], help="speculative methods: draft source")
-    ap.add_argument("--layer", type=int, help="self-draft: exit layer e")
+    ap.add_argument(
+        "--layer", type=int, help="self-draft, speed, bpd-neural: exit layer e; sgd: layers of the cheap pool member"
+    )
     ap.add_argument("--stages", type=int, help="speed: pipeline stages")
     ap.add_argument("--block", type=int, help="bpd methods: block size k (base + k - 1 heads)")
     ap.add_argument("--topk", type=int, help="bpd-ngram/-neural: tokens per head in the lattice")
     ap.add_argument("--paths", type=int, help="bpd-ngram/-neural: drafts verified per step (p)")
     ap.add_argument("--alpha", type=float, help="bpd-ngram/-neural: weight of the LM in the rescoring")
+    ap.add_argument("--point-tokens", type=int, help="sot/sgd: tokens per point (default: max new tokens / points)")
+    ap.add_argument("--pool-models", default="", help="sgd: pool models, cheapest first, comma-separated")
     ap.add_argument("--draft-model", default="", help="draft source 'model': its id or path")
     ap.add_argument("--trace-dir", default="", help="also save every run's trace as METHOD-ID.json here")
     ap.add_argument("--json", required=True, help="where to write the results")
@@ -208,11 +216,14 @@ def main(argv: list[str] | None = None) -> int:
         print(model.describe(), file=sys.stderr)
         options = {
             k: getattr(args, k)
-            for k in ("k", "depth", "draft", "layer", "stages", "block", "topk", "paths", "alpha")
+            for k in ("k", "depth", "draft", "layer", "stages", "block", "topk", "paths", "alpha", "point_tokens")
             if getattr(args, k) is not None
         }
         if args.draft_model:
             options["draft_model"] = load_model(ModelSpec(args.draft_model, args.device, args.dtype))
+        if args.pool_models:
+            names = [n.strip() for n in args.pool_models.split(",") if n.strip()]
+            options["pool_models"] = [load_model(ModelSpec(n, args.device, args.dtype)) for n in names]
         result = run_bench(model, prompts, methods, gen, _progress_bar, options, args.trace_dir or None)
     except (ConfigError, ModelLoadError, InputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -4,9 +4,10 @@ import streamlit as st
 
 st.title("How it works")
 st.caption(
-    "Every method here is lossless: it produces exactly what plain autoregressive decoding would "
-    "(token for token at temperature 0, the same distribution when sampling). What changes is how many "
-    "tokens each forward of the big model commits, and what the extra work costs."
+    "The speculative methods (draft trees, BPD, SPEED) are lossless: they produce exactly what plain "
+    "autoregressive decoding would (token for token at temperature 0, the same distribution when sampling). "
+    "What changes is how many tokens each forward of the big model commits, and what the extra work costs. "
+    "Skeleton-of-Thought and SGD are not: they change the answer's shape to decode its parts in parallel."
 )
 
 SECTIONS = [
@@ -44,6 +45,35 @@ b [style=filled, fillcolor="#fca5a5"]; c [style=filled, fillcolor="#86efac"]; d;
 r -> a; r -> b; a -> c; a -> d; b -> e; b -> f; c -> "bonus" [style=dashed]; }""",
     ),
     (
+        "Blockwise parallel decoding (BPD) and draft refinement",
+        "views/blockwise.py",
+        """
+Besides its LM head, the model gets k - 1 small trained heads that read the same last hidden state h_t
+and guess the tokens 2, 3, ... k ahead. A step drafts the block [base token, head 1, ..., head k-1],
+one forward checks it (the model's own argmax at every position), keeps the longest prefix it agrees with
+plus its own token at the first disagreement, and the hidden state at the last kept position drafts the
+next block: predicting and verifying share one call. Refinement (Kim et al.) keeps each head's top-k
+tokens as a lattice, rescores paths with sum log q_head + alpha log p_LM using an n-gram model (every
+path) or a small neural model (a beam), and verifies the p best drafts at once as a tree.""",
+        """digraph { rankdir=LR; node [shape=box];
+h [label="h_t"]; h -> base; h -> "head 1"; h -> "head 2"; h -> "head 3";
+base -> block; "head 1" -> block; "head 2" -> block; "head 3" -> block;
+block -> "one forward: accept prefix + base token" -> h [label="next h_t"]; }""",
+    ),
+    (
+        "Skeleton-of-Thought and Skeleton Graph Decoding",
+        "views/skeleton_graph.py",
+        """
+The model first writes a short skeleton of the answer, one line per point (the format is enforced token by
+token, so even a 135M model's skeleton parses). Skeleton-of-Thought then expands every point at the same
+time: one batched forward per step serves every point, which costs little more than a single row. Skeleton
+Graph Decoding also asks, per point, which earlier points it depends on and how hard it is: the points form
+a graph, each wave of ready points is decoded as a batch with its parents' finished answers in the prompt,
+and easy points go to a cheaper model of the pool.""",
+        """digraph { rankdir=LR; node [shape=circle, width=0.4, fixedsize=true];
+1 -> 3; 2 -> 3; 3 -> 4; {rank=same; 1; 2;} }""",
+    ),
+    (
         "SPEED: speculative pipelined execution",
         "views/pipeline.py",
         """
@@ -78,7 +108,3 @@ for title, page, text, dot in SECTIONS:
     left.page_link(page, label=f"Open {title.split(' (')[0].split(':')[0]}", icon=":material/arrow_forward:")
     if dot:
         right.graphviz_chart(dot)
-st.info(
-    "Not yet here: Skeleton-of-Thought / Skeleton Graph Decoding and Blockwise Parallel Decoding "
-    "(their issues are open)."
-)

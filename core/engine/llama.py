@@ -74,6 +74,24 @@ class LlamaEngine:
         self.cache.keep(slots)
         self.row_len += self.cache.valid[:, start : self.cache.length].sum(dim=1)
 
+    def prefill_shared(self, tokens: torch.Tensor, layers: range | None = None) -> None:
+        """Prefill a prefix [1, P] that every row starts with: one row's forward, its K/V copied to all rows
+        (an empty engine only). Rows then continue with their own suffixes."""
+        if self.cache.length:
+            raise ValueError("A shared prefix must be the first thing written to the cache.")
+        full, row_len = self.cache, self.row_len
+        one = KVCache(self.n_layers, 1, self.n_kv_heads, self.head_dim, tokens.shape[1], self.device, self.dtype)
+        self.cache, self.row_len = one, row_len[:1].clone()
+        try:
+            self.forward(tokens, layers=layers, last_only=True)
+        finally:
+            self.cache, self.row_len = full, row_len
+        n = tokens.shape[1]
+        full.k[:, :, :, :n] = one.k  # broadcast over the batch rows
+        full.v[:, :, :, :n] = one.v
+        full.valid[:, :n] = True
+        self.commit(n)
+
     def select_rows(self, rows: list[int]) -> None:
         """Continue with batch rows ``rows`` only (the others finished)."""
         self.cache.select_rows(rows)

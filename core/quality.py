@@ -64,10 +64,14 @@ def overlap_f1(answer: str, reference: str) -> float:
 
 
 def proxy_scores(model: LoadedModel, question: str, answers: dict[str, str], reference: str = "ar") -> dict:
-    """Per answer: {"loglik": mean log-likelihood, "overlap_with_ar": unigram F1 with ``answers[reference]``}."""
-    ref = answers.get(reference, "")
+    """Per answer: {"loglik": mean log-likelihood, "overlap_with_ar": unigram F1 with ``answers[reference]``
+    (None without a reference answer)}."""
+    ref = answers.get(reference)
     return {
-        name: {"loglik": answer_loglik(model, question, text), "overlap_with_ar": overlap_f1(text, ref)}
+        name: {
+            "loglik": answer_loglik(model, question, text),
+            "overlap_with_ar": overlap_f1(text, ref) if ref is not None else None,
+        }
         for name, text in answers.items()
     }
 

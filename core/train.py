@@ -90,6 +90,8 @@ class HiddenSet:
     final: torch.Tensor  # [N, H] (before the final norm)
     held_out: torch.Tensor  # [N] bool
     seq: torch.Tensor  # [N] which sequence each position belongs to
+    generated: torch.Tensor  # [N] bool: the hidden state can draft generated text (from the prompt's second-last
+    # token on); the chat template's fixed system prompt would otherwise teach the heads to recite it
 
     def offset_pairs(self, i: int, mask: torch.Tensor) -> torch.Tensor:
         """Positions j (where ``mask``) whose position j + i is in the same sequence."""
@@ -105,7 +107,8 @@ def collect_hidden(
     """Hidden states of every position of ``seqs`` (suite order: every fifth held out) and of ``extra``
     sequences (training only)."""
     by_layer: dict[int, list] = {e: [] for e in layers}
-    final, held, which = [], [], []
+    final, held, which, generated = [], [], [], []
+    starts = prompt_lengths(model)
     for i, seq in enumerate([*seqs, *extra]):
         engine = LlamaEngine(model.model, max_len=len(seq))
         out = engine.forward(torch.tensor([seq], device=model.device), output_hidden=layers)
@@ -114,9 +117,26 @@ def collect_hidden(
         final.append(out.last_hidden[0].float().cpu())
         held.append(torch.full((len(seq),), i < len(seqs) and is_held_out(i)))
         which.append(torch.full((len(seq),), i))
+        start = starts[i] if i < len(seqs) else starts[extra_prompt(i - len(seqs), len(extra), starts)]
+        generated.append(torch.arange(len(seq)) >= start - 2)
     return HiddenSet(
-        {e: torch.cat(v) for e, v in by_layer.items()}, torch.cat(final), torch.cat(held), torch.cat(which)
+        {e: torch.cat(v) for e, v in by_layer.items()},
+        torch.cat(final),
+        torch.cat(held),
+        torch.cat(which),
+        torch.cat(generated),
     )
+
+
+def prompt_lengths(model: LoadedModel) -> list[int]:
+    """Tokens of each suite prompt (chat template included): where its continuation starts."""
+    return [len(encode_prompt(model, p.prompt, 0)) for p in load_prompts()]
+
+
+def extra_prompt(j: int, count: int, starts: list[int]) -> int:
+    """The suite index of sampled sequence j of ``count`` (the training prompts in order, equally many each)."""
+    train = [i for i in range(len(starts)) if not is_held_out(i)]
+    return train[j // max(count // len(train), 1)]
 
 
 @torch.inference_mode()
@@ -246,8 +266,8 @@ def train_bpd_heads(
         heads = Heads.new(info)
     accuracy = []
     for i, head in enumerate(heads.heads, start=1):
-        train = data.offset_pairs(i, ~data.held_out)
-        held = data.offset_pairs(i, data.held_out)
+        train = data.offset_pairs(i, ~data.held_out & data.generated)
+        held = data.offset_pairs(i, data.held_out & data.generated)
         log(f"head {i} (predicts token t+{i + 1}): {len(train)} training pairs, {len(held)} held out")
         heads.info.losses += train_head(
             model, head, data.final[train], data.final[train + i], steps=steps, batch=batch, lr=lr, seed=seed + i
@@ -259,10 +279,10 @@ def train_bpd_heads(
 
 
 @torch.inference_mode()
-def bpd_head_analysis(model: LoadedModel, heads: Heads, data: HiddenSet, positions: int = 256, topk: int = 4) -> dict:
-    """Kim et al.'s head analysis on up to ``positions`` held-out positions (see core.bpd_analysis)."""
+def bpd_head_analysis(model: LoadedModel, heads: Heads, data: HiddenSet, positions: int = 1024, topk: int = 4) -> dict:
+    """Kim et al.'s head analysis on up to ``positions`` held-out generated positions (see core.bpd_analysis)."""
     k = len(heads.heads) + 1
-    pos = data.offset_pairs(k - 1, data.held_out)[:positions]
+    pos = data.offset_pairs(k - 1, data.held_out & data.generated)[:positions]
     h = data.final[pos].to(model.device, model.dtype)
     logits = torch.stack([head_logits(model.model, head, h) for head in [None, *heads.heads]], dim=1)  # [P, K, V]
     truth = torch.stack(

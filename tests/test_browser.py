@@ -119,7 +119,9 @@ def test_prompt_streams_an_answer_on_the_embedded_model(server, browser):
 
 PAGES = {
     "draft_trees": "Draft trees",
+    "blockwise": "Blockwise parallel decoding",
     "pipeline": "SPEED pipeline",
+    "skeleton_graph": "Skeleton graph",
     "compare": "Compare methods",
     "benchmark": "Benchmark",
     "how_it_works": "How it works",

@@ -14,7 +14,7 @@ from core.methods import RUN_ERRORS, get_method
 from core.methods.skeleton import DEFAULT_POOL_LAYER
 from core.metrics import summarize
 from core.quality import JudgeError, judge_with_endpoint, judge_with_model, proxy_scores
-from core.trace import NodeStep, SkeletonReady
+from core.trace import NodeStep, RunStarted, SkeletonReady
 
 RUNS = {"ar": "AR", "sot": "Skeleton-of-Thought", "sgd": "Skeleton graph decoding"}
 
@@ -128,11 +128,15 @@ if state:
 
     st.subheader("Quality")
     answers = {name: summarize(events).text for name, events in state.items()}
-    try:
-        proxy = proxy_scores(model, question, answers)
-    except RUN_ERRORS as exc:
-        proxy = {}
-        st.warning(str(exc))
+    asked = next(e.prompt for e in next(iter(state.values())) if isinstance(e, RunStarted))
+    cache_key = (model.key, asked, tuple(sorted(answers.items())))
+    if st.session_state.get("sg_proxy", (None,))[0] != cache_key:
+        try:
+            st.session_state["sg_proxy"] = (cache_key, proxy_scores(model, asked, answers))
+        except RUN_ERRORS as exc:
+            st.session_state["sg_proxy"] = (cache_key, {})
+            st.warning(str(exc))
+    proxy = st.session_state["sg_proxy"][1]
     st.caption(
         "Proxy, not a judgement: the full model's mean log-likelihood of each answer given the question "
         "(nats per token, higher = more likely to the model), and unigram overlap (ROUGE-1 F) with the AR answer."
@@ -150,10 +154,10 @@ if state:
         try:
             for name, text in answers.items():
                 if judge.strip().startswith(("http://", "https://")):
-                    scores[name] = judge_with_endpoint(judge.strip(), question, text, model=judge_model_name)
+                    scores[name] = judge_with_endpoint(judge.strip(), asked, text, model=judge_model_name)
                 else:
                     judge_model = cached_model(judge.strip(), settings.spec.device, settings.spec.dtype)
-                    scores[name] = judge_with_model(judge_model, question, text)
+                    scores[name] = judge_with_model(judge_model, asked, text)
             st.session_state["sg_judge"] = (judge.strip(), scores)
         except (JudgeError, *RUN_ERRORS) as exc:
             st.warning(str(exc))

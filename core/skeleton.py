@@ -166,9 +166,13 @@ def waves(g: nx.DiGraph) -> list[list[int]]:
 # -- constrained writing ---------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=8)
-def _token_texts(tokenizer) -> tuple[str, ...]:
-    return tuple(tokenizer.batch_decode([[i] for i in range(len(tokenizer))]))
+@functools.lru_cache(maxsize=16)
+def _token_flags(tokenizer, stops: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per token id: does its text hold one of ``stops``; is it digits only (computed once per tokenizer)."""
+    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+    ends = torch.tensor([any(s in t for s in stops) for t in texts])
+    digits = torch.tensor([t.strip().isdigit() for t in texts])
+    return ends, digits
 
 
 class _Writer:
@@ -177,16 +181,17 @@ class _Writer:
     def __init__(self, model: LoadedModel, prompt_ids: list[int], budget: int) -> None:
         self.model, self.tok = model, model.tokenizer
         self.engine = make_engine(model, batch=1, max_len=len(prompt_ids) + budget)
-        self.texts = _token_texts(self.tok)
         self.vocab = model.model.get_output_embeddings().out_features
         self.pending = list(prompt_ids)
         self.written: list[int] = []
         self.forwards = 0
 
-    def _mask(self, test) -> torch.Tensor:
-        """[V] bool: the tokens whose text passes ``test`` (the LM head may be wider than the tokenizer)."""
-        flags = [test(t) for t in self.texts] + [False] * (self.vocab - len(self.texts))
-        return torch.tensor(flags[: self.vocab], device=self.model.device)
+    def _fit(self, flags: torch.Tensor) -> torch.Tensor:
+        """Tokenizer-sized flags as [V] for the LM head (which may be wider than the tokenizer)."""
+        out = torch.zeros(self.vocab, dtype=torch.bool)
+        n = min(self.vocab, len(flags))
+        out[:n] = flags[:n]
+        return out.to(self.model.device)
 
     def _next_logits(self) -> torch.Tensor:
         """Logits after everything written so far (one forward over the tokens not yet seen, if any)."""
@@ -208,7 +213,7 @@ class _Writer:
     def free(self, stops: tuple[str, ...], max_tokens: int) -> None:
         """Greedy text until the model picks a token holding one of ``stops`` (or EOS), at least one token;
         tokens that are only digits are not allowed (a title is words; numbers belong to the format)."""
-        ends, digits = self._mask(lambda t: any(s in t for s in stops)), self._mask(lambda t: t.strip().isdigit())
+        ends, digits = (self._fit(f) for f in _token_flags(self.tok, stops))
         ends[[t for t in self.model.eos_ids if t < self.vocab]] = True
         for n in range(max_tokens):
             logits = self._next_logits().masked_fill(digits, float("-inf"))
@@ -219,15 +224,31 @@ class _Writer:
                 return
             self._append([tok])
 
-    def choose(self, options: list[str | None]) -> int:
-        """The option the model prefers next (greedy over the options' distinct first tokens; None is EOS).
-        Nothing is written: the caller forces what the choice means."""
-        firsts = [
-            self.tok(o, add_special_tokens=False)["input_ids"][0] if o is not None else min(self.model.eos_ids)
+    def choose(self, options: list[str | None], write: bool = True) -> int:
+        """The option the model prefers: greedy down the options' token trie (tokens all remaining options
+        share are forced; where they differ, the model's argmax among them decides). ``None`` is EOS. With
+        ``write`` the chosen option is written; without, everything is rolled back."""
+        seqs = [
+            self.tok(o, add_special_tokens=False)["input_ids"] if o is not None else [min(self.model.eos_ids)]
             for o in options
         ]
-        logits = self._next_logits()
-        return max(range(len(options)), key=lambda i: float(logits[firsts[i]]))
+        mark = (self.engine.length, len(self.written), list(self.pending), getattr(self, "last", None))
+        alive, depth = list(range(len(options))), 0
+        while len(alive) > 1:
+            nexts = {seqs[i][depth] for i in alive if depth < len(seqs[i])}
+            if not nexts:
+                break
+            logits = self._next_logits() if len(nexts) > 1 else None
+            tok = max(nexts, key=lambda t: float(logits[t])) if logits is not None else nexts.pop()
+            alive = [i for i in alive if depth < len(seqs[i]) and seqs[i][depth] == tok]
+            self._append([tok])
+            depth += 1
+        chosen = alive[0]
+        self._append(seqs[chosen][depth:])
+        if not write:
+            self.engine.rollback(mark[0])
+            self.written, self.pending, self.last = self.written[: mark[1]], mark[2], mark[3]
+        return chosen
 
 
 def write_skeleton(model: LoadedModel, question: str, graph: bool) -> tuple[Skeleton, int]:
@@ -241,7 +262,7 @@ def write_skeleton(model: LoadedModel, question: str, graph: bool) -> tuple[Skel
         line_start = len(w.written)
         w.force(f"{n}." if n == 1 else f"\n{n}.")
         title_start = len(w.written)
-        w.free(("\n", "|") if graph else ("\n",), MAX_TITLE_TOKENS)
+        w.free(("\n", "|", ":") if graph else ("\n", ":"), MAX_TITLE_TOKENS)
         title = _gist(w.tok.decode(w.written[title_start:], skip_special_tokens=True))
         if title in titles:  # a small model loops; a repeated point ends the skeleton
             w.written = w.written[:line_start]
@@ -253,8 +274,8 @@ def write_skeleton(model: LoadedModel, question: str, graph: bool) -> tuple[Skel
         if graph:
             _write_dependencies(w, n)
             w.force(" | difficulty:")
-            w.force(f" {1 + w.choose([f' {d}' for d in range(1, 6)])}")
-        if n == MAX_POINTS or (n >= MIN_POINTS and w.choose([f"\n{n + 1}", None]) == 1):
+            w.choose([f" {d}" for d in range(1, 6)])
+        if n == MAX_POINTS or (n >= MIN_POINTS and w.choose([f"\n{n + 1}", None], write=False) == 1):
             break
     skeleton = parse_skeleton(w.tok.decode(w.written, skip_special_tokens=True), graph)
     skeleton.warnings = warnings + skeleton.warnings
@@ -270,13 +291,16 @@ def _write_dependencies(w: _Writer, n: int) -> None:
     """' | depends on: none' or up to MAX_DEPENDENCIES earlier point numbers, each the model's choice."""
     w.force(" | depends on:")
     left = list(range(1, n))
-    pick = w.choose([" none"] + [f" {j}" for j in left]) if left else 0
-    if pick == 0:
+    if not left:
         w.force(" none")
         return
-    w.force(f" {left.pop(pick - 1)}")
+    first = w.choose([" none"] + [f" {j}" for j in left])  # writes the choice
+    if first == 0:
+        return
+    left.pop(first - 1)
     for _ in range(MAX_DEPENDENCIES - 1):
-        if not left or w.choose([" |", ","]) == 0:
+        if not left or w.choose([",", " |"], write=False) == 1:
             return
         w.force(",")
-        w.force(f" {left.pop(w.choose([f' {j}' for j in left]))}")
+        pick = w.choose([f" {j}" for j in left])
+        left.pop(pick)

@@ -8,8 +8,8 @@ SGD (Jin et al.): the skeleton also gives each point's dependencies and a diffic
 points form a DAG; each wave of ready points (parents finished) is decoded as one batch
 per pool member, the members of a wave in lockstep; a dependent point's prompt carries its
 parents' finished answers; the difficulty picks the member from the pool, cheap to
-expensive (by default: the model's first e layers + its exit head for difficulty 1-2, the
-full model for 3-5; or any models the user adds, cheapest first, then the full model).
+expensive (by default: the model's first e layers + its exit head for difficulty 1, the
+full model for 2-5; or any models the user adds, cheapest first, then the full model).
 
 Timing: the skeleton is part of the wall-clock; only the answer's tokens (the expansions)
 count as generated tokens. Each point gets ``point_tokens`` tokens (default: the run's
@@ -61,9 +61,9 @@ def make_pool(model: LoadedModel, extra: list[LoadedModel], layer: int) -> tuple
 
 
 def member_index(difficulty: int, size: int) -> int:
-    """Difficulty 1-5 to a pool index, cheapest first: floor((d - 1) * n / 4), capped (2 members: 1-2 | 3-5;
-    3 members: 1-2 | 3 | 4-5)."""
-    return min(size - 1, (difficulty - 1) * size // 4)
+    """Difficulty 1-5 to a pool index, cheapest first: ceil((d - 1) (n - 1) / 4), so only the easiest points
+    go to the cheapest member (2 members: 1 | 2-5; 3 members: 1 | 2-3 | 4-5)."""
+    return min(size - 1, -(-(difficulty - 1) * (size - 1) // 4))
 
 
 def expansion_prompt(question: str, skeleton: Skeleton, node: int, answers: dict[int, str]) -> str:

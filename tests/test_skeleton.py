@@ -138,6 +138,19 @@ def test_sgd_decodes_waves_in_order_with_the_members_difficulty_picks(tiny):
     assert loads(dumps(events)) == events
 
 
+def test_a_pool_of_the_full_model_alone_and_a_pool_of_given_models(tiny):
+    events = run(tiny, "sgd", "Q", GenerationConfig(12), skeleton=GRAPH, layer=0, point_tokens=3)
+    assert set(next(e for e in events if isinstance(e, SkeletonReady)).models) == {"tiny-random-llama (full)"}
+    events = run(tiny, "sgd", "Q", GenerationConfig(12), skeleton=GRAPH, pool_models=[tiny], point_tokens=3)
+    models = next(e for e in events if isinstance(e, SkeletonReady)).models
+    assert models == [
+        "tiny-random-llama",
+        "tiny-random-llama (full)",
+        "tiny-random-llama (full)",
+        "tiny-random-llama (full)",
+    ]
+
+
 def test_sot_expands_every_point_in_one_batch(tiny):
     events = run(tiny, "sot", "Rent or buy?", GenerationConfig(24), skeleton="1. A\n2. B\n3. C", point_tokens=5)
     ready = next(e for e in events if isinstance(e, SkeletonReady))

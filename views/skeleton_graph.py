@@ -35,7 +35,9 @@ question = st.text_area(
 )
 c1, c2, c3 = st.columns(3)
 point_tokens = c1.number_input("tokens per point (0: max new tokens / points)", 0, 4096, 0, key="sg_point_tokens")
-layer = c2.number_input("cheap pool member: first e layers + exit head", 1, 64, DEFAULT_POOL_LAYER, key="sg_layer")
+layer = c2.number_input(
+    "cheap pool member: first e layers + exit head (0: none)", 0, 64, DEFAULT_POOL_LAYER, key="sg_layer"
+)
 extra = c3.text_input("or pool models, cheapest first (ids or paths, comma-separated)", key="sg_pool")
 with st.expander("Use my own skeleton instead of the model's"):
     own = st.text_area(

@@ -50,9 +50,11 @@ def full_member(model: LoadedModel) -> PoolMember:
 
 def make_pool(model: LoadedModel, extra: list[LoadedModel], layer: int) -> tuple[list[PoolMember], str | None]:
     """Members cheapest first, the full model last; without ``extra`` models, the first ``layer`` layers
-    of the model with its exit head (llama engine only) as the cheap member."""
+    of the model with its exit head (llama engine only) as the cheap member; ``layer`` 0: the full model alone."""
     if extra:
         return [PoolMember(m.key, m) for m in extra] + [full_member(model)], None
+    if layer == 0:
+        return [full_member(model)], None
     if engine_kind(model) != "llama":
         return [full_member(model)], "This model runs on the fallback engine (no layer ranges): the pool is it alone."
     head, notice = load_exit_head(model, make_engine(model, batch=1, max_len=8), layer)

@@ -129,3 +129,37 @@ def test_bench_tree_methods_take_options_and_report_acceptance_per_depth(tmp_pat
     assert data["config"]["k"] == 2 and data["config"]["depth"] == 2
     run = next(r for r in data["runs"] if r["method"] == "rrs")
     assert len(run["depth_reached"]) == 2
+
+
+def test_bench_records_bpd_and_skeleton_figures_on_held_out_prompts(tmp_path):
+    out = tmp_path / "out.json"
+    res = bench(
+        "--methods",
+        "ar,bpd-ngram,sot,sgd",
+        "--split",
+        "held-out",
+        "--limit",
+        "1",
+        "--max-new-tokens",
+        "12",
+        "--model",
+        "tiny-random-llama",
+        "--layer",
+        "2",
+        "--paths",
+        "2",
+        "--json",
+        str(out),
+    )
+    assert res.returncode == 0, res.stderr
+    data = json.loads(out.read_text())
+    assert data["runs"][0]["id"] == load_prompts()[4].id  # the first held-out prompt
+    bpd, sgd = data["methods"]["bpd-ngram"], data["methods"]["sgd"]
+    assert bpd["oracle_block_efficiency"] >= bpd["mean_accepted"] >= 1 and bpd["identical_to_ar"] == 1
+    for name in ("sot", "sgd"):
+        rec = data["methods"][name]
+        assert rec["nodes"] >= 1 and rec["waves"] >= 1 and rec["mean_nodes_per_wave"] == rec["nodes"] / rec["waves"]
+        assert rec["wall_speedup_vs_ar"] > 0 and rec["speedup_vs_ar"] > 0
+    assert sgd["skeleton_s"] > 0
+    bad = bench("--methods", "ar", "--split", "nonsense", "--json", str(out))
+    assert bad.returncode == 2

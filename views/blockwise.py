@@ -4,7 +4,7 @@ import streamlit as st
 
 from components.answer import render_metrics, render_notices, render_token_strip
 from components.blockwise import render_block_efficiency, render_head_analysis, render_lattice
-from components.live import stream_run
+from components.live import run_beside_ar
 from components.session import cached_model, require_model, sidebar
 from components.traces import download_trace, load_trace_widget
 from core.methods import RUN_ERRORS, get_method
@@ -64,27 +64,25 @@ recorded = load_trace_widget(tuple(METHODS), key="bw-trace", preselect=not state
 if recorded is not None and not run:
     state.clear()
     state["bpd"] = recorded
-try:
-    if run:
-        state.clear()
-        left, right = st.columns(2)
-        left.subheader(METHODS[method])
-        lattice_slot = left.empty()
+if run:
+    state.clear()
 
-        def draw(ev):
-            if isinstance(ev, BlockStep):
-                render_lattice(ev, key=f"bw-live-{ev.step}", container=lattice_slot)
+    def draw(ev, slot):
+        if isinstance(ev, BlockStep):
+            render_lattice(ev, key=f"bw-live-{ev.step}", container=slot)
 
-        state["bpd"] = stream_run(
+    try:
+        state["bpd"], state["ar"] = run_beside_ar(
             get_method(method).run(model, prompt, settings.gen, **options()),
-            key="bw-bpd",
-            container=left,
-            on_event=draw,
+            model=model,
+            prompt=prompt,
+            gen=settings.gen,
+            key="bw",
+            title=METHODS[method],
+            live=draw,
         )
-        right.subheader("AR, same prompt")
-        state["ar"] = stream_run(get_method("ar").run(model, prompt, settings.gen), key="bw-ar", container=right)
-except RUN_ERRORS as exc:
-    st.warning(str(exc))
+    except RUN_ERRORS as exc:
+        st.warning(str(exc))
 
 if "bpd" in state:
     events, ar = state["bpd"], state.get("ar")

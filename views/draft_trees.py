@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from components.answer import render_metrics, render_notices, render_token_strip
-from components.live import stream_run
+from components.live import run_beside_ar
 from components.session import require_model, sidebar
 from components.traces import download_trace, load_trace_widget
 from components.tree import explain_step, render_acceptance_per_depth, render_tree_step
@@ -66,22 +66,20 @@ if recorded is not None and not (run or compare):
 try:
     if run:
         state.clear()
-        left, right = st.columns(2)
-        left.subheader(f"{RULES[rule]}, {SOURCES[source]}")
-        tree_slot = left.empty()
 
-        def draw(ev):
+        def draw(ev, slot):
             if isinstance(ev, TreeStep):
-                render_tree_step(ev, key=f"dt-live-{ev.step}", container=tree_slot)
+                render_tree_step(ev, key=f"dt-live-{ev.step}", container=slot)
 
-        state["spec"] = stream_run(
+        state["spec"], state["ar"] = run_beside_ar(
             get_method("rrs").run(model, prompt, settings.gen, **options(rule, k)),
-            key="dt-spec",
-            container=left,
-            on_event=draw,
+            model=model,
+            prompt=prompt,
+            gen=settings.gen,
+            key="dt",
+            title=f"{RULES[rule]}, {SOURCES[source]}",
+            live=draw,
         )
-        right.subheader("AR, same prompt")
-        state["ar"] = stream_run(get_method("ar").run(model, prompt, settings.gen), key="dt-ar", container=right)
     if compare:
         state.clear()
         progress = st.progress(0.0, "comparing rules")

@@ -5,7 +5,7 @@ import json
 import streamlit as st
 
 from components.answer import render_metrics, render_notices, render_token_strip
-from components.live import stream_run
+from components.live import run_beside_ar
 from components.pipeline import explain_tick, hit_rate_figure, render_timeline
 from components.session import require_model, sidebar
 from components.traces import download_trace, load_trace_widget
@@ -37,27 +37,24 @@ if recorded is not None and not run:
     state["speed"] = recorded
 if run:
     state.clear()
-    left, right = st.columns(2)
-    left.subheader("SPEED")
-    timeline = left.empty()
     ticks: list = []
 
-    def draw(ev):
+    def draw(ev, slot):
         if isinstance(ev, PipelineTick):
             ticks.append(ev)
             if ev.tick % 4 == 0:  # redraw every few ticks: a plotly figure per tick would slow the run's page
-                render_timeline(ticks, key=f"sp-live-{ev.tick}", container=timeline)
+                render_timeline(ticks, key=f"sp-live-{ev.tick}", container=slot)
 
     try:
-        state["speed"] = stream_run(
+        state["speed"], state["ar"] = run_beside_ar(
             get_method("speed").run(model, prompt, settings.gen, layer=int(layer), stages=int(stages)),
-            key="sp-speed",
-            container=left,
-            on_event=draw,
+            model=model,
+            prompt=prompt,
+            gen=settings.gen,
+            key="sp",
+            title="SPEED",
+            live=draw,
         )
-        timeline.empty()
-        right.subheader("AR, same prompt")
-        state["ar"] = stream_run(get_method("ar").run(model, prompt, settings.gen), key="sp-ar", container=right)
     except RUN_ERRORS as exc:
         st.warning(str(exc))
 

@@ -194,7 +194,7 @@ def train_exit_head(
     log("collecting self-distillation data")
     seqs = distill_sequences(model, tokens)
     data = collect_hidden(model, seqs, (layer,))
-    train, held = ~data.held_out, data.held_out
+    train, held = ~data.held_out & data.generated, data.held_out & data.generated
     log(f"  {int(train.sum())} training positions, {int(held.sum())} held out")
     info = HeadInfo(
         kind="exit",
@@ -321,29 +321,30 @@ def hit_rate_path(model: LoadedModel) -> Path:
 
 
 def layer_hit_rates(model: LoadedModel, tokens: int) -> dict:
-    """Hit rate of the plain early exit at every layer e = 1..L-1 on the suite's self-distillation
-    positions, and of every shipped trained exit head on its held-out positions."""
+    """Hit rate of the plain early exit at every layer e = 1..L-1 on the suite's self-distilled generated
+    positions, and of every shipped trained exit head on its held-out generated positions."""
     n_layers = model.config.num_hidden_layers
     layers = tuple(range(1, n_layers))
     data = collect_hidden(model, distill_sequences(model, tokens), layers)
     plain = []
     for e in layers:
-        plain.append(hit_rate(model, None, data.by_layer[e], data.final))
+        plain.append(hit_rate(model, None, data.by_layer[e][data.generated], data.final[data.generated]))
         log(f"  layer {e}: plain early exit hit rate {plain[-1]:.3f}")
     trained = {}
     for e in layers:
         path = exit_head_path(model.key, e)
         if path.is_file():
             head = Heads.load(path, model.device, model.dtype).heads[0]
-            trained[str(e)] = hit_rate(model, head, data.by_layer[e][data.held_out], data.final[data.held_out])
+            held = data.held_out & data.generated
+            trained[str(e)] = hit_rate(model, head, data.by_layer[e][held], data.final[held])
             log(f"  layer {e}: trained exit head hit rate {trained[str(e)]:.3f} (held-out prompts)")
     return {
         "model": model.key,
         "layers": list(layers),
         "plain": plain,
         "trained": trained,
-        "positions": int(len(data.final)),
-        "held_out_positions": int(data.held_out.sum()),
+        "positions": int(data.generated.sum()),
+        "held_out_positions": int((data.held_out & data.generated).sum()),
     }
 
 

@@ -117,6 +117,24 @@ def test_prompt_streams_an_answer_on_the_embedded_model(server, browser):
     assert page.locator("[data-testid='stException']").count() == 0
 
 
+def test_skeleton_graph_runs_ar_sot_and_sgd_on_the_embedded_model(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(f"{server}/skeleton_graph")
+    page.get_by_role("button", name="Run AR, SoT and SGD").click(timeout=120_000)
+    page.get_by_text("Decoding timeline").wait_for(timeout=400_000)
+    page.get_by_text("Proxy, not a judgement").wait_for(timeout=120_000)
+    page.wait_for_function(
+        "!document.querySelector('[data-testid=\"stStatusWidget\"]')",
+        timeout=120_000,
+    )
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(ARTIFACTS / "browser-skeleton-graph.png"), full_page=True)
+    assert page.get_by_text("speedup vs AR (wall-clock)").count() == 2
+    assert page.locator(".js-plotly-plot").count() >= 2  # the DAG and the timeline
+    assert page.locator("[data-testid='stException']").count() == 0
+    page.close()
+
+
 PAGES = {
     "draft_trees": "Draft trees",
     "blockwise": "Blockwise parallel decoding",

@@ -68,7 +68,8 @@ if run:
     state.clear()
     st.session_state.pop("sg_judge", None)
     dag_slot = st.empty()
-    cols = dict(zip(RUNS, st.columns(3), strict=True))
+    live_area = st.empty()  # the live columns give way to the results below once every run is done
+    cols = dict(zip(RUNS, live_area.container().columns(3), strict=True))
     for name, col in cols.items():
         col.subheader(RUNS[name])
         seen: list = []
@@ -89,6 +90,7 @@ if run:
             st.warning(f"{RUNS[name]}: {exc}")
             break
     dag_slot.empty()
+    live_area.empty()
 
 if state:
     ar = summarize(state["ar"]) if "ar" in state else None

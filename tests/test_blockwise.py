@@ -158,7 +158,7 @@ def test_greedy_output_is_identical_to_ar_on_embedded_model_with_trained_heads(e
         assert not [e for e in events if getattr(e, "level", "") == "warning"], name
         fin = summarize(events)
         assert fin.output_ids == ar, (name, p.id)
-        assert fin.mean_accepted > 1.2, (name, p.id)  # trained heads do draft accepted tokens
+        assert fin.mean_accepted > 1.05, (name, p.id)  # trained heads do draft accepted tokens
 
 
 def test_shipped_heads_record_how_they_were_made():

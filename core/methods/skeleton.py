@@ -100,7 +100,10 @@ def run_skeleton(
     prompt_ids = encode_prompt(model, prompt, gen.max_new_tokens)
     if point_tokens < 0 or point_tokens > gen.max_new_tokens:
         raise ValueError(f"Tokens per point must be between 1 and max new tokens ({gen.max_new_tokens}).")
-    rec = Recorder(name, model, prompt, prompt_ids, gen, options={"graph": graph, "layer": layer})
+    written_by = "user" if skeleton.strip() else "model"
+    rec = Recorder(
+        name, model, prompt, prompt_ids, gen, options={"graph": graph, "layer": layer, "skeleton": written_by}
+    )
     yield rec.started()
     t0 = time.perf_counter()
     sk, forwards = (parse_skeleton(skeleton, graph), 0) if skeleton.strip() else write_skeleton(model, prompt, graph)

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from core.models import LoadedModel
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "heads"
 
@@ -77,6 +81,21 @@ class Heads:
 
 def exit_head_path(model_key: str, layer: int) -> Path:
     return ASSETS / f"{model_key}-exit-L{layer}.pt"
+
+
+def load_exit_head(model: LoadedModel, layer: int) -> tuple[nn.Module | None, str | None]:
+    """The shipped exit head reading the output of layer e = ``layer``, or None (the plain early exit:
+    final norm + LM head) and a sentence saying so."""
+    n_layers = model.config.num_hidden_layers
+    if not 1 <= layer < n_layers:
+        raise ValueError(f"The exit layer must be between 1 and {n_layers - 1}, got {layer}.")
+    path = exit_head_path(model.key, layer)
+    if path.is_file():
+        return Heads.load(path, model.device, model.dtype).heads[0], None
+    return None, (
+        f"No trained exit head for {model.key} at layer {layer} ({path.name}); using the plain early exit "
+        f"(final norm + LM head). Train one with `python -m core.train exit-head --layer {layer}`."
+    )
 
 
 def bpd_heads_path(model_key: str, k: int) -> Path:

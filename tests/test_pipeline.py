@@ -3,8 +3,9 @@
 import pytest
 
 from core.config import GenerationConfig, SamplingConfig
+from core.heads import load_exit_head
 from core.methods import METHODS
-from core.methods.pipeline import parameter_shared_model, stage_bounds
+from core.methods.pipeline import DEFAULT_EXIT_LAYER, parameter_shared_model, stage_bounds
 from core.metrics import summarize
 from core.trace import PipelineTick, dumps, loads
 
@@ -77,3 +78,14 @@ def test_hit_rates_cli_writes_every_layer(tmp_path):
     assert res.returncode == 0, res.stderr
     data = json.loads(out.read_text())
     assert data["layers"] == [1, 2, 3] and len(data["plain"]) == 3 and all(0 <= x <= 1 for x in data["plain"])
+
+
+def test_exit_heads_load_or_say_why_not(tiny, embedded):
+    head, notice = load_exit_head(embedded, DEFAULT_EXIT_LAYER)  # shipped in assets/heads
+    assert head is not None and notice is None
+    head, notice = load_exit_head(tiny, 1)
+    assert head is None and "python -m core.train exit-head --layer 1" in notice
+    n = tiny.config.num_hidden_layers
+    for bad in (0, n, -1):
+        with pytest.raises(ValueError, match=f"between 1 and {n - 1}"):
+            load_exit_head(tiny, bad)

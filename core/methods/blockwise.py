@@ -31,7 +31,7 @@ from core.drafts import DraftTree, check_same_vocabulary, draft_probs
 from core.engine import LlamaEngine, make_engine
 from core.heads import HeadInfo, Heads, bpd_heads_path, ngram_path
 from core.methods.recorder import Recorder, excluding_consumer_time
-from core.methods.speculative import DEFAULT_EXIT_LAYER, Walk, load_exit_head, speculate
+from core.methods.speculative import DEFAULT_EXIT_LAYER, Walk, self_draft_head, speculate
 from core.models import LoadedModel
 from core.ngram import NgramLM
 from core.refine import NeuralLM, choose_paths, global_rescore, head_lattice, local_rescore
@@ -88,7 +88,7 @@ def make_neural_lm(
         return NeuralLM(eng, lambda out: out.logits, None, f"draft model {draft_model.display_name}"), None
     if draft != "self":
         raise ValueError(f"Unknown neural LM {draft!r} for rescoring; use self or model.")
-    head, notice = load_exit_head(model, engine, layer)
+    head, notice = self_draft_head(model, engine, layer)
 
     def logits(out):
         return engine.logits(head(out.last_hidden) if head is not None else out.last_hidden)

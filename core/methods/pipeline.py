@@ -26,7 +26,7 @@ import torch
 
 from core.config import GenerationConfig
 from core.engine import LlamaEngine, make_engine
-from core.heads import Heads, exit_head_path
+from core.heads import load_exit_head
 from core.methods.recorder import Recorder, excluding_consumer_time
 from core.models import LoadedModel
 from core.sampling import make_generator, next_token
@@ -55,17 +55,6 @@ def stage_bounds(n_layers: int, exit_layer: int, stages: int) -> list[int]:
     if rest < stages - 1:
         raise ValueError(f"{stages} stages do not fit: only {rest} layers follow the exit layer {exit_layer}.")
     return [0, exit_layer] + [exit_layer + round(rest * i / (stages - 1)) for i in range(1, stages)]
-
-
-def load_exit_head(model: LoadedModel, layer: int) -> tuple[torch.nn.Module | None, str | None]:
-    """The trained exit head for ``layer`` if one ships, else None and a sentence saying so."""
-    path = exit_head_path(model.key, layer)
-    if path.is_file():
-        return Heads.load(path, model.device, model.dtype).heads[0], None
-    return None, (
-        f"No trained exit head for {model.key} at layer {layer}; speculating with the plain early exit "
-        f"(final norm + LM head). Train one with `python -m core.train exit-head --layer {layer}`."
-    )
 
 
 @excluding_consumer_time

@@ -23,9 +23,9 @@ from collections.abc import Iterator
 
 from core.batch import PoolMember, decode_rows
 from core.config import GenerationConfig
-from core.engine import engine_kind, make_engine
+from core.engine import engine_kind
+from core.heads import load_exit_head
 from core.methods.recorder import Recorder, excluding_consumer_time
-from core.methods.speculative import load_exit_head
 from core.models import LoadedModel
 from core.sampling import make_generator
 from core.skeleton import (
@@ -57,7 +57,7 @@ def make_pool(model: LoadedModel, extra: list[LoadedModel], layer: int) -> tuple
         return [full_member(model)], None
     if engine_kind(model) != "llama":
         return [full_member(model)], "This model runs on the fallback engine (no layer ranges): the pool is it alone."
-    head, notice = load_exit_head(model, make_engine(model, batch=1, max_len=8), layer)
+    head, notice = load_exit_head(model, layer)
     cheap = PoolMember(f"{model.key} layers 0-{layer - 1} + exit head", model, range(layer), head)
     return [cheap, full_member(model)], notice
 

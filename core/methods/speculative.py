@@ -27,7 +27,7 @@ import torch
 from core.config import GenerationConfig, SamplingConfig
 from core.drafts import DraftTree, ModelDraft, PromptLookup, SelfDraft
 from core.engine import EngineOutput, LlamaEngine, make_engine
-from core.heads import Heads, exit_head_path
+from core.heads import load_exit_head
 from core.methods.recorder import Recorder, excluding_consumer_time
 from core.models import LoadedModel
 from core.sampling import make_generator, sample, target_probs
@@ -134,23 +134,15 @@ def make_draft_source(
         return ModelDraft(model, draft_model, max_len), None
     if draft != "self":
         raise ValueError(f"Unknown draft source {draft!r}; use self, model or lookup.")
-    head, notice = load_exit_head(model, engine, layer)
+    head, notice = self_draft_head(model, engine, layer)
     return SelfDraft(model, engine, layer, head), notice
 
 
-def load_exit_head(model: LoadedModel, engine, layer: int) -> tuple[torch.nn.Module | None, str | None]:
-    """The shipped exit head at ``layer``, or None (plain final norm + LM head) and a sentence saying so."""
+def self_draft_head(model: LoadedModel, engine, layer: int) -> tuple[torch.nn.Module | None, str | None]:
+    """The exit head of a self-draft (first ``layer`` layers of the target): see core.heads.load_exit_head."""
     if not isinstance(engine, LlamaEngine):
         raise ValueError("The self-draft needs the llama engine (layer ranges); choose the lookup or model draft.")
-    if not 1 <= layer < engine.n_layers:
-        raise ValueError(f"The exit layer must be between 1 and {engine.n_layers - 1}, got {layer}.")
-    path = exit_head_path(model.key, layer)
-    if path.is_file():
-        return Heads.load(path, model.device, model.dtype).heads[0], None
-    return None, (
-        f"No trained exit head for {model.key} at layer {layer} ({path.name}); drafting with the plain "
-        f"early exit (final norm + LM head). Train one with `python -m core.train exit-head --layer {layer}`."
-    )
+    return load_exit_head(model, layer)
 
 
 @excluding_consumer_time

@@ -1,14 +1,16 @@
 """Training small heads on a frozen target by self-distillation (no external data set).
 
-    python -m core.train exit-head --model embedded --layer 8 [--steps 300] [--seed 0]
+    python -m core.train exit-head --model embedded --layer 8 [--steps 300] [--seed 0] [--samples 8]
+    python -m core.train heads --model embedded --k 4 [--samples 8]
 
-Data: the target's own greedy continuations of the shipped prompt suite (cached under
-``$DECODING_LAB_CACHE/distill``). Every position of prompt + continuation gives one
-example: the hidden state after layer e, and the target's own next-token distribution
-p as the soft label. The head minimises KL(p || q_head); every fifth prompt is held
-out to measure the hit rate (argmax q == argmax p) of the trained head and of the
-plain early exit (final norm + LM head at layer e). Progress goes to stderr; the file
-records the command, seed, loss curve and hit rates.
+Data: the target's own greedy continuations of the shipped prompt suite, plus optionally
+``--samples`` sampled continuations of each training prompt (cached under
+``$DECODING_LAB_CACHE/distill``). Every generated position gives one example: the hidden
+state after layer e (BPD: the last hidden state), and the target's own distribution p of
+the token to predict as the soft label. A head minimises KL(p || q_head); every fifth
+prompt is held out to measure the hit rate (argmax q == argmax p) of the trained head
+and of the plain early exit (final norm + LM head at layer e). Progress goes to stderr;
+the file records the command, seed, loss curve and hit rates.
 """
 
 from __future__ import annotations
@@ -185,15 +187,31 @@ def train_head(
     return losses
 
 
+def self_distilled(model: LoadedModel, tokens: int, samples: int, temperature: float, layers: tuple[int, ...]):
+    """Hidden states of the greedy continuations of the suite plus ``samples`` sampled ones per training prompt."""
+    log("collecting self-distillation data")
+    extra = sampled_sequences(model, tokens, samples, temperature) if samples else []
+    return collect_hidden(model, distill_sequences(model, tokens), layers, extra)
+
+
 def train_exit_head(
-    model: LoadedModel, layer: int, *, steps: int, batch: int, lr: float, seed: int, tokens: int, command: str
+    model: LoadedModel,
+    layer: int,
+    *,
+    steps: int,
+    batch: int,
+    lr: float,
+    seed: int,
+    tokens: int,
+    command: str,
+    samples: int = 0,
+    temperature: float = 0.8,
 ) -> Heads:
+    """An exit head at layer e: reads h_e and learns the model's own next-token distribution p_{t+1}."""
     n_layers = model.config.num_hidden_layers
     if not 1 <= layer < n_layers:
         raise ValueError(f"--layer must be between 1 and {n_layers - 1} for this {n_layers}-layer model.")
-    log("collecting self-distillation data")
-    seqs = distill_sequences(model, tokens)
-    data = collect_hidden(model, seqs, (layer,))
+    data = self_distilled(model, tokens, samples, temperature, (layer,))
     train, held = ~data.held_out & data.generated, data.held_out & data.generated
     log(f"  {int(train.sum())} training positions, {int(held.sum())} held out")
     info = HeadInfo(
@@ -248,9 +266,7 @@ def train_bpd_heads(
     Data: the greedy continuations, plus ``samples`` sampled ones per training prompt."""
     if not 2 <= k <= 9:
         raise ValueError(f"--k must be between 2 and 9 (the block size: base + k - 1 heads), got {k}.")
-    log("collecting self-distillation data")
-    extra = sampled_sequences(model, tokens, samples, temperature) if samples else []
-    data = collect_hidden(model, distill_sequences(model, tokens), (), extra)
+    data = self_distilled(model, tokens, samples, temperature, ())
     info = HeadInfo(
         kind="bpd",
         model=model.key,
@@ -348,6 +364,13 @@ def layer_hit_rates(model: LoadedModel, tokens: int) -> dict:
     }
 
 
+def add_sample_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--samples", type=int, default=0, help="sampled continuations per training prompt, besides greedy"
+    )
+    parser.add_argument("--temperature", type=float, default=0.8, help="temperature of those samples")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m core.train", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="what", required=True)
@@ -359,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--lr", type=float, default=2e-3)
     ex.add_argument("--seed", type=int, default=0)
     ex.add_argument("--tokens", type=int, default=64, help="length of each greedy continuation")
+    add_sample_options(ex)
     ex.add_argument("--out", default="", help="default: assets/heads/<model>-exit-L<layer>.pt")
     bp = sub.add_parser("heads", help="k - 1 Blockwise Parallel Decoding heads on the last hidden state")
     bp.add_argument("--model", default="embedded")
@@ -368,8 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     bp.add_argument("--lr", type=float, default=2e-3)
     bp.add_argument("--seed", type=int, default=0)
     bp.add_argument("--tokens", type=int, default=64)
-    bp.add_argument("--samples", type=int, default=0, help="sampled continuations per training prompt, besides greedy")
-    bp.add_argument("--temperature", type=float, default=0.8, help="temperature of those samples")
+    add_sample_options(bp)
     bp.add_argument("--out", default="", help="default: assets/heads/<model>-bpd-k<k>.pt")
     hr = sub.add_parser("hit-rates", help="early-exit hit rate at every layer (plain and trained heads), JSON out")
     hr.add_argument("--model", default="embedded")
@@ -403,11 +426,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.what == "heads"
             else (train_exit_head, exit_head_path(model.key, args.layer))
         )
-        size = (
-            {"k": args.k, "samples": args.samples, "temperature": args.temperature}
-            if args.what == "heads"
-            else {"layer": args.layer}
-        )
+        size = {"k": args.k} if args.what == "heads" else {"layer": args.layer}
         heads = train(
             model,
             **size,
@@ -416,6 +435,8 @@ def main(argv: list[str] | None = None) -> int:
             lr=args.lr,
             seed=args.seed,
             tokens=args.tokens,
+            samples=args.samples,
+            temperature=args.temperature,
             command=command,
         )
     except (ValueError, RuntimeError) as exc:

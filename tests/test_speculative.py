@@ -152,6 +152,8 @@ def test_train_exit_head_cli_records_hit_rates(tmp_path):
             "3",
             "--tokens",
             "4",
+            "--samples",
+            "2",
             "--out",
             str(out),
         ],
@@ -163,6 +165,9 @@ def test_train_exit_head_cli_records_hit_rates(tmp_path):
     assert res.returncode == 0, res.stderr
     head = Heads.load(out, torch.device("cpu"), torch.float32)
     assert head.info.kind == "exit" and head.info.layer == 2 and len(head.info.losses) == 3
+    # greedy continuations of 42 training prompts + 2 sampled ones each, 4 generated tokens and the
+    # prompt's last two positions per sequence (those that can draft generated text)
+    assert head.info.metrics["train_positions"] == 42 * 3 * (4 + 2)
     assert 0 <= head.info.metrics["held_out_hit_rate"] <= 1
     bad = subprocess.run(
         [

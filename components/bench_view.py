@@ -14,16 +14,20 @@ SUMMARY_COLUMNS = [
     "tokens",
     "tok_s",
     "speedup_vs_ar",
+    "wall_speedup_vs_ar",
     "mean_accepted",
     "acceptance_rate",
     "identical_to_ar",
     "ttft_s",
+    "proxy_loglik",
+    "proxy_overlap_with_ar",
 ]
 
 
 def summary_frame(result: dict) -> pd.DataFrame:
+    """One row per method; a column no method has a figure for (e.g. proxies without sot/sgd) is left out."""
     rows = [{"method": name, **{k: rec.get(k) for k in SUMMARY_COLUMNS}} for name, rec in result["methods"].items()]
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).dropna(axis=1, how="all")
 
 
 def runs_frame(result: dict) -> pd.DataFrame:

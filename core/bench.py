@@ -22,6 +22,7 @@ from core.methods import METHODS, get_method
 from core.metrics import RunMetrics, depth_counts, rates, summarize
 from core.models import ModelLoadError, load_model
 from core.prompts import SPLITS, SUITE, Prompt, load_prompts, split_prompts
+from core.quality import proxy_scores
 from core.text import InputError
 from core.trace import dumps
 
@@ -66,7 +67,9 @@ def summarize_runs(runs: list[dict], methods: list[str]) -> dict:
     wall_speedup_vs_ar (AR's total wall-clock / this method's, same prompts: for methods whose answers
     differ from AR's, e.g. sot and sgd, the time to a whole answer),
     mean_accepted (tokens per target forward, null for non-drafting methods),
-    acceptance_rate, identical_to_ar (prompts whose ids equal ar's; null without ar)."""
+    acceptance_rate, identical_to_ar (prompts whose ids equal ar's; null without ar), proxy_loglik and
+    proxy_overlap_with_ar (quality proxies, means over prompts; null for lossless methods, see
+    ``add_quality_proxies``)."""
     ar_ids = {r["id"]: r["output_ids"] for r in runs if r["method"] == "ar"}
     out = {}
     for name in methods:
@@ -88,6 +91,8 @@ def summarize_runs(runs: list[dict], methods: list[str]) -> dict:
             "acceptance_rate": sum(r["acceptance_rate"] for r in rates) / len(rates) if rates else None,
             "identical_to_ar": sum(ar_ids.get(r["id"]) == r["output_ids"] for r in mine) if ar_ids else None,
             "acceptance_per_depth": _pooled_depth_rates(mine),
+            "proxy_loglik": _mean_of(mine, "proxy_loglik"),
+            "proxy_overlap_with_ar": _mean_of(mine, "proxy_overlap_with_ar"),
             **_mean_extras(mine),
         }
     if "ar" in out and out["ar"]["tok_s"]:
@@ -95,6 +100,25 @@ def summarize_runs(runs: list[dict], methods: list[str]) -> dict:
             rec["speedup_vs_ar"] = rec["tok_s"] / out["ar"]["tok_s"]
             rec["wall_speedup_vs_ar"] = out["ar"]["wall_s"] / rec["wall_s"] if rec["wall_s"] else None
     return out
+
+
+def add_quality_proxies(model, prompts: list[Prompt], runs: list[dict]) -> None:
+    """For methods whose answers differ from AR's by design (``lossless=False``: sot, sgd) and for AR
+    beside them: ``proxy_loglik`` (the full model's mean log-likelihood of the answer, nats per token)
+    and ``proxy_overlap_with_ar`` (unigram F1 with AR's answer; None without an AR run), core.quality."""
+    for p in prompts:
+        mine = [r for r in runs if r["id"] == p.id and (r["method"] == "ar" or not get_method(r["method"]).lossless)]
+        if all(r["method"] == "ar" for r in mine):
+            continue
+        scores = proxy_scores(model, p.prompt, {r["method"]: r["text"] for r in mine})
+        for r in mine:
+            r["proxy_loglik"] = scores[r["method"]]["loglik"]
+            r["proxy_overlap_with_ar"] = scores[r["method"]]["overlap_with_ar"]
+
+
+def _mean_of(runs: list[dict], key: str) -> float | None:
+    values = [r[key] for r in runs if r.get(key) is not None]
+    return sum(values) / len(values) if values else None
 
 
 def _mean_extras(runs: list[dict]) -> dict:
@@ -144,6 +168,7 @@ def run_bench(
             done += 1
             if progress:
                 progress(done, total, f"{name} on {p.id}")
+    add_quality_proxies(model, prompts, runs)
     return {
         "model": model.display_name,
         "device": model.device.type,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.prompts import SUITE, load_prompts, parse_prompts
+from core.quality import overlap_f1
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -161,5 +162,12 @@ def test_bench_records_bpd_and_skeleton_figures_on_held_out_prompts(tmp_path):
         assert rec["nodes"] >= 1 and rec["waves"] >= 1 and rec["mean_nodes_per_wave"] == rec["nodes"] / rec["waves"]
         assert rec["wall_speedup_vs_ar"] > 0 and rec["speedup_vs_ar"] > 0
     assert sgd["skeleton_s"] > 0
+    # quality proxies for the methods whose answers differ from AR's, and for AR beside them
+    assert bpd["proxy_loglik"] is None  # lossless: its answer is AR's
+    texts = {r["method"]: r["text"] for r in data["runs"]}
+    for name in ("ar", "sot", "sgd"):
+        rec = data["methods"][name]
+        assert rec["proxy_loglik"] < 0
+        assert rec["proxy_overlap_with_ar"] == overlap_f1(texts[name], texts["ar"])
     bad = bench("--methods", "ar", "--split", "nonsense", "--json", str(out))
     assert bad.returncode == 2

@@ -30,6 +30,7 @@ class MethodInfo:
     description: str
     options: dict = field(default_factory=dict)  # keyword arguments of ``fn`` for this name
     tunable: tuple[str, ...] = ()  # the options a user may override (bench flags, page widgets)
+    lossless: bool = True  # False: its answer differs from AR's by design (sot, sgd), so its quality is measured
 
     def run(self, model, prompt, gen, **overrides):
         """The method's event generator with its fixed options, overridden by the caller's."""
@@ -137,6 +138,7 @@ METHODS: dict[str, MethodInfo] = {
             "The model writes a skeleton of short points, then every point is expanded at once in one batch.",
             {},
             ("point_tokens",),
+            lossless=False,
         ),
         MethodInfo(
             "sgd",
@@ -146,6 +148,7 @@ METHODS: dict[str, MethodInfo] = {
             "as a batch, parents' answers in the prompt, difficulty picks the model from a pool.",
             {},
             ("point_tokens", "layer", "pool_models"),
+            lossless=False,
         ),
     ]
 }

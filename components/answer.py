@@ -6,7 +6,7 @@ import html
 
 import streamlit as st
 
-from core.metrics import summarize
+from core.metrics import format_speedup, speedup, summarize
 from core.skeleton import join_points
 from core.trace import NodeStep, Notice, RunFinished, SkeletonReady, StepCommitted
 
@@ -82,5 +82,4 @@ def render_metrics(events: list, *, key: str, ar_events: list | None = None) -> 
     cols[1].metric("first token", f"{m.ttft_s * 1000:.0f} ms" if m.ttft_s is not None else "–")
     cols[2].metric("tokens", m.tokens)
     if ar_events:
-        ar = summarize(ar_events)
-        cols[3].metric("speedup vs AR", f"{m.tok_s / ar.tok_s:.2f}x" if ar.tok_s else "–")
+        cols[3].metric("speedup vs AR", format_speedup(speedup(m, summarize(ar_events))))

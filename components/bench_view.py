@@ -9,6 +9,8 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from core.metrics import ratio
+
 SUMMARY_COLUMNS = [
     "prompts",
     "tokens",
@@ -38,12 +40,11 @@ def runs_frame(result: dict) -> pd.DataFrame:
                 for k in ("method", "id", "category", "tokens", "wall_s", "tok_s", "mean_accepted", "acceptance_rate")
             }
             for r in result["runs"]
+            if "failed" not in r
         ]
     )
     ar = runs[runs["method"] == "ar"].set_index("id")["tok_s"]
-    runs["speedup_vs_ar"] = runs.apply(
-        lambda r: r["tok_s"] / ar[r["id"]] if r["id"] in ar and ar[r["id"]] else None, axis=1
-    )
+    runs["speedup_vs_ar"] = runs.apply(lambda r: ratio(r["tok_s"], ar.get(r["id"], 0.0)), axis=1)
     return runs
 
 

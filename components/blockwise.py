@@ -8,6 +8,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from components.charts import rate_layout
+from core.metrics import summarize
 from core.trace import BlockStep, StepCommitted
 
 PATH_COLOURS = ["#1d4ed8", "#f59e0b", "#9333ea", "#0d9488", "#db2777", "#65a30d"]
@@ -59,8 +60,30 @@ def lattice_figure(block: BlockStep) -> go.Figure:
     return fig
 
 
-def render_lattice(block: BlockStep, *, key: str, container=None) -> None:
-    (container or st).plotly_chart(lattice_figure(block), key=key, width="stretch")
+def render_lattice_steps(blocks: list[BlockStep], *, key: str, slider_key: str = "", container=None) -> None:
+    """One step's lattice, with a sentence on it; a step slider (``slider_key``) when there are several."""
+    target = container or st
+    pick = target.slider("step", 1, len(blocks), 1, key=slider_key) if slider_key and len(blocks) > 1 else 1
+    b = blocks[pick - 1]
+    target.caption(
+        f"Step {b.step}: {len(b.paths)} draft(s) verified; {b.accepted} head token(s) accepted along "
+        f"draft {b.accepted_path} ({'plain BPD' if b.accepted_path == 0 else 'a rescored one'}), then the "
+        f"base's own token '{b.final_text}'. Cells: each head's top tokens, coloured by the head's q_i."
+    )
+    target.plotly_chart(lattice_figure(b), key=key, width="stretch")
+
+
+def render_block_metrics(events: list) -> None:
+    """Block efficiency, oracle block efficiency and acceptance rate of a BPD run."""
+    m = summarize(events)
+    cols = st.columns(3)
+    cols[0].metric("block efficiency", f"{m.mean_accepted or 0:.2f}", help="tokens committed per target forward")
+    cols[1].metric(
+        "oracle block efficiency",
+        f"{m.extras.get('oracle_block_efficiency', 0):.2f}",
+        help="had the best path through each step's top-k lattice been drafted",
+    )
+    cols[2].metric("acceptance rate", f"{m.acceptance_rate or 0:.2f}", help="accepted head tokens / drafted")
 
 
 def block_efficiency_figure(events: list) -> go.Figure:
@@ -115,5 +138,15 @@ def head_analysis_figure(metrics: dict, losses: list[float], steps_per_head: int
     return fig
 
 
-def render_head_analysis(metrics: dict, losses: list[float], steps_per_head: int, *, key: str) -> None:
-    st.plotly_chart(head_analysis_figure(metrics, losses, steps_per_head), key=key, width="stretch")
+def render_head_file(info, model_key: str, k: int, *, key: str) -> None:
+    """The analysis recorded in the shipped heads file (a ``HeadInfo``), or how to train heads when none."""
+    if info is None:
+        st.info(f"No trained heads for {model_key} with k = {k}; train them with `python -m core.train heads --k {k}`.")
+        return
+    st.plotly_chart(head_analysis_figure(info.metrics, info.losses, info.steps), key=key, width="stretch")
+    oracle = next((v for name, v in info.metrics.items() if name.startswith("oracle_block_efficiency")), None)
+    st.caption(
+        f"Measured on {info.metrics.get('analysis_positions', 0)} held-out positions when the heads were trained "
+        f"(`{info.command}`, seed {info.seed}): greedy block efficiency "
+        f"{info.metrics.get('greedy_block_efficiency', 0):.2f}, oracle over the top-4 lattice {oracle or 0:.2f}."
+    )

@@ -6,6 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from components.charts import rate_layout
+from core.metrics import summarize
 from core.trace import PipelineTick
 
 
@@ -109,3 +110,42 @@ def explain_tick(tick: PipelineTick) -> str:
     else:
         end = "No token left the pipe in this tick (it was filling after a start or a flush)."
     return f"Tick {tick.tick}: {what}. {end}"
+
+
+def render_tick_steps(ticks: list[PipelineTick], *, key: str, slider_key: str) -> None:
+    """The whole timeline, then a tick slider with a sentence on that tick."""
+    render_timeline(ticks, key=key)
+    pick = st.slider("tick", 1, len(ticks), 1, key=slider_key) if len(ticks) > 1 else 1
+    st.write(explain_tick(ticks[pick - 1]))
+
+
+def render_speed_metrics(events: list) -> None:
+    """Hit rate, flushes, ticks and the modelled parameter-shared speedup (labelled as a model)."""
+    m = summarize(events)
+    extras = m.extras
+    a, b, c = st.columns(3)
+    a.metric("hit rate", f"{m.acceptance_rate:.2f}" if m.acceptance_rate is not None else "–")
+    b.metric("flushes", extras.get("flushes", 0))
+    c.metric("ticks", extras.get("ticks", 0))
+    st.metric(
+        "modelled speedup, parameter-shared decoder (a model, not a measurement)",
+        f"{extras.get('modelled_parameter_shared_speedup', 0):.2f}x",
+    )
+    st.caption(
+        f"From measured per-layer costs: {extras.get('layer_ms_1_token', 0):.2f} ms for 1 token, "
+        f"{extras.get('layer_ms_batched', 0):.2f} ms for {extras.get('stages', 0)} tokens in one call. "
+        "On this standard decoder the stages of a tick run one after another, so a tick costs about a "
+        "full forward plus the exit head."
+    )
+
+
+def render_hit_rates(data: dict | None, model_name: str, *, key: str) -> None:
+    """The recorded hit-rate curve, or how to measure one."""
+    if data is None:
+        st.info(f"No hit-rate curve for this model yet: run `python -m core.train hit-rates --model {model_name}`.")
+        return
+    st.plotly_chart(hit_rate_figure(data), key=key, width="stretch")
+    st.caption(
+        f"Measured on {data['positions']} positions of the model's own continuations of the prompt suite "
+        f"(`python -m core.train hit-rates`); trained heads on {data['held_out_positions']} held-out positions."
+    )

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import html
+from collections.abc import Callable
+
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.trace import NodeStep, SkeletonReady
+from components.answer import answer_text, render_notices
+from components.traces import download_trace
+from core.metrics import format_speedup, summarize, wall_speedup
+from core.registry import RUN_ERRORS
+from core.skeleton.quality import JudgeError, judge_answers, proxy_scores
+from core.trace import NodeStep, RunStarted, SkeletonReady
+
+RUNS = {"ar": "AR", "sot": "Skeleton-of-Thought", "sgd": "Skeleton graph decoding"}
 
 STATE_COLOURS = {"waiting": "#d4d4d8", "decoding": "#f59e0b", "done": "#16a34a"}
 MODEL_SYMBOLS = ["circle", "diamond", "square", "triangle-up", "star"]
@@ -141,3 +152,79 @@ def timeline_figure(traces: dict[str, list]) -> go.Figure:
 
 def render_timeline(traces: dict[str, list], *, key: str) -> None:
     st.plotly_chart(timeline_figure(traces), key=key, width="stretch")
+
+
+def render_skeleton_results(state: dict[str, list]) -> None:
+    """Each run's answer and figures side by side, a summary table, the DAG and the decoding timeline."""
+    ar = summarize(state["ar"]) if "ar" in state else None
+    rows = []
+    for col, (name, events) in zip(st.columns(len(state)), state.items(), strict=True):
+        m = summarize(events)
+        faster = wall_speedup(m, ar) if ar else None
+        with col:
+            st.markdown(f"**{RUNS.get(name, name)}**")
+            render_notices(events)
+            text = html.escape(answer_text(events)).replace("\n", "<br>")
+            st.markdown(f"<div class='dl-answer'>{text}</div>", unsafe_allow_html=True)
+            st.metric("wall-clock", f"{m.wall_s:.2f} s")
+            st.metric("tokens/s", f"{m.tok_s:.1f}")
+            if ar and name != "ar":
+                st.metric("speedup vs AR (wall-clock)", format_speedup(faster))
+            download_trace(events, key=f"sg-dl-{name}")
+        rows.append(
+            {
+                "method": name,
+                "wall-clock s": m.wall_s,
+                "tokens": m.tokens,
+                "tokens/s": m.tok_s,
+                "speedup vs AR": faster,
+                "nodes": m.extras.get("nodes"),
+                "waves": m.extras.get("waves"),
+                "nodes per wave": m.extras.get("mean_nodes_per_wave"),
+                "skeleton s": m.extras.get("skeleton_s"),
+            }
+        )
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="sg-table")
+    for name in ("sgd", "sot"):
+        if name in state:
+            st.subheader(f"{RUNS[name]}: the skeleton DAG")
+            render_dag(state[name], key=f"sg-dag-{name}")
+            break
+    st.subheader("Decoding timeline (one bar per node, coloured by wave)")
+    render_timeline({n: e for n, e in state.items() if n != "ar"}, key="sg-timeline")
+
+
+def render_quality(model, state: dict[str, list], *, load: Callable[[str], object]) -> None:
+    """The offline proxies of every answer (cached per answers), and an optional judge's scores."""
+    st.subheader("Quality")
+    answers = {name: summarize(events).text for name, events in state.items()}
+    asked = next(e.prompt for e in next(iter(state.values())) if isinstance(e, RunStarted))
+    cache_key = (model.key, asked, tuple(sorted(answers.items())))
+    if st.session_state.get("sg_proxy", (None,))[0] != cache_key:
+        try:
+            st.session_state["sg_proxy"] = (cache_key, proxy_scores(model, asked, answers))
+        except RUN_ERRORS as exc:
+            st.session_state["sg_proxy"] = (cache_key, {})
+            st.warning(str(exc))
+    st.caption(
+        "Proxy, not a judgement: the full model's mean log-likelihood of each answer given the question "
+        "(nats per token, higher = more likely to the model), and unigram overlap (ROUGE-1 F) with the AR answer."
+    )
+    table = [
+        {"method": n, "proxy: log-likelihood": s["loglik"], "proxy: overlap with AR": s["overlap_with_ar"]}
+        for n, s in st.session_state["sg_proxy"][1].items()
+    ]
+    st.dataframe(pd.DataFrame(table), hide_index=True, key="sg-proxy")
+    j1, j2 = st.columns([3, 1])
+    judge = j1.text_input("Judge: a chat model id or path, or an OpenAI-compatible endpoint URL", key="sg_judge_id")
+    endpoint_model = j2.text_input("endpoint model name", key="sg_judge_name")
+    if st.button("Judge the answers (1-5)", key="sg_judge_run") and judge.strip():
+        try:
+            scores = judge_answers(judge, asked, answers, endpoint_model=endpoint_model, load=load)
+            st.session_state["sg_judge"] = (judge.strip(), scores)
+        except (JudgeError, *RUN_ERRORS) as exc:
+            st.warning(str(exc))
+    if "sg_judge" in st.session_state:
+        who, scores = st.session_state["sg_judge"]
+        frame = pd.DataFrame([{"method": n, f"judge score ({who})": s} for n, s in scores.items()])
+        st.dataframe(frame, hide_index=True, key="sg-judge-table")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 from components.charts import rate_layout
+from core.metrics import acceptance_per_depth, speedup, summarize
 from core.trace import TreeStep
 
 _ORIGIN = {"resampled": "the residual after a rejection", "bonus": "p at a leaf"}
@@ -120,3 +124,41 @@ def explain_step(step: TreeStep) -> str:
         f"depths ({len(step.tokens) - 1} drafted tokens in the tree), {tail}: "
         f"{accepted + 1} token{'s' if accepted else ''} for one target forward."
     )
+
+
+RULES = {"rrs": "RRS (with replacement)", "rrsw": "RRS without replacement", "spechub": "SpecHub (k = 2)"}
+
+
+def compare_rules(start: Callable[[str], Iterator]) -> dict[str, list]:
+    """AR and every rule on the same prompt (``start(name)`` makes a run's generator), with a progress bar."""
+    progress = st.progress(0.0, "comparing rules")
+    runs = {}
+    for i, name in enumerate(["ar", *RULES]):
+        progress.progress(i / (len(RULES) + 1), f"running {name}")
+        runs[name] = list(start(name))
+    progress.progress(1.0, "done")
+    return runs
+
+
+def rule_table(runs: dict[str, list]) -> pd.DataFrame:
+    ar = summarize(runs["ar"])
+    rows = []
+    for name in RULES:
+        m = summarize(runs[name])
+        rows.append(
+            {
+                "rule": RULES[name],
+                "mean accepted length": m.mean_accepted,
+                "acceptance rate": m.acceptance_rate,
+                "tokens/s": m.tok_s,
+                "speedup vs AR": speedup(m, ar),
+                "identical to AR": m.output_ids == ar.output_ids,
+            }
+        )
+    rows.append({"rule": "AR", "tokens/s": ar.tok_s, "speedup vs AR": 1.0, "identical to AR": True})
+    return pd.DataFrame(rows)
+
+
+def render_rule_comparison(runs: dict[str, list], *, key: str) -> None:
+    st.dataframe(rule_table(runs), hide_index=True, key=f"{key}-table")
+    render_acceptance_per_depth({name: acceptance_per_depth(runs[name]) for name in RULES}, key=f"{key}-depth")

@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from core.config import ConfigError, GenerationConfig, ModelSpec, SamplingConfig
-from core.methods import METHODS, get_method
-from core.metrics import RunMetrics, depth_counts, rates, summarize
+from core.metrics import RunMetrics, depth_counts, rates, ratio, summarize
 from core.models import ModelLoadError, load_model
 from core.prompts import SPLITS, SUITE, Prompt, load_prompts, split_prompts
-from core.quality import proxy_scores
+from core.registry import METHODS, RUN_ERRORS, get_method
+from core.skeleton.quality import proxy_scores
 from core.text import InputError
 from core.trace import dumps
 
@@ -32,6 +33,17 @@ WARMUP_TOKENS = 8
 def method_overrides(method: str, options: dict) -> dict:
     """The bench's method options (k, depth, draft, layer, draft_model) that this method lets a user set."""
     return {k: v for k, v in options.items() if k in get_method(method).tunable}
+
+
+def ignored_options(methods: list[str], options: dict) -> dict[str, list[str]]:
+    """Per method, the given options it does not take (e.g. ``--k`` for ``pld``, a single chain), so the
+    bench says so instead of dropping them silently."""
+    out = {}
+    for name in methods:
+        ignored = sorted(k for k in options if k not in get_method(name).tunable)
+        if ignored:
+            out[name] = ignored
+    return out
 
 
 def run_once(
@@ -70,6 +82,8 @@ def summarize_runs(runs: list[dict], methods: list[str]) -> dict:
     acceptance_rate, identical_to_ar (prompts whose ids equal ar's; null without ar), proxy_loglik and
     proxy_overlap_with_ar (quality proxies, means over prompts; null for lossless methods, see
     ``add_quality_proxies``)."""
+    failed = [r for r in runs if "failed" in r]
+    runs = [r for r in runs if "failed" not in r]
     ar_ids = {r["id"]: r["output_ids"] for r in runs if r["method"] == "ar"}
     out = {}
     for name in methods:
@@ -93,22 +107,23 @@ def summarize_runs(runs: list[dict], methods: list[str]) -> dict:
             "acceptance_per_depth": _pooled_depth_rates(mine),
             "proxy_loglik": _mean_of(mine, "proxy_loglik"),
             "proxy_overlap_with_ar": _mean_of(mine, "proxy_overlap_with_ar"),
+            "failed": sum(r["method"] == name for r in failed),
             **_mean_extras(mine),
         }
     if "ar" in out and out["ar"]["tok_s"]:
         for rec in out.values():
-            rec["speedup_vs_ar"] = rec["tok_s"] / out["ar"]["tok_s"]
-            rec["wall_speedup_vs_ar"] = out["ar"]["wall_s"] / rec["wall_s"] if rec["wall_s"] else None
+            rec["speedup_vs_ar"] = ratio(rec["tok_s"], out["ar"]["tok_s"])
+            rec["wall_speedup_vs_ar"] = ratio(out["ar"]["wall_s"], rec["wall_s"])
     return out
 
 
 def add_quality_proxies(model, prompts: list[Prompt], runs: list[dict]) -> None:
     """For methods whose answers differ from AR's by design (``lossless=False``: sot, sgd) and for AR
     beside them: ``proxy_loglik`` (the full model's mean log-likelihood of the answer, nats per token)
-    and ``proxy_overlap_with_ar`` (unigram F1 with AR's answer; None without an AR run), core.quality."""
+    and ``proxy_overlap_with_ar`` (unigram F1 with AR's answer; None without an AR run), core.skeleton.quality."""
     for p in prompts:
         mine = [r for r in runs if r["id"] == p.id and (r["method"] == "ar" or not get_method(r["method"]).lossless)]
-        if all(r["method"] == "ar" for r in mine):
+        if all(r["method"] == "ar" for r in mine) or "ar" not in {r["method"] for r in mine}:
             continue
         scores = proxy_scores(model, p.prompt, {r["method"]: r["text"] for r in mine})
         for r in mine:
@@ -139,6 +154,19 @@ def _pooled_depth_rates(runs: list[dict]) -> list[float] | None:
     return rates(reached, accepted)
 
 
+def warm_up(model, prompts: list[Prompt], methods: list[str], gen: GenerationConfig, options: dict) -> None:
+    """One short untimed run of each method, so no timed run pays one-off costs. The first prompt that fits
+    the context serves; a method whose settings are wrong fails here, before any timed work."""
+    warm = GenerationConfig(max_new_tokens=min(WARMUP_TOKENS, gen.max_new_tokens), sampling=gen.sampling)
+    for name in methods:
+        for p in prompts:
+            try:
+                run_once(model, name, p.prompt, warm, options)
+                break
+            except InputError:  # this prompt does not fit; its timed runs will be recorded as failed
+                continue
+
+
 def run_bench(
     model,
     prompts: list[Prompt],
@@ -154,26 +182,29 @@ def run_bench(
     options = options or {}
     for name in methods:
         get_method(name)
-    warm = GenerationConfig(max_new_tokens=min(WARMUP_TOKENS, gen.max_new_tokens), sampling=gen.sampling)
-    for name in methods:
-        run_once(model, name, prompts[0].prompt, warm, options)
+    warm_up(model, prompts, methods, gen, options)
     runs, total, done = [], len(prompts) * len(methods), 0
     for p in prompts:
         for name in methods:
-            events, metrics = run_once(model, name, p.prompt, gen, options)
-            runs.append(_record(name, p, metrics, events))
-            if trace_dir:
-                Path(trace_dir).mkdir(parents=True, exist_ok=True)
-                (Path(trace_dir) / f"{name}-{p.id}.json").write_text(dumps(events))
+            try:
+                events, metrics = run_once(model, name, p.prompt, gen, options)
+            except RUN_ERRORS as exc:  # e.g. a prompt too long for the context: that run fails, the rest go on
+                runs.append({"method": name, "id": p.id, "category": p.category, "failed": str(exc)})
+            else:
+                runs.append(_record(name, p, metrics, events))
+                if trace_dir:
+                    Path(trace_dir).mkdir(parents=True, exist_ok=True)
+                    (Path(trace_dir) / f"{name}-{p.id}.json").write_text(dumps(events))
             done += 1
             if progress:
                 progress(done, total, f"{name} on {p.id}")
-    add_quality_proxies(model, prompts, runs)
+    add_quality_proxies(model, prompts, [r for r in runs if "failed" not in r])
     return {
         "model": model.display_name,
         "device": model.device.type,
         "dtype": str(model.dtype).removeprefix("torch."),
         "config": {**gen.to_dict(), **{k: v for k, v in options.items() if k not in ("draft_model", "pool_models")}},
+        "ignored_options": ignored_options(methods, options),
         "methods": summarize_runs(runs, methods),
         "runs": runs,
     }
@@ -222,9 +253,22 @@ def _progress_bar(done: int, total: int, label: str) -> None:
     sys.stderr.flush()
 
 
+def check_output_path(path: str) -> None:
+    """Refuse an output path that cannot be written before any run, not after all of them."""
+    out = Path(path)
+    if out.is_dir():
+        raise ValueError(f"--json {path} is a folder; give a file name.")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise ValueError(f"--json {path}: the folder {parent} does not exist.")
+    if not os.access(parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise ValueError(f"--json {path} cannot be written here (no permission).")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        check_output_path(args.json)
         methods = [m.strip() for m in args.methods.split(",") if m.strip()]
         for name in methods:
             get_method(name)
@@ -249,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.pool_models:
             names = [n.strip() for n in args.pool_models.split(",") if n.strip()]
             options["pool_models"] = [load_model(ModelSpec(n, args.device, args.dtype)) for n in names]
+        for name, ignored in ignored_options(methods, options).items():
+            flags = ", ".join("--" + k.replace("_", "-") for k in ignored)
+            print(f"note: {name} does not take {flags}; ignored for {name}.", file=sys.stderr)
         result = run_bench(model, prompts, methods, gen, _progress_bar, options, args.trace_dir or None)
     except (ConfigError, ModelLoadError, InputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -264,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
         if rec["acceptance_per_depth"]:
             fields += ", acceptance_per_depth=[" + ", ".join(f"{x:.2f}" for x in rec["acceptance_per_depth"]) + "]"
         print(f"{name}: {fields}", file=sys.stderr)
+    for r in result["runs"]:
+        if "failed" in r:
+            print(f"failed: {r['method']} on {r['id']}: {r['failed']}", file=sys.stderr)
     return 0
 
 

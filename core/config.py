@@ -16,6 +16,10 @@ class ConfigError(ValueError):
     """A parameter a user gave is out of range; the message says which and why."""
 
 
+class ModelLoadError(RuntimeError):
+    """The model could not be found or loaded; the message is one sentence for the user."""
+
+
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)

@@ -4,7 +4,9 @@ tokens/s = generated tokens / wall time (prefill included); time to first token;
 per-token latency (time between committed tokens, split evenly over a multi-token
 step); mean accepted length = tokens committed per target forward (None for
 methods that draft nothing); acceptance rate = accepted / drafted draft tokens
-(None when nothing was drafted); speedup vs AR = tok_s / tok_s(AR), same run.
+(None when nothing was drafted); speedup vs AR = tok_s / tok_s(AR), same run; wall-clock
+speedup vs AR = wall(AR) / wall (for SoT / SGD, whose answers differ from AR's: time to a whole
+answer). Every page, component and the bench compute speedups here.
 """
 
 from __future__ import annotations
@@ -62,7 +64,21 @@ def summarize(events: list) -> RunMetrics:
 
 def speedup(metrics: RunMetrics, ar: RunMetrics) -> float | None:
     """tokens/s relative to the AR run of the same prompt (None if AR produced nothing)."""
-    return metrics.tok_s / ar.tok_s if ar.tok_s > 0 else None
+    return ratio(metrics.tok_s, ar.tok_s)
+
+
+def wall_speedup(metrics: RunMetrics, ar: RunMetrics) -> float | None:
+    """AR's wall-clock over this run's, same prompt (None if this run took no time)."""
+    return ratio(ar.wall_s, metrics.wall_s)
+
+
+def ratio(a: float, b: float) -> float | None:
+    """a / b, or None when b is not positive (a speedup against nothing)."""
+    return a / b if b and b > 0 else None
+
+
+def format_speedup(value: float | None) -> str:
+    return f"{value:.2f}x" if value is not None else "–"
 
 
 def depth_counts(events: list) -> tuple[list[int], list[int]]:

@@ -12,8 +12,14 @@ from __future__ import annotations
 
 import json
 import time
+import types
+import typing
+from dataclasses import MISSING as dataclasses_missing
 from dataclasses import asdict, dataclass, field, fields
 from typing import ClassVar
+
+VERSION = 1
+NOT_A_TRACE = "This file is not a Decoding Lab trace: "
 
 _REGISTRY: dict[str, type] = {}
 
@@ -89,33 +95,80 @@ def to_dict(ev) -> dict:
     return {"kind": ev.kind, **asdict(ev)}
 
 
+def _conforms(value, hint) -> bool:
+    """Does a JSON value have the type a field is annotated with (int, float, str, bool, None, list[...],
+    dict, unions of those)? A JSON int counts as a float; a bool never counts as a number."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if origin is list:
+        return isinstance(value, list) and all(_conforms(v, args[0]) for v in value)
+    if hint is dict or origin is dict:
+        return isinstance(value, dict)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
 def from_dict(data: dict):
+    """One event from its JSON object; ValueError naming the event kind and field that is wrong."""
+    if not isinstance(data, dict):
+        raise ValueError(f"an event is {type(data).__name__}, not an object.")
     data = dict(data)
     kind = data.pop("kind", None)
     cls = _REGISTRY.get(kind)
     if cls is None:
         raise ValueError(f"Unknown trace event kind {kind!r}.")
-    names = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names})
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for f in fields(cls):
+        if f.name not in data:
+            if f.default is dataclasses_missing and f.default_factory is dataclasses_missing:
+                raise ValueError(f"a '{kind}' event has no '{f.name}'.")
+            continue
+        if not _conforms(data[f.name], hints[f.name]):
+            raise ValueError(f"the '{f.name}' of a '{kind}' event is {data[f.name]!r:.40}, not {_name(hints[f.name])}.")
+        values[f.name] = data[f.name]
+    return cls(**values)
+
+
+def _name(hint) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
 def dumps(events: list) -> str:
     """A trace as JSON text: {"version": 1, "events": [...]}."""
-    return json.dumps({"version": 1, "events": [to_dict(e) for e in events]})
+    return json.dumps({"version": VERSION, "events": [to_dict(e) for e in events]})
 
 
 def loads(text: str | bytes) -> list:
-    """Parse a JSON trace; ValueError with a clear message when it is not one."""
+    """Parse a JSON trace; ValueError with one sentence in the user's terms when it is not one."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(NOT_A_TRACE + "it is not UTF-8 text (a binary file?).") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"This file is not JSON ({exc.msg} at line {exc.lineno}).") from None
+        raise ValueError(NOT_A_TRACE + f"it is not JSON ({exc.msg} at line {exc.lineno}).") from None
     if not isinstance(data, dict) or not isinstance(data.get("events"), list):
-        raise ValueError("This JSON is not a Decoding Lab trace (no 'events' list).")
+        raise ValueError(NOT_A_TRACE + "it has no 'events' list.")
     try:
-        return [from_dict(e) for e in data["events"]]
-    except TypeError as exc:
-        raise ValueError(f"A trace event is malformed: {exc}.") from None
+        events = [from_dict(e) for e in data["events"]]
+    except ValueError as exc:
+        raise ValueError(NOT_A_TRACE + str(exc)) from None
+    if data.get("version") != VERSION:
+        raise ValueError(NOT_A_TRACE + f"its version is {data.get('version')!r}; this lab reads version {VERSION}.")
+    if not events or not isinstance(events[0], RunStarted):
+        raise ValueError(NOT_A_TRACE + "it does not start with a 'run_started' event.")
+    return events
 
 
 class Clock:

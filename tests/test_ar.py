@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from core.config import GenerationConfig, SamplingConfig
-from core.methods import METHODS, get_method
-from core.methods.recorder import Recorder
 from core.metrics import summarize
 from core.prompts import load_prompts
+from core.recorder import Recorder
+from core.registry import METHODS, get_method
 from core.text import InputError, encode_prompt
 from core.trace import RunFinished, RunStarted, StepCommitted
 

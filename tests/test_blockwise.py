@@ -7,16 +7,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.bpd_analysis import oracle_block
+from core.blockwise.analysis import oracle_block
+from core.blockwise.ngram import NgramLM
+from core.blockwise.refine import Lattice, choose_paths, global_rescore, head_lattice, local_rescore
 from core.config import GenerationConfig, SamplingConfig
 from core.heads import Heads, bpd_heads_path
-from core.methods import METHODS
 from core.metrics import summarize
-from core.ngram import NgramLM
 from core.prompts import load_prompts
-from core.refine import Lattice, choose_paths, global_rescore, head_lattice, local_rescore
+from core.registry import METHODS
+from core.speculative.tree import TreeTopology
 from core.trace import BlockStep, StepCommitted, TreeStep, dumps, loads
-from core.tree import TreeTopology
 
 BPD = ["bpd", "bpd-ngram", "bpd-neural"]
 ROOT = Path(__file__).resolve().parent.parent

@@ -130,7 +130,7 @@ def test_fallback_engine_matches_and_refuses_trees(tiny):
 
 def test_tree_levels_written_one_at_a_time_see_only_their_ancestors(tiny):
     """Drafting level by level: level 2 must not see level 1's other branch."""
-    from core.tree import TreeTopology
+    from core.speculative.tree import TreeTopology
 
     vocab = tiny.config.vocab_size
     prefix = _ids(8, vocab)

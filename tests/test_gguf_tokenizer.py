@@ -3,7 +3,7 @@
 import numpy as np
 from gguf import GGUFWriter
 
-from core.gguf_tokenizer import spm_bpe_tokenizer
+from core.models.gguf_tokenizer import spm_bpe_tokenizer
 
 # ids: 0 <unk>, 1 <eos>, 2 <bos>, then pieces; score = -merge rank (higher merges first)
 TOKENS = ["<unk>", "<eos>", "<bos>", "▁", "a", "b", "c", "ab", "▁ab", "abc", "bc", "\n\n"]

@@ -3,10 +3,10 @@
 import pytest
 
 from core.config import GenerationConfig, SamplingConfig
-from core.heads import load_exit_head
-from core.methods import METHODS
-from core.methods.pipeline import DEFAULT_EXIT_LAYER, parameter_shared_model, stage_bounds
+from core.heads import DEFAULT_EXIT_LAYER, load_exit_head
 from core.metrics import summarize
+from core.registry import METHODS
+from core.speed import parameter_shared_model, stage_bounds
 from core.trace import PipelineTick, dumps, loads
 
 

@@ -7,14 +7,16 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 import torch
 
-from core.batch import PoolMember, decode_rows
 from core.config import GenerationConfig, SamplingConfig
-from core.methods import METHODS
-from core.methods.skeleton import expansion_prompt, member_index
 from core.metrics import summarize
 from core.prompts import load_prompts
-from core.quality import JudgeError, answer_loglik, judge_with_endpoint, judge_with_model, overlap_f1
-from core.skeleton import LINE, MAX_POINTS, parse_skeleton, skeleton_graph, waves, write_skeleton
+from core.registry import METHODS
+from core.skeleton.decode import expansion_prompt
+from core.skeleton.format import LINE, MAX_POINTS, parse_skeleton, skeleton_graph, waves
+from core.skeleton.pool import PoolMember, member_index
+from core.skeleton.quality import JudgeError, answer_loglik, judge_with_endpoint, judge_with_model, overlap_f1
+from core.skeleton.rows import decode_rows
+from core.skeleton.writer import write_skeleton
 from core.text import encode_prompt
 from core.trace import NodeStep, Notice, SkeletonReady, dumps, loads
 

@@ -4,12 +4,12 @@ import pytest
 import torch
 
 from core.config import GenerationConfig, SamplingConfig
-from core.drafts import PromptLookup
-from core.methods import METHODS
 from core.metrics import acceptance_per_depth, summarize
 from core.prompts import load_prompts
+from core.registry import METHODS
+from core.speculative.drafts import PromptLookup
+from core.speculative.tree import TreeTopology
 from core.trace import StepCommitted, TreeStep, dumps, loads
-from core.tree import TreeTopology
 
 TREE_METHODS = ["spec", "pld", "rrs", "rrsw", "spechub"]
 
@@ -101,7 +101,7 @@ def test_bad_options_get_clear_messages(tiny, options, words):
 def test_separate_draft_model_is_lossless_and_checked_for_vocabulary(tiny):
     from dataclasses import replace
 
-    from core.drafts import check_same_vocabulary
+    from core.speculative.drafts import check_same_vocabulary
 
     gen = GenerationConfig(20)
     ar = summarize(run(tiny, "ar", "A draft model test", gen)).output_ids
@@ -121,7 +121,7 @@ def test_separate_draft_model_is_lossless_and_checked_for_vocabulary(tiny):
 
 def test_children_a_rule_could_not_draw_are_never_offered_to_it():
     """q with one token of mass: RRSw draws one child; the padding copy must not be verified (q_j = 0 there)."""
-    from core.drafts import DraftTree, _grow
+    from core.speculative.drafts import DraftTree, _grow
 
     tree = DraftTree(TreeTopology.full(2, 1), [7])
     q = torch.zeros(1, 5)

@@ -1,8 +1,8 @@
 import pytest
 
 from core.config import GenerationConfig
-from core.methods import METHODS
 from core.metrics import speedup, summarize
+from core.registry import METHODS
 from core.trace import Notice, RunFinished, RunStarted, StepCommitted, dumps, loads
 
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from core.verify import NodeVerdict, draw_children, spechub_acceptance, verify_node
+from core.speculative.verify import NodeVerdict, draw_children, spechub_acceptance, verify_node
 
 P = torch.tensor([0.30, 0.25, 0.20, 0.12, 0.08, 0.05])
 Q = torch.tensor([0.05, 0.10, 0.40, 0.05, 0.30, 0.10])  # a draft that disagrees with p on purpose

@@ -4,10 +4,10 @@ import streamlit as st
 
 from components.answer import render_metrics, render_token_strip
 from components.charts import render_latency_chart
-from components.live import stream_run
+from components.live import stream_run, warm_up
 from components.session import require_model, sidebar
 from components.traces import download_trace, load_trace_widget, trace_method
-from core.methods import RUN_ERRORS, get_method
+from core.registry import RUN_ERRORS, get_method
 
 st.title("Autoregressive decoding")
 st.caption(
@@ -30,14 +30,16 @@ for name, col in cols.items():
 
 if run:
     results.clear()
-    for name, col in cols.items():
-        try:
+    try:
+        with st.spinner("Warming up ar and hf (a short untimed run each, as the bench does)…"):
+            for name in cols:
+                warm_up(lambda g, name=name: get_method(name).run(model, prompt, g), settings.gen)
+        for name, col in cols.items():
             results[name] = stream_run(
                 get_method(name).run(model, prompt, settings.gen), key=f"ar-live-{name}", container=col
             )
-        except RUN_ERRORS as exc:
-            st.warning(str(exc))
-            break
+    except RUN_ERRORS as exc:
+        st.warning(str(exc))
 
 for name, col in cols.items():
     if name not in results:

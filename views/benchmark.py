@@ -7,8 +7,8 @@ import streamlit as st
 from components.bench_view import render_bench, runs_csv
 from components.session import current_model, sidebar
 from core.bench import run_bench
-from core.methods import METHODS, RUN_ERRORS
 from core.prompts import SUITE, load_prompts, parse_prompts
+from core.registry import METHODS, RUN_ERRORS
 
 st.title("Benchmark")
 st.caption(

@@ -5,12 +5,11 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from components.answer import render_notices, render_token_strip
-from components.live import stream_run
+from components.live import stream_run, warm_up
 from components.session import current_model, sidebar
 from components.traces import download_trace, load_trace_widget, trace_method
-from core.methods import METHODS, RUN_ERRORS, get_method
-from core.metrics import summarize
-from core.text import InputError
+from core.metrics import speedup, summarize
+from core.registry import METHODS, RUN_ERRORS, get_method
 
 CHOOSABLE = [name for name in METHODS if name not in ("ar", "hf-assisted")]  # hf-assisted needs a draft model
 
@@ -40,20 +39,23 @@ if uploaded is not None:
 
 model = current_model(settings)
 if run and model is not None:
-    progress = st.progress(0.0, "starting")
-    live = st.empty()
     names = ["ar", *[n for n in chosen if n != "ar"]]
-    for i, name in enumerate(names):
-        progress.progress(i / len(names), f"running {name} ({i + 1}/{len(names)})")
-        try:
-            results[name] = stream_run(
-                get_method(name).run(model, prompt, settings.gen), key=f"cmp-live-{name}", container=live
-            )
-        except RUN_ERRORS as exc:
-            st.warning(f"{name}: {exc}")
-            if isinstance(exc, InputError):
-                break
-    live.empty()
+    progress = st.progress(0.0, "warming up every method (a short untimed run each, as the bench does)")
+    live = st.container()
+    try:
+        for name in names:
+            warm_up(lambda g, name=name: get_method(name).run(model, prompt, g), settings.gen)
+        for i, name in enumerate(names):
+            progress.progress(i / len(names), f"running {name} ({i + 1}/{len(names)})")
+            try:
+                live.markdown(f"**{name}**")
+                results[name] = stream_run(
+                    get_method(name).run(model, prompt, settings.gen), key=f"cmp-live-{name}", container=live
+                )
+            except RUN_ERRORS as exc:
+                st.warning(f"{name}: {exc}")
+    except RUN_ERRORS as exc:
+        st.warning(str(exc))
     progress.progress(1.0, "done")
 elif run:
     st.info("Choose a model that loads in the sidebar to run.")
@@ -68,7 +70,7 @@ if results:
                 "method": name,
                 "tokens": m.tokens,
                 "tokens/s": round(m.tok_s, 2),
-                "speedup vs AR": round(m.tok_s / ar.tok_s, 3) if ar and ar.tok_s else None,
+                "speedup vs AR": speedup(m, ar) if ar else None,
                 "mean accepted length": m.mean_accepted,
                 "acceptance rate": m.acceptance_rate,
                 "identical to AR": (m.output_ids == ar.output_ids) if ar else None,

@@ -1,22 +1,13 @@
 """Skeleton graph: Skeleton-of-Thought and Skeleton Graph Decoding beside AR, with the DAG drawn live."""
 
-import html
-
-import pandas as pd
 import streamlit as st
 
-from components.answer import answer_text, render_notices
-from components.live import stream_run
+from components.live import stream_run, warm_up
 from components.session import cached_model, require_model, sidebar
-from components.skeleton import render_dag, render_timeline
-from components.traces import download_trace, load_trace_widget, trace_method
-from core.methods import RUN_ERRORS, get_method
-from core.methods.skeleton import DEFAULT_POOL_LAYER
-from core.metrics import summarize
-from core.quality import JudgeError, judge_with_endpoint, judge_with_model, proxy_scores
-from core.trace import NodeStep, RunStarted, SkeletonReady
-
-RUNS = {"ar": "AR", "sot": "Skeleton-of-Thought", "sgd": "Skeleton graph decoding"}
+from components.skeleton import RUNS, render_dag, render_quality, render_skeleton_results
+from components.traces import load_trace_widget, trace_method
+from core.registry import RUN_ERRORS, get_method
+from core.skeleton import DEFAULT_POOL_LAYER
 
 st.title("Skeleton graph")
 st.caption(
@@ -58,117 +49,35 @@ def options(name: str) -> dict:
         return {}
     opts = {"skeleton": own, "point_tokens": int(point_tokens)}
     if name == "sgd":
-        opts["layer"] = int(layer)
         names = [n.strip() for n in extra.split(",") if n.strip()]
-        opts["pool_models"] = [cached_model(n, settings.spec.device, settings.spec.dtype) for n in names]
+        opts.update(
+            layer=int(layer), pool_models=[cached_model(n, settings.spec.device, settings.spec.dtype) for n in names]
+        )
     return opts
+
+
+def dag_view(name: str, slot):
+    """The live view of one run: its DAG, redrawn in the shared slot above the columns."""
+    return lambda events, _: render_dag(events, key=f"sg-live-{name}-{len(events)}", container=slot)
 
 
 if run:
     state.clear()
     st.session_state.pop("sg_judge", None)
-    dag_slot = st.empty()
-    live_area = st.empty()  # the live columns give way to the results below once every run is done
-    cols = dict(zip(RUNS, live_area.container().columns(3), strict=True))
-    for name, col in cols.items():
-        col.subheader(RUNS[name])
-        seen: list = []
-
-        def draw(ev, seen=seen, name=name):
-            seen.append(ev)
-            if isinstance(ev, SkeletonReady | NodeStep):
-                render_dag(seen, key=f"sg-live-{name}-{len(seen)}", container=dag_slot)
-
-        try:
-            state[name] = stream_run(
-                get_method(name).run(model, question, settings.gen, **options(name)),
-                key=f"sg-live-{name}",
-                container=col,
-                on_event=draw,
-            )
-        except RUN_ERRORS as exc:
-            st.warning(f"{RUNS[name]}: {exc}")
-            break
+    dag_slot, live_area = st.empty(), st.empty()  # the live views give way to the results once every run is done
+    try:
+        with st.spinner("Warming up AR, SoT and SGD (a short untimed run each, as the bench does)…"):
+            for name in RUNS:
+                warm_up(lambda g, name=name: get_method(name).run(model, question, g, **options(name)), settings.gen)
+        for name, col in zip(RUNS, live_area.container().columns(3), strict=True):
+            col.subheader(RUNS[name])
+            run_it = get_method(name).run(model, question, settings.gen, **options(name))
+            state[name] = stream_run(run_it, key=f"sg-live-{name}", container=col, live=dag_view(name, dag_slot))
+    except RUN_ERRORS as exc:
+        st.warning(str(exc))
     dag_slot.empty()
     live_area.empty()
 
 if state:
-    ar = summarize(state["ar"]) if "ar" in state else None
-    rows = []
-    cols = st.columns(len(state))
-    for col, (name, events) in zip(cols, state.items(), strict=True):
-        m = summarize(events)
-        with col:
-            st.markdown(f"**{RUNS.get(name, name)}**")
-            render_notices(events)
-            text = html.escape(answer_text(events)).replace("\n", "<br>")
-            st.markdown(f"<div class='dl-answer'>{text}</div>", unsafe_allow_html=True)
-            st.metric("wall-clock", f"{m.wall_s:.2f} s")
-            st.metric("tokens/s", f"{m.tok_s:.1f}")
-            if ar and name != "ar":
-                st.metric("speedup vs AR (wall-clock)", f"{ar.wall_s / m.wall_s:.2f}x" if m.wall_s else "–")
-            download_trace(events, key=f"sg-dl-{name}")
-        rows.append(
-            {
-                "method": name,
-                "wall-clock s": m.wall_s,
-                "tokens": m.tokens,
-                "tokens/s": m.tok_s,
-                "speedup vs AR": ar.wall_s / m.wall_s if ar and m.wall_s else None,
-                "nodes": m.extras.get("nodes"),
-                "waves": m.extras.get("waves"),
-                "nodes per wave": m.extras.get("mean_nodes_per_wave"),
-                "skeleton s": m.extras.get("skeleton_s"),
-            }
-        )
-    st.dataframe(pd.DataFrame(rows), hide_index=True, key="sg-table")
-    for name in ("sgd", "sot"):
-        if name in state:
-            st.subheader(f"{RUNS[name]}: the skeleton DAG")
-            render_dag(state[name], key=f"sg-dag-{name}")
-            break
-    st.subheader("Decoding timeline (one bar per node, coloured by wave)")
-    render_timeline({n: e for n, e in state.items() if n != "ar"}, key="sg-timeline")
-
-    st.subheader("Quality")
-    answers = {name: summarize(events).text for name, events in state.items()}
-    asked = next(e.prompt for e in next(iter(state.values())) if isinstance(e, RunStarted))
-    cache_key = (model.key, asked, tuple(sorted(answers.items())))
-    if st.session_state.get("sg_proxy", (None,))[0] != cache_key:
-        try:
-            st.session_state["sg_proxy"] = (cache_key, proxy_scores(model, asked, answers))
-        except RUN_ERRORS as exc:
-            st.session_state["sg_proxy"] = (cache_key, {})
-            st.warning(str(exc))
-    proxy = st.session_state["sg_proxy"][1]
-    st.caption(
-        "Proxy, not a judgement: the full model's mean log-likelihood of each answer given the question "
-        "(nats per token, higher = more likely to the model), and unigram overlap (ROUGE-1 F) with the AR answer."
-    )
-    table = [
-        {"method": n, "proxy: log-likelihood": s["loglik"], "proxy: overlap with AR": s["overlap_with_ar"]}
-        for n, s in proxy.items()
-    ]
-    st.dataframe(pd.DataFrame(table), hide_index=True, key="sg-proxy")
-    j1, j2 = st.columns([3, 1])
-    judge = j1.text_input("Judge: a chat model id or path, or an OpenAI-compatible endpoint URL", key="sg_judge_id")
-    judge_model_name = j2.text_input("endpoint model name", key="sg_judge_name")
-    if st.button("Judge the answers (1-5)", key="sg_judge_run") and judge.strip():
-        scores = {}
-        try:
-            for name, text in answers.items():
-                if judge.strip().startswith(("http://", "https://")):
-                    scores[name] = judge_with_endpoint(judge.strip(), asked, text, model=judge_model_name)
-                else:
-                    judge_model = cached_model(judge.strip(), settings.spec.device, settings.spec.dtype)
-                    scores[name] = judge_with_model(judge_model, asked, text)
-            st.session_state["sg_judge"] = (judge.strip(), scores)
-        except (JudgeError, *RUN_ERRORS) as exc:
-            st.warning(str(exc))
-    if "sg_judge" in st.session_state:
-        who, scores = st.session_state["sg_judge"]
-        st.dataframe(
-            pd.DataFrame([{"method": n, f"judge score ({who})": s} for n, s in scores.items()]),
-            hide_index=True,
-            key="sg-judge-table",
-        )
+    render_skeleton_results(state)
+    render_quality(model, state, load=lambda n: cached_model(n, settings.spec.device, settings.spec.dtype))

@@ -1,33 +1,57 @@
 """Decoding engines over one loaded model: prefill, forward with tree masks and layer
 ranges, a KV cache with rollback and compaction. ``make_engine`` picks the compact
-llama engine when the architecture allows it, else the transformers fallback.
+llama engine when the architecture allows it, else the transformers fallback; both
+implement the ``Engine`` protocol (``core.engine.base``).
 """
 
 from __future__ import annotations
 
-from core.engine.base import EngineOutput, EngineUnsupported
+import torch
+
+from core.engine.base import Engine, EngineOutput, EngineUnsupported, require
 from core.engine.hf import HFEngine
 from core.engine.llama import LlamaEngine, supports
 from core.models import LoadedModel
 
-__all__ = ["EngineOutput", "EngineUnsupported", "HFEngine", "LlamaEngine", "make_engine", "engine_kind"]
+__all__ = [
+    "Engine",
+    "EngineOutput",
+    "EngineUnsupported",
+    "engine_class",
+    "engine_kind",
+    "make_engine",
+    "prefill",
+    "require",
+    "warm_up",
+]
+
+
+def engine_class(model: LoadedModel) -> type[LlamaEngine] | type[HFEngine]:
+    """The engine class a run of ``model`` gets; its capability flags can be asked before one is made."""
+    return LlamaEngine if supports(model.model) else HFEngine
 
 
 def engine_kind(model: LoadedModel) -> str:
-    return "llama" if supports(model.model) else "transformers fallback"
+    return "llama" if engine_class(model) is LlamaEngine else "transformers fallback"
 
 
-def make_engine(model: LoadedModel, batch: int = 1, max_len: int | None = None) -> LlamaEngine | HFEngine:
+def make_engine(model: LoadedModel, batch: int = 1, max_len: int | None = None) -> Engine:
     """A fresh per-run engine (its own KV cache) over the shared weights of ``model``."""
-    max_len = max_len or model.context_length
-    cls = LlamaEngine if supports(model.model) else HFEngine
-    return cls(model.model, batch=batch, max_len=max_len)
+    return engine_class(model)(model.model, batch=batch, max_len=max_len or model.context_length)
+
+
+def prefill(engine: Engine, ids: list[int], layers: range | None = None) -> torch.Tensor | None:
+    """Forward and commit every prompt token but the last (which the first step feeds); return the
+    hidden state at the last committed position [1, 1, H], or None for a one-token prompt."""
+    if len(ids) < 2:
+        return None
+    out = engine.forward(torch.tensor([ids[:-1]], device=engine.device), layers=layers, last_only=True)
+    engine.commit(len(ids) - 1)
+    return out.last_hidden[:, -1:]
 
 
 def warm_up(model: LoadedModel) -> None:
     """One short prefill and decode step, so a user's first run does not pay one-off start-up costs."""
-    import torch
-
     engine = make_engine(model, batch=1, max_len=8)
     engine.forward(torch.tensor([[1, 2, 3]], device=model.device))
     engine.commit(3)

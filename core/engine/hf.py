@@ -13,6 +13,10 @@ from core.engine.base import EngineOutput, EngineUnsupported
 
 
 class HFEngine:
+    supports_layer_ranges = False
+    supports_trees = False
+    supports_rows = False
+
     def __init__(self, model: torch.nn.Module, batch: int = 1, max_len: int = 2048) -> None:
         if batch != 1:
             raise EngineUnsupported(f"The fallback engine for '{model.config.model_type}' decodes one row at a time.")
@@ -37,6 +41,11 @@ class HFEngine:
         if slots != list(range(self.length, self.length + len(slots))):
             raise EngineUnsupported("The fallback engine keeps only a contiguous run of written positions (no trees).")
         self.commit(len(slots))
+
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        raise EngineUnsupported(
+            f"'{self.model.config.model_type}' runs on the fallback engine, which has no exit logits."
+        )
 
     @torch.inference_mode()
     def forward(

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from transformers.activations import ACT2FN
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
-from core.engine.base import EngineOutput
+from core.engine.base import EngineOutput, check_kv_budget, kv_bytes
 from core.engine.kv_cache import KVCache
 from core.engine.linear import projections
 
@@ -33,6 +33,10 @@ def supports(model: torch.nn.Module) -> bool:
 
 class LlamaEngine:
     """Per-run engine: shared weights, own KV cache of ``batch`` rows and ``max_len`` slots."""
+
+    supports_layer_ranges = True
+    supports_trees = True
+    supports_rows = True
 
     def __init__(self, model: torch.nn.Module, batch: int = 1, max_len: int = 2048) -> None:
         cfg = model.config
@@ -48,6 +52,11 @@ class LlamaEngine:
         self.act = ACT2FN[cfg.hidden_act]
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
+        self.max_len = max_len
+        itemsize = torch.empty(0, dtype=self.dtype).element_size()
+        check_kv_budget(
+            kv_bytes(self.n_layers, batch, self.n_kv_heads, self.head_dim, max_len, itemsize), batch, max_len
+        )
         self.cache = KVCache(self.n_layers, batch, self.n_kv_heads, self.head_dim, max_len, self.device, self.dtype)
         # committed valid tokens per row: the next position id of each row
         self.row_len = torch.zeros(batch, dtype=torch.long, device=self.device)

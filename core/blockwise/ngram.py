@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from pathlib import Path
+
+from core.heads.modules import ASSETS
 
 FLOOR_WEIGHT = 0.01
 
@@ -53,3 +56,8 @@ class NgramLM:
             total += math.log(self.prob(ctx, tok))
             ctx = (ctx + [tok])[-(self.order - 1) :] if self.order > 1 else []
         return total
+
+
+def ngram_path(model_key: str) -> Path:
+    """The self-distilled text behind BPD's n-gram rescoring (``python -m core.train ngram``)."""
+    return ASSETS / "ngram" / f"{model_key}.json"

@@ -1,4 +1,4 @@
-"""Autoregressive decoding (METHODS.md section 0): one target forward per token.
+"""Autoregressive decoding (docs/methods.md, "Autoregressive"): one target forward per token.
 
 p_t = softmax(f(x_<t) / T), filtered by top-k / top-p; x_t = argmax p_t at T = 0,
 else x_t ~ p_t drawn with an explicit torch.Generator seeded from the config.
@@ -13,8 +13,8 @@ import torch
 
 from core.config import GenerationConfig
 from core.engine import make_engine
-from core.methods.recorder import Recorder, excluding_consumer_time
 from core.models import LoadedModel
+from core.recorder import Recorder, excluding_consumer_time
 from core.sampling import make_generator, next_token
 from core.text import encode_prompt
 

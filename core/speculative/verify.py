@@ -1,6 +1,6 @@
 """Verification rules for speculative decoding, as pure tensor functions.
 
-Symbols (METHODS.md section 3): p is the target's next-token distribution at a tree
+Symbols (docs/methods.md, "Draft trees"): p is the target's next-token distribution at a tree
 node, q the draft's; a node has children x_1..x_k drawn from q as each rule
 specifies. A rule accepts at most one child; if none, the step ends with a token
 drawn from the final residual r. Every rule here is lossless: the emitted token
@@ -44,33 +44,33 @@ def _norm(x: torch.Tensor) -> torch.Tensor:
     return x / total if total > 0 else x
 
 
-def _draw(dist: torch.Tensor, gen: torch.Generator) -> int:
-    return int(torch.multinomial(dist, 1, generator=gen))
+def _draw(dist: torch.Tensor, rng: torch.Generator) -> int:
+    return int(torch.multinomial(dist, 1, generator=rng))
 
 
-def _uniform(gen: torch.Generator, device) -> float:
-    return float(torch.rand((), generator=gen, device=device))
+def _uniform(rng: torch.Generator, device) -> float:
+    return float(torch.rand((), generator=rng, device=device))
 
 
-def draw_children(rule: str, q: torch.Tensor, k: int, gen: torch.Generator) -> list[int]:
+def draw_children(rule: str, q: torch.Tensor, k: int, rng: torch.Generator) -> list[int]:
     """The k children a rule drafts from q [V]."""
     if rule in ("greedy", "match"):
         return torch.topk(q, k).indices.tolist()
     if rule == "rrs":
-        return torch.multinomial(q, k, replacement=True, generator=gen).tolist()
+        return torch.multinomial(q, k, replacement=True, generator=rng).tolist()
     if rule == "rrsw":
         distinct = min(k, int((q > 0).sum()))  # cannot draw more distinct tokens than q supports
-        return torch.multinomial(q, distinct, replacement=False, generator=gen).tolist()
+        return torch.multinomial(q, distinct, replacement=False, generator=rng).tolist()
     if rule == "spechub":
         if k != 2:
             raise ValueError("SpecHub drafts exactly 2 children per node.")
         hub = int(q.argmax())
-        first = _draw(q, gen)
+        first = _draw(q, rng)
         if first != hub:
             return [first, hub]
         rest = q.clone()
         rest[hub] = 0
-        return [hub, _draw(_norm(rest), gen)] if rest.sum() > 0 else [hub]
+        return [hub, _draw(_norm(rest), rng)] if rest.sum() > 0 else [hub]
     raise ValueError(f"Unknown verification rule {rule!r}; known: {', '.join(RULES)}.")
 
 
@@ -79,29 +79,29 @@ def verify_greedy(p: torch.Tensor, children: list[int]) -> NodeVerdict:
     return NodeVerdict(children.index(best), None) if best in children else NodeVerdict(None, best)
 
 
-def verify_match(p: torch.Tensor, children: list[int], gen: torch.Generator) -> NodeVerdict:
-    x = _draw(p, gen)
+def verify_match(p: torch.Tensor, children: list[int], rng: torch.Generator) -> NodeVerdict:
+    x = _draw(p, rng)
     return NodeVerdict(children.index(x), None) if x in children else NodeVerdict(None, x)
 
 
-def verify_rrs(p: torch.Tensor, q: torch.Tensor, children: list[int], gen: torch.Generator) -> NodeVerdict:
+def verify_rrs(p: torch.Tensor, q: torch.Tensor, children: list[int], rng: torch.Generator) -> NodeVerdict:
     r = p.clone()
     for j, x in enumerate(children):
-        if _uniform(gen, p.device) < min(1.0, float(r[x] / q[x])):
+        if _uniform(rng, p.device) < min(1.0, float(r[x] / q[x])):
             return NodeVerdict(j, None)
         r = _norm(torch.clamp(r - q, min=0))
-    return NodeVerdict(None, _draw(r, gen))
+    return NodeVerdict(None, _draw(r, rng))
 
 
-def verify_rrsw(p: torch.Tensor, q: torch.Tensor, children: list[int], gen: torch.Generator) -> NodeVerdict:
+def verify_rrsw(p: torch.Tensor, q: torch.Tensor, children: list[int], rng: torch.Generator) -> NodeVerdict:
     r, qj = p.clone(), q.clone()
     for j, x in enumerate(children):
-        if _uniform(gen, p.device) < min(1.0, float(r[x] / qj[x])):
+        if _uniform(rng, p.device) < min(1.0, float(r[x] / qj[x])):
             return NodeVerdict(j, None)
         r = _norm(torch.clamp(r - qj, min=0))
         qj[x] = 0
         qj = _norm(qj)
-    return NodeVerdict(None, _draw(r, gen))
+    return NodeVerdict(None, _draw(r, rng))
 
 
 def spechub_parts(p: torch.Tensor, q: torch.Tensor) -> tuple[int, torch.Tensor, float]:
@@ -123,31 +123,40 @@ def spechub_acceptance(p: torch.Tensor, q: torch.Tensor) -> float:
     return float(both.sum()) + min(float(p[hub]), m)
 
 
-def verify_spechub(p: torch.Tensor, q: torch.Tensor, children: list[int], gen: torch.Generator) -> NodeVerdict:
+def verify_spechub(p: torch.Tensor, q: torch.Tensor, children: list[int], rng: torch.Generator) -> NodeVerdict:
     hub, s, m = spechub_parts(p, q)
     if len(children) == 1:  # q put all its mass on the hub: plain rejection sampling of the hub
-        return verify_rrs(p, q, children, gen)
+        return verify_rrs(p, q, children, rng)
     j_index = 0 if children[0] != hub else 1
     j = children[j_index]
-    if _uniform(gen, p.device) < min(1.0, float(p[j] / s[j])):
+    if _uniform(rng, p.device) < min(1.0, float(p[j] / s[j])):
         return NodeVerdict(j_index, None)
-    if m > 0 and _uniform(gen, p.device) < min(1.0, float(p[hub]) / m):
+    if m > 0 and _uniform(rng, p.device) < min(1.0, float(p[hub]) / m):
         return NodeVerdict(1 - j_index, None)
     res = torch.clamp(p - s, min=0)
     res[hub] = max(float(p[hub]) - min(float(p[hub]), m), 0.0)
-    return NodeVerdict(None, _draw(_norm(res), gen))
+    return NodeVerdict(None, _draw(_norm(res), rng))
 
 
-def verify_node(rule: str, p: torch.Tensor, q: torch.Tensor, children: list[int], gen: torch.Generator) -> NodeVerdict:
+def verify_node(rule: str, p: torch.Tensor, q: torch.Tensor, children: list[int], rng: torch.Generator) -> NodeVerdict:
     """Apply ``rule`` at one node: p, q are [V] float32 distributions; children drawn by ``draw_children``."""
     if rule == "greedy":
         return verify_greedy(p, children)
     if rule == "match":
-        return verify_match(p, children, gen)
+        return verify_match(p, children, rng)
     if rule == "rrs":
-        return verify_rrs(p, q, children, gen)
+        return verify_rrs(p, q, children, rng)
     if rule == "rrsw":
-        return verify_rrsw(p, q, children, gen)
+        return verify_rrsw(p, q, children, rng)
     if rule == "spechub":
-        return verify_spechub(p, q, children, gen)
+        return verify_spechub(p, q, children, rng)
     raise ValueError(f"Unknown verification rule {rule!r}; known: {', '.join(RULES)}.")
+
+
+@dataclass
+class Walk:
+    nodes: list[int]  # accepted path, root first
+    final_token: int
+    final_kind: str  # "bonus" or "resampled"
+    examined: dict[int, int]  # node -> how many of its children the rule looked at (for colouring)
+    p: dict[int, torch.Tensor]  # node -> target distribution at that node

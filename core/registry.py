@@ -1,6 +1,7 @@
-"""Decoding methods, one module each. Every method is a generator
-``run(model, prompt, gen, **options) -> Iterator[trace event]``; ``METHODS`` names them
-for the benchmark and the app, so a new method appears everywhere once listed here.
+"""The method registry. Every method is a generator ``run(model, prompt, gen, **options) ->
+Iterator[trace event]`` that lives in its family's package (``core.baselines``, ``core.speculative``,
+``core.blockwise``, ``core.speed``, ``core.skeleton``); ``METHODS`` names them for the benchmark
+and the app, so a new method appears everywhere once listed here.
 """
 
 from __future__ import annotations
@@ -8,14 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from core.baselines import run_ar, run_hf
+from core.blockwise import run_bpd
+from core.config import ModelLoadError
 from core.engine import EngineUnsupported
-from core.methods.ar import run_ar
-from core.methods.blockwise import run_bpd
-from core.methods.hf import run_hf
-from core.methods.pipeline import run_speed
-from core.methods.skeleton import run_sgd, run_sot
-from core.methods.speculative import run_speculative
-from core.models import ModelLoadError
+from core.skeleton import run_sgd, run_sot
+from core.speculative import run_speculative
+from core.speed import run_speed
 
 # What a run can raise that is the user's to fix (bad prompt, settings or model); the
 # message is one sentence, shown as is. ConfigError and InputError are ValueErrors.
@@ -128,7 +128,7 @@ METHODS: dict[str, MethodInfo] = {
             run_speed,
             "Layers split into stages; an early-exit guess of the next token enters the pipeline before the "
             "current token has left it; a wrong guess is flushed.",
-            {"layer": 8, "stages": 2},
+            {"stages": 2},
             ("layer", "stages"),
         ),
         MethodInfo(

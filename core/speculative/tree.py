@@ -6,7 +6,7 @@ Compiled into the ancestor-or-self attention mask [N, N], each node's depth (pos
 offset), each level's node range, and each node's children. Slots in the KV cache
 follow node order, so the mask columns of a level are the nodes before and in it.
 
-- ``full(k, L)``: k children per node, depth L (draft trees of METHODS.md section 3);
+- ``full(k, L)``: k children per node, depth L (the draft trees of docs/methods.md);
 - ``from_paths(paths)``: the trie of several drafted token paths (BPD draft refinement:
   the p best paths share their common prefixes, verified in one tree forward).
 """
@@ -16,6 +16,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+
+MAX_TREE_NODES = 512  # per step: one verify forward over N nodes with an N x N mask; k = 4, depth 8 would be 87,381
+
+
+def full_tree_size(k: int, depth: int) -> int:
+    """Nodes of a full tree, root included: 1 + k + ... + k^depth."""
+    return sum(k**d for d in range(depth + 1))
+
+
+def check_tree_size(k: int, depth: int) -> None:
+    """Refuse, before anything is built, a full tree over ``MAX_TREE_NODES``."""
+    n = full_tree_size(k, depth) if k >= 1 and depth >= 0 else 0
+    if n > MAX_TREE_NODES:
+        raise ValueError(
+            f"A draft tree with k = {k} and depth {depth} has {n:,} nodes, over the limit of {MAX_TREE_NODES} "
+            "verified in one forward: lower k or the depth."
+        )
 
 
 @dataclass(frozen=True)
@@ -52,6 +69,7 @@ class TreeTopology:
     def full(cls, k: int, depth: int) -> TreeTopology:
         if k < 1 or depth < 0:
             raise ValueError(f"A draft tree needs k >= 1 children per node and depth >= 0, got k={k}, depth={depth}.")
+        check_tree_size(k, depth)
         parent, frontier = [-1], [0]
         for _ in range(depth):
             nxt = []

@@ -15,6 +15,7 @@ import json
 import re
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 
 import torch
 
@@ -117,3 +118,17 @@ def judge_with_endpoint(
     if m is None:
         raise JudgeError(f"The judge replied {reply!r}, which holds no score from 1 to 5.")
     return float(m.group())
+
+
+def judge_answers(
+    judge: str, question: str, answers: dict[str, str], *, endpoint_model: str, load: Callable[[str], LoadedModel]
+) -> dict[str, float]:
+    """Score every answer 1-5: ``judge`` is an OpenAI-compatible endpoint URL (``endpoint_model`` names the
+    model there), or a chat model's id or path (``load`` loads it)."""
+    judge = judge.strip()
+    if judge.startswith(("http://", "https://")):
+        return {
+            name: judge_with_endpoint(judge, question, text, model=endpoint_model) for name, text in answers.items()
+        }
+    local = load(judge)
+    return {name: judge_with_model(local, question, text) for name, text in answers.items()}

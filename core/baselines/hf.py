@@ -2,25 +2,41 @@
 
 ``generate`` runs in a worker thread; a streamer timestamps each token as it is
 produced and hands it to this generator. transformers samples with the global torch
-RNG, so the seed is applied inside ``torch.random.fork_rng`` (scoped, restored after).
+RNG, so the seed is applied inside ``torch.random.fork_rng`` (scoped, restored after) and
+sampling runs hold ``SAMPLING_LOCK``: two sessions sampling at once would otherwise draw from
+one generator and get outputs their seeds do not give alone. When this generator is closed
+before the end (its consumer has gone), a stopping criterion ends ``generate`` at its next token.
 """
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
 from collections.abc import Iterator
 
 import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
 from core.config import GenerationConfig
-from core.methods.recorder import Recorder
 from core.models import LoadedModel
+from core.recorder import Recorder
 from core.text import encode_prompt
 
 _DONE = object()
+SAMPLING_LOCK = threading.Lock()
+
+
+class _StopWhen(StoppingCriteria):
+    """Ends ``generate`` once ``event`` is set."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
 
 
 class _QueueStreamer(BaseStreamer):
@@ -76,30 +92,36 @@ def run_hf(
     yield rec.started()
     tokens: queue.Queue = queue.Queue()
     errors: list[BaseException] = []
+    stop = threading.Event()
 
     def work() -> None:
         try:
-            with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []):
-                torch.manual_seed(gen.sampling.seed)
-                model.model.generate(
-                    torch.tensor([prompt_ids], device=model.device),
-                    attention_mask=torch.ones(1, len(prompt_ids), dtype=torch.long, device=model.device),
-                    streamer=_QueueStreamer(tokens),
-                    **generate_kwargs(model, gen),
-                    **generate_options,
-                )
+            with SAMPLING_LOCK if not gen.sampling.greedy else contextlib.nullcontext():
+                with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []):
+                    torch.manual_seed(gen.sampling.seed)
+                    model.model.generate(
+                        torch.tensor([prompt_ids], device=model.device),
+                        attention_mask=torch.ones(1, len(prompt_ids), dtype=torch.long, device=model.device),
+                        streamer=_QueueStreamer(tokens),
+                        stopping_criteria=StoppingCriteriaList([_StopWhen(stop)]),
+                        **generate_kwargs(model, gen),
+                        **generate_options,
+                    )
         except BaseException as exc:  # re-raised in the caller's thread below
             errors.append(exc)
             tokens.put(_DONE)
 
-    worker = threading.Thread(target=work, daemon=True)
+    worker = threading.Thread(target=work, name="hf-generate", daemon=True)
     worker.start()
-    last = time.perf_counter()
-    while (item := tokens.get()) is not _DONE:
-        ids, at = item
-        if not rec.done:
-            yield rec.commit(ids, at - last, at=at)
-        last = at
+    try:
+        last = time.perf_counter()
+        while (item := tokens.get()) is not _DONE:
+            ids, at = item
+            if not rec.done:
+                yield rec.commit(ids, at - last, at=at)
+            last = at
+    finally:
+        stop.set()  # a consumer that closes this generator early ends generate() too
     worker.join()
     if errors:
         raise errors[0]

@@ -1,54 +1,43 @@
-"""Speculative decoding with draft chains and trees (METHODS.md section 3).
+"""Speculative decoding with draft chains and trees (docs/methods.md, "Draft trees").
 
 One step, in the four named calls of the Medusa step loop:
     propose  - the draft source builds a tree of depth L, k children per node, drawn
-               from q by the rule's own scheme (``core.verify.draw_children``);
+               from q by the rule's own scheme (``core.speculative.verify.draw_children``);
     verify   - one target forward over the whole tree with the tree attention mask
                (self-draft: layers [e, L) only, on the draft's hidden states);
     evaluate - walk from the root: at each node the rule accepts at most one child
-               (``core.verify.verify_node``); stop with a residual draw after a
+               (``core.speculative.verify.verify_node``); stop with a residual draw after a
                rejection, or a bonus token drawn from p at a leaf;
     update   - the KV cache keeps the accepted path only (``engine.keep``).
 At temperature 0 every rule is the greedy rule, so output equals ``ar`` token for token.
 
 Method names: ``spec`` (single chain, self-draft, Leviathan et al.: rrs with k = 1),
 ``pld`` (single chain from prompt lookup), ``rrs``, ``rrsw``, ``spechub`` (trees). ``speculate``
-is the step loop itself, shared with Blockwise Parallel Decoding (``core.methods.blockwise``).
+is the step loop itself, shared with Blockwise Parallel Decoding (``core.blockwise``); it takes any
+``DraftSource`` (``core.speculative.drafts``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 
 import torch
 
 from core.config import GenerationConfig, SamplingConfig
-from core.drafts import DraftTree, ModelDraft, PromptLookup, SelfDraft
-from core.engine import EngineOutput, LlamaEngine, make_engine
-from core.heads import load_exit_head
-from core.methods.recorder import Recorder, excluding_consumer_time
+from core.engine import Engine, EngineOutput, make_engine, prefill
+from core.heads import fitted_exit_layer
 from core.models import LoadedModel
+from core.recorder import Recorder, excluding_consumer_time
 from core.sampling import make_generator, sample, target_probs
+from core.speculative.drafts import DraftSource, DraftTree, make_draft_source
+from core.speculative.tree import TreeTopology
+from core.speculative.verify import Walk, verify_node
 from core.text import encode_prompt
 from core.trace import TreeStep
-from core.tree import TreeTopology
-from core.verify import verify_node
-
-DEFAULT_EXIT_LAYER = 8
 
 
-@dataclass
-class Walk:
-    nodes: list[int]  # accepted path, root first
-    final_token: int
-    final_kind: str  # "bonus" or "resampled"
-    examined: dict[int, int]  # node -> how many of its children the rule looked at (for colouring)
-    p: dict[int, torch.Tensor]  # node -> target distribution at that node
-
-
-def verify_tree(engine: LlamaEngine, tree: DraftTree) -> EngineOutput:
+def verify_tree(engine: Engine, tree: DraftTree) -> EngineOutput:
     """One target forward over every node of the tree: logits [1, N, V], last hidden states [1, N, H]."""
     topo, base = tree.topology, engine.length
     positions = torch.tensor([topo.node_depth], device=engine.device) + base
@@ -66,7 +55,7 @@ def verify_tree(engine: LlamaEngine, tree: DraftTree) -> EngineOutput:
     return out
 
 
-def walk_tree(tree: DraftTree, logits: torch.Tensor, rule: str, sampling: SamplingConfig, gen: torch.Generator) -> Walk:
+def walk_tree(tree: DraftTree, logits: torch.Tensor, rule: str, sampling: SamplingConfig, rng: torch.Generator) -> Walk:
     """Apply the rule from the root down; the emitted tokens are the path's children plus the final token."""
     node = 0
     nodes, examined, p_at = [0], {}, {}
@@ -74,9 +63,9 @@ def walk_tree(tree: DraftTree, logits: torch.Tensor, rule: str, sampling: Sampli
         p_at[node] = target_probs(logits[node], sampling)
         kids = tree.candidates(node)
         if not kids:
-            final = int(p_at[node].argmax()) if sampling.greedy else int(sample(p_at[node], gen))
+            final = int(p_at[node].argmax()) if sampling.greedy else int(sample(p_at[node], rng))
             return Walk(nodes, final, "bonus", examined, p_at)
-        verdict = verify_node(rule, p_at[node], tree.q[node], [tree.tokens[c] for c in kids], gen)
+        verdict = verify_node(rule, p_at[node], tree.q[node], [tree.tokens[c] for c in kids], rng)
         examined[node] = len(kids) if verdict.accepted is None else verdict.accepted + 1
         if verdict.accepted is None:
             return Walk(nodes, verdict.residual_token, "resampled", examined, p_at)
@@ -116,35 +105,6 @@ def tree_event(step: int, rule: str, tree: DraftTree, walk: Walk, tokenizer, t: 
     )
 
 
-def make_draft_source(
-    model: LoadedModel,
-    engine,
-    draft: str,
-    *,
-    layer: int,
-    draft_model: LoadedModel | None,
-    max_len: int,
-):
-    """``self`` (exit head at ``layer``), ``model`` (``draft_model``) or ``lookup``; returns (source, notice)."""
-    if draft == "lookup":
-        return PromptLookup(model.model.lm_head.out_features), None
-    if draft == "model":
-        if draft_model is None:
-            raise ValueError("Draft source 'model' needs a draft model.")
-        return ModelDraft(model, draft_model, max_len), None
-    if draft != "self":
-        raise ValueError(f"Unknown draft source {draft!r}; use self, model or lookup.")
-    head, notice = self_draft_head(model, engine, layer)
-    return SelfDraft(model, engine, layer, head), notice
-
-
-def self_draft_head(model: LoadedModel, engine, layer: int) -> tuple[torch.nn.Module | None, str | None]:
-    """The exit head of a self-draft (first ``layer`` layers of the target): see core.heads.load_exit_head."""
-    if not isinstance(engine, LlamaEngine):
-        raise ValueError("The self-draft needs the llama engine (layer ranges); choose the lookup or model draft.")
-    return load_exit_head(model, layer)
-
-
 @excluding_consumer_time
 def run_speculative(
     model: LoadedModel,
@@ -156,15 +116,16 @@ def run_speculative(
     k: int = 2,
     depth: int = 4,
     draft: str = "self",
-    layer: int = DEFAULT_EXIT_LAYER,
+    layer: int | None = None,
     draft_model: LoadedModel | None = None,
 ) -> Iterator:
     """Yield RunStarted, then per step a TreeStep and a StepCommitted, then RunFinished."""
     prompt_ids = encode_prompt(model, prompt, gen.max_new_tokens)
+    layer = fitted_exit_layer(model.config.num_hidden_layers, layer)
+    if rule == "spechub" and k != 2:  # checked before T = 0 turns every rule greedy
+        raise ValueError("SpecHub verifies pairs: set k = 2.")
     topo = TreeTopology.full(k, depth)
     rule = "greedy" if gen.sampling.greedy else rule
-    if rule == "spechub" and k != 2:
-        raise ValueError("SpecHub verifies pairs: set k = 2.")
     if draft == "lookup" and k != 1:
         raise ValueError(f"The {draft} draft is a single chain: set k = 1.")
     options = {"rule": rule, "k": k, "depth": depth, "draft": draft, "layer": layer}
@@ -178,55 +139,38 @@ def run_speculative(
     yield from speculate(rec, engine, source, topo, rule, gen.sampling)
 
 
-def default_labels(tree: DraftTree, walk: Walk) -> list[str]:
-    return ["draft"] * (len(walk.nodes) - 1) + [walk.final_kind]
-
-
 def speculate(
-    rec: Recorder,
-    engine: LlamaEngine,
-    source,
-    topo: TreeTopology,
-    rule: str,
-    sampling: SamplingConfig,
-    *,
-    labels: Callable[[DraftTree, Walk], list[str]] = default_labels,
-    describe: Callable[[int, DraftTree, Walk], list] | None = None,
-    extras: Callable[[list[int]], dict] | None = None,
+    rec: Recorder, engine: Engine, source: DraftSource, topo: TreeTopology, rule: str, sampling: SamplingConfig
 ) -> Iterator:
-    """The step loop every draft-and-verify method shares: prefill, then propose / verify / walk / keep.
+    """The step loop every draft-and-verify method shares: prefill, then per step the four calls
+    propose (the source's tree) / verify (one target forward) / evaluate (the rule's walk) / update
+    (keep the accepted path; tell the source).
 
-    Per step it yields a TreeStep, the source's own events (``describe``), and a StepCommitted
-    whose per-token sources come from ``labels``; then RunFinished with ``extras(output ids)``.
+    Per step it yields a TreeStep, the source's own events (``describe``) and a StepCommitted whose
+    per-token sources come from ``labels``; then RunFinished with the source's ``summary``.
     """
     model, prompt_ids = rec.model, rec.prompt_ids
     rng = make_generator(sampling.seed, model.device)
-    hidden = None
-    if len(prompt_ids) > 1:
-        out = engine.forward(torch.tensor([prompt_ids[:-1]], device=model.device), last_only=True)
-        engine.commit(len(prompt_ids) - 1)
-        hidden = out.last_hidden[:, -1:]
-    source.prefill(prompt_ids, hidden)
+    source.prefill(prompt_ids, prefill(engine, prompt_ids))
     root = prompt_ids[-1]
     while not rec.done:
         t0 = time.perf_counter()
         tree = source.propose(root, topo, rule, sampling, rng)
         verified = verify_tree(engine, tree)
         walk = walk_tree(tree, verified.logits[0], rule, sampling, rng)
-        base = engine.length
-        engine.keep([base + n for n in walk.nodes])
+        engine.keep([engine.length + n for n in walk.nodes])
         source.accept(tree, walk.nodes, verified.last_hidden[:, walk.nodes[-1] : walk.nodes[-1] + 1])
         emitted = [tree.tokens[n] for n in walk.nodes[1:]] + [walk.final_token]
         elapsed = time.perf_counter() - t0
-        yield tree_event(rec.steps + 1, rule, tree, walk, model.tokenizer, rec.clock.now())
-        if describe is not None:
-            yield from describe(rec.steps + 1, tree, walk)
+        step, now = rec.steps + 1, rec.clock.now()
+        yield tree_event(step, rule, tree, walk, model.tokenizer, now)
+        yield from source.describe(step, tree, walk, model.tokenizer, now)
         yield rec.commit(
             emitted,
             elapsed,
             drafted=tree.topology.depth,
             accepted=len(walk.nodes) - 1,
-            sources=labels(tree, walk),
+            sources=source.labels(tree, walk),
         )
         root = walk.final_token
-    yield rec.finished(extras(rec.output) if extras is not None else None)
+    yield rec.finished(source.summary(rec.output))

@@ -10,6 +10,7 @@ and predicts token t+1+i. Heads are saved with the settings that produced them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +21,9 @@ from torch import nn
 if TYPE_CHECKING:
     from core.models import LoadedModel
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets" / "heads"
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+HEADS = ASSETS / "heads"
+DEFAULT_EXIT_LAYER = 8  # the shipped self-draft / SPEED exit head of the embedded model (30 layers)
 
 
 class ResidualHead(nn.Module):
@@ -80,15 +83,28 @@ class Heads:
 
 
 def exit_head_path(model_key: str, layer: int) -> Path:
-    return ASSETS / f"{model_key}-exit-L{layer}.pt"
+    return HEADS / f"{model_key}-exit-L{layer}.pt"
+
+
+def fitted_exit_layer(n_layers: int, layer: int | None, default: int = DEFAULT_EXIT_LAYER) -> int:
+    """The exit layer a run uses: the caller's, or ``default`` where the model has more layers than that,
+    else a quarter of its layers (so a default never fails on a smaller model)."""
+    if layer is not None:
+        return layer
+    return default if default < n_layers else max(1, n_layers // 4)
+
+
+def check_exit_layer(n_layers: int, layer: int, name: str = "The exit layer") -> None:
+    """An exit layer e reads the output of decoder layer e: 1 <= e < L (layer L is the model itself).
+    ``name``: what the message calls it (a command line names its flag)."""
+    if not 1 <= layer < n_layers:
+        raise ValueError(f"{name} must be between 1 and {n_layers - 1} for this {n_layers}-layer model, got {layer}.")
 
 
 def load_exit_head(model: LoadedModel, layer: int) -> tuple[nn.Module | None, str | None]:
     """The shipped exit head reading the output of layer e = ``layer``, or None (the plain early exit:
     final norm + LM head) and a sentence saying so."""
-    n_layers = model.config.num_hidden_layers
-    if not 1 <= layer < n_layers:
-        raise ValueError(f"The exit layer must be between 1 and {n_layers - 1}, got {layer}.")
+    check_exit_layer(model.config.num_hidden_layers, layer)
     path = exit_head_path(model.key, layer)
     if path.is_file():
         return Heads.load(path, model.device, model.dtype).heads[0], None
@@ -99,15 +115,19 @@ def load_exit_head(model: LoadedModel, layer: int) -> tuple[nn.Module | None, st
 
 
 def bpd_heads_path(model_key: str, k: int) -> Path:
-    return ASSETS / f"{model_key}-bpd-k{k}.pt"
+    return HEADS / f"{model_key}-bpd-k{k}.pt"
 
 
-def ngram_path(model_key: str) -> Path:
-    """The self-distilled text behind BPD's n-gram rescoring (``python -m core.train ngram``)."""
-    return ASSETS.parent / "ngram" / f"{model_key}.json"
+Projection = Callable[[torch.Tensor], torch.Tensor]  # hidden states [..., H] -> float32 logits [..., V]
 
 
-def head_logits(model: torch.nn.Module, head: nn.Module | None, h: torch.Tensor) -> torch.Tensor:
-    """float32 logits of the target's final norm + LM head over ``head(h)`` (h itself when head is None)."""
-    decoder = model.model
-    return model.lm_head(decoder.norm(head(h) if head is not None else h)).float()
+def head_logits(project: Projection, head: nn.Module | None, h: torch.Tensor) -> torch.Tensor:
+    """A head's logits: the target's frozen final norm + LM head (``project``) over head(h), or over h
+    itself for the plain early exit (head None). ``project`` is ``engine.logits`` when decoding and
+    ``lm_projection(model)`` (differentiable) when training."""
+    return project(head(h) if head is not None else h)
+
+
+def lm_projection(model: torch.nn.Module) -> Projection:
+    """The target's final norm + LM head as plain modules (autograd flows through to a head)."""
+    return lambda h: model.lm_head(model.model.norm(h)).float()

@@ -1,14 +1,11 @@
-"""Batched decoding of several independent prompts, and the model pool that decodes them.
+"""Batched decoding of several independent prompts by one pool member (``core.skeleton.pool``).
 
 ``decode_rows``: rows of different prompt lengths are left-padded into one batch (the
-engine's per-row positions and validity mask keep each row exactly as if alone); every
-step is one batched forward over the rows still running; a row stops on its own EOS or
-token budget and leaves the batch (its KV rows are dropped), so later steps get cheaper.
-
-A ``PoolMember`` is something that turns a chat prompt into an answer: a loaded model
-(its own tokenizer and chat template: members share nothing but the chat format), or a
-cheaper view of one, its first e layers plus its exit head. Members whose model has no
-llama engine (e.g. Gemma through transformers) decode their rows one after another.
+engine's per-row positions and validity mask keep each row exactly as if alone); the rows'
+common prefix is prefilled once and its K/V copied to every row; every step is one batched
+forward over the rows still running; a row stops on its own EOS or token budget and leaves
+the batch (its KV rows are dropped), so later steps get cheaper. Members whose engine has no
+rows (the transformers fallback) decode their rows one after another.
 """
 
 from __future__ import annotations
@@ -19,28 +16,9 @@ from dataclasses import dataclass
 import torch
 
 from core.config import SamplingConfig
-from core.engine import LlamaEngine, engine_kind, make_engine
-from core.models import LoadedModel
+from core.engine import make_engine
 from core.sampling import next_token
-
-
-@dataclass
-class PoolMember:
-    name: str
-    model: LoadedModel
-    layers: range | None = None  # None: every layer; range(e): the first e layers + ``head``
-    head: torch.nn.Module | None = None
-
-    @property
-    def batched(self) -> bool:
-        return engine_kind(self.model) == "llama"
-
-    def logits(self, engine, out) -> torch.Tensor:
-        """[B, V] next-token logits at each row's last position."""
-        if self.layers is None:
-            return out.logits[:, -1]
-        h = out.last_hidden[:, -1:]
-        return engine.logits(self.head(h) if self.head is not None else h)[:, -1]
+from core.skeleton.pool import PoolMember
 
 
 @dataclass
@@ -62,15 +40,15 @@ def decode_rows(
     prompts: list[list[int]],
     budgets: list[int],
     sampling: SamplingConfig,
-    gen: torch.Generator,
+    rng: torch.Generator,
 ) -> Iterator[list[RowToken]]:
     """Decode every prompt; yield, per batched forward, the new token of each row still running."""
     if not member.batched:
         for row, prompt in enumerate(prompts):  # the transformers fallback engine holds one row
-            for tokens in _decode_batch(member, [prompt], [budgets[row]], sampling, gen):
+            for tokens in _decode_batch(member, [prompt], [budgets[row]], sampling, rng):
                 yield [RowToken(row, t.token, t.done) for t in tokens]
         return
-    yield from _decode_batch(member, prompts, budgets, sampling, gen)
+    yield from _decode_batch(member, prompts, budgets, sampling, rng)
 
 
 def shared_prefix(prompts: list[list[int]]) -> int:
@@ -83,7 +61,7 @@ def shared_prefix(prompts: list[list[int]]) -> int:
 
 
 def _decode_batch(
-    member: PoolMember, prompts: list[list[int]], budgets: list[int], sampling: SamplingConfig, gen
+    member: PoolMember, prompts: list[list[int]], budgets: list[int], sampling: SamplingConfig, rng
 ) -> Iterator[list[RowToken]]:
     """Prefill: the rows' common prefix once (``prefill_shared``), then each row's own suffix, left-padded
     (the padding sits between the shared prefix and the suffix; positions skip it)."""
@@ -91,8 +69,8 @@ def _decode_batch(
     common = shared_prefix(prompts) if len(prompts) > 1 else 0
     ids, real = _left_pad([p[common:] for p in prompts], pad=next(iter(model.eos_ids), 0))
     engine = make_engine(model, batch=len(prompts), max_len=common + ids.shape[1] + max(budgets) + 1)
-    kwargs = {"layers": member.layers} if isinstance(engine, LlamaEngine) and member.layers is not None else {}
-    pad = {"pad_mask": real.to(model.device)} if isinstance(engine, LlamaEngine) else {}
+    kwargs = {"layers": member.layers} if member.layers is not None else {}
+    pad = {"pad_mask": real.to(model.device)} if engine.supports_rows else {}
     if common:
         engine.prefill_shared(torch.tensor([prompts[0][:common]], device=model.device), member.layers)
     out = engine.forward(ids.to(model.device), last_only=True, **pad, **kwargs)
@@ -102,7 +80,7 @@ def _decode_batch(
         logits = member.logits(engine, out)
         step = []
         for i, row in enumerate(active):
-            tok = next_token(logits[i], sampling, gen)
+            tok = next_token(logits[i], sampling, rng)
             counts[row] += 1
             step.append(RowToken(row, tok, tok in model.eos_ids or counts[row] >= budgets[row]))
         yield step

@@ -1,4 +1,4 @@
-"""Blockwise Parallel Decoding with trained heads and draft refinement (METHODS.md section 2).
+"""Blockwise Parallel Decoding with trained heads and draft refinement (docs/methods.md, "Blockwise").
 
 Stern et al.: besides the base LM head (token t+1 from h_t), m = k - 1 heads predict
 tokens t+2..t+k from the same h_t. A step drafts a block, one target forward over it
@@ -11,9 +11,10 @@ Kim et al.'s refinement: the heads' top-k lattice rescored with an n-gram LM
 (``bpd-ngram``: global rescoring of every path) or a small neural LM (``bpd-neural``:
 local rescoring by beam search; the target's first e layers + exit head, or a draft
 model sharing the tokenizer); the p best drafts, plain BPD's among them, are verified
-in one tree forward and the longest accepted prefix kept (``core.refine``).
+in one tree forward and the longest accepted prefix kept (``core.blockwise.refine``).
 
-The step loop is speculative decoding's (``core.methods.speculative.speculate``). At
+The step loop is speculative decoding's (``core.speculative.speculate``): ``BlockDrafter`` is a
+``DraftSource`` whose tokens are labelled by head and whose steps add a ``BlockStep``. At
 T = 0 the rule is greedy, so output equals ``ar``; at T > 0 the drafts are fixed tokens
 and the ``match`` rule (draw from p, accept the equal child) keeps it lossless.
 """
@@ -25,27 +26,25 @@ from collections.abc import Iterator
 
 import torch
 
-from core.bpd_analysis import oracle_block
+from core.blockwise.analysis import oracle_block
+from core.blockwise.ngram import NgramLM, ngram_path
+from core.blockwise.refine import NeuralLM, choose_paths, global_rescore, head_lattice, local_rescore
 from core.config import GenerationConfig, SamplingConfig
-from core.drafts import DraftTree, check_same_vocabulary, draft_probs
-from core.engine import LlamaEngine, make_engine
-from core.heads import HeadInfo, Heads, bpd_heads_path, ngram_path
-from core.methods.recorder import Recorder, excluding_consumer_time
-from core.methods.speculative import DEFAULT_EXIT_LAYER, Walk, self_draft_head, speculate
+from core.engine import Engine, make_engine, require
+from core.heads import HeadInfo, Heads, bpd_heads_path, fitted_exit_layer
 from core.models import LoadedModel
-from core.ngram import NgramLM
-from core.refine import NeuralLM, choose_paths, global_rescore, head_lattice, local_rescore
+from core.recorder import Recorder, excluding_consumer_time
+from core.speculative import DraftTree, TreeTopology, Walk, make_draft_lm, speculate
+from core.speculative.drafts import draft_probs
 from core.text import encode_prompt
 from core.trace import BlockStep
-from core.tree import TreeTopology
 
 REFINEMENTS = ("none", "ngram", "neural")
 
 
-def load_bpd_heads(model: LoadedModel, engine, k: int) -> tuple[torch.nn.ModuleList, str | None]:
+def load_bpd_heads(model: LoadedModel, engine: Engine, k: int) -> tuple[torch.nn.ModuleList, str | None]:
     """The shipped heads for block size k, or untrained ones (they draft the plain base token) and a notice."""
-    if not isinstance(engine, LlamaEngine):
-        raise ValueError("BPD heads need the llama engine.")
+    require(type(engine), "supports_layer_ranges", "BPD heads")
     path = bpd_heads_path(model.key, k)
     if path.is_file():
         return Heads.load(path, model.device, model.dtype).heads, None
@@ -78,30 +77,22 @@ def load_ngram(model: LoadedModel) -> tuple[NgramLM, str | None]:
 
 
 def make_neural_lm(
-    model: LoadedModel, engine, draft: str, layer: int, draft_model: LoadedModel | None, max_len: int
+    model: LoadedModel, engine: Engine, draft: str, layer: int, draft_model: LoadedModel | None, max_len: int
 ) -> tuple[NeuralLM, str | None]:
-    if draft == "model":
-        if draft_model is None:
-            raise ValueError("Neural rescoring with draft 'model' needs a draft model.")
-        check_same_vocabulary(model, draft_model)
-        eng = make_engine(draft_model, batch=1, max_len=max_len)
-        return NeuralLM(eng, lambda out: out.logits, None, f"draft model {draft_model.display_name}"), None
-    if draft != "self":
+    """The neural LM of local rescoring: the same self / model drafts as speculative decoding's."""
+    if draft not in ("self", "model"):
         raise ValueError(f"Unknown neural LM {draft!r} for rescoring; use self or model.")
-    head, notice = self_draft_head(model, engine, layer)
-
-    def logits(out):
-        return engine.logits(head(out.last_hidden) if head is not None else out.last_hidden)
-
-    return NeuralLM(engine, logits, range(layer), f"layers 0-{layer - 1} + exit head"), notice
+    lm, notice = make_draft_lm(model, engine, draft, layer=layer, draft_model=draft_model, max_len=max_len)
+    return NeuralLM(lm), notice
 
 
 class BlockDrafter:
-    """Drafts a block from the heads on h_t (plus, when refining, the p best lattice paths as a trie)."""
+    """The BPD draft source: a block from the heads on h_t (plus, when refining, the p best lattice paths
+    as a trie); tokens labelled by head; a BlockStep per step; the oracle block efficiency at the end."""
 
     def __init__(
         self,
-        engine: LlamaEngine,
+        engine: Engine,
         heads: torch.nn.ModuleList,
         *,
         refine: str,
@@ -113,13 +104,15 @@ class BlockDrafter:
     ) -> None:
         self.engine, self.heads, self.refine = engine, heads, refine
         self.topk, self.paths, self.alpha, self.ngram, self.neural = topk, paths, alpha, ngram, neural
+        self.name = f"{len(heads)} BPD heads" + (f", {refine} rescoring" if refine != "none" else "")
+        self.prompt_len = 0
         self.hidden: torch.Tensor | None = None
         self.context: list[int] = []
         self.history: list[tuple[int, list[list[int]]]] = []  # per step: output offset, lattice rows
         self.last: tuple | None = None
 
     def prefill(self, ids: list[int], hidden: torch.Tensor | None = None) -> None:
-        self.hidden, self.context = hidden, list(ids[:-1])
+        self.hidden, self.context, self.prompt_len = hidden, list(ids[:-1]), len(ids)
         if self.ngram is not None:
             self.ngram.add(self.context)
         if self.neural is not None:
@@ -131,7 +124,7 @@ class BlockDrafter:
             self.hidden = torch.zeros(1, 1, self.engine.decoder.norm.weight.shape[0], device=self.engine.device)
         return self.engine.logits(torch.cat([head(self.hidden) for head in self.heads], dim=1))[0]
 
-    def propose(self, root: int, topo: TreeTopology, rule: str, sampling: SamplingConfig, gen) -> DraftTree:
+    def propose(self, root: int, topo: TreeTopology, rule: str, sampling: SamplingConfig, rng) -> DraftTree:
         logits = self.head_logits()
         lattice = head_lattice(logits, self.topk)
         if self.refine == "ngram":
@@ -163,7 +156,10 @@ class BlockDrafter:
         self.context += [tree.tokens[0], *accepted]
         self.hidden = hidden
 
-    def describe(self, step: int, tree: DraftTree, walk: Walk, tokenizer, t: float) -> BlockStep:
+    def labels(self, tree: DraftTree, walk: Walk) -> list[str]:
+        return [f"head {i}" for i in range(1, len(walk.nodes))] + ["base"]
+
+    def describe(self, step: int, tree: DraftTree, walk: Walk, tokenizer, t: float) -> list[BlockStep]:
         lattice, chosen, scored = self.last
         rows = lattice.tokens.tolist()
         ranks = [[rows[i].index(tok) for i, tok in enumerate(path)] for path in chosen]
@@ -171,32 +167,33 @@ class BlockDrafter:
         plain = float(sum(lattice.logq[i, 0] for i in range(len(rows))))
         accepted = [tree.tokens[n] for n in walk.nodes[1:]]
         follows = next(i for i, p in enumerate(chosen) if p[: len(accepted)] == accepted)
-        return BlockStep(
-            step=step,
-            refine=self.refine,
-            lattice_tokens=rows,
-            lattice_texts=[[tokenizer.decode([x]) for x in row] for row in rows],
-            lattice_q=lattice.logq.exp().tolist(),
-            paths=ranks,
-            scores=[score_of.get(tuple(p), plain) for p in chosen],
-            accepted_path=follows,
-            accepted=len(accepted),
-            final_text=tokenizer.decode([walk.final_token]),
-            t=t,
-        )
+        return [
+            BlockStep(
+                step=step,
+                refine=self.refine,
+                lattice_tokens=rows,
+                lattice_texts=[[tokenizer.decode([x]) for x in row] for row in rows],
+                lattice_q=lattice.logq.exp().tolist(),
+                paths=ranks,
+                scores=[score_of.get(tuple(p), plain) for p in chosen],
+                accepted_path=follows,
+                accepted=len(accepted),
+                final_text=tokenizer.decode([walk.final_token]),
+                t=t,
+            )
+        ]
 
-    def oracle_block_efficiency(self, output: list[int], prompt_len: int) -> float:
+    def summary(self, output: list[int]) -> dict:
+        return {"oracle_block_efficiency": self.oracle_block_efficiency(output)}
+
+    def oracle_block_efficiency(self, output: list[int]) -> float:
         """Mean over steps of the block the best lattice path would have committed (``oracle_block``)."""
         blocks = []
         for offset, rows in self.history:
-            start = offset - prompt_len  # the output index of head 1's token
+            start = offset - self.prompt_len  # the output index of head 1's token
             if start < len(output):
                 blocks.append(oracle_block(rows, output[start:]))
         return sum(blocks) / max(len(blocks), 1)
-
-
-def block_labels(tree: DraftTree, walk: Walk) -> list[str]:
-    return [f"head {i}" for i in range(1, len(walk.nodes))] + ["base"]
 
 
 @excluding_consumer_time
@@ -212,7 +209,7 @@ def run_bpd(
     paths: int = 3,
     alpha: float = 0.5,
     draft: str = "self",
-    layer: int = DEFAULT_EXIT_LAYER,
+    layer: int | None = None,
     draft_model: LoadedModel | None = None,
 ) -> Iterator:
     """Yield RunStarted, per step a TreeStep, a BlockStep and a StepCommitted, then RunFinished
@@ -220,6 +217,7 @@ def run_bpd(
     check_options(block, refine, topk, paths, alpha)
     k = block
     prompt_ids = encode_prompt(model, prompt, gen.max_new_tokens)
+    layer = fitted_exit_layer(model.config.num_hidden_layers, layer)
     rule = "greedy" if gen.sampling.greedy else "match"
     options = {"block": k, "refine": refine, "rule": rule}
     if refine != "none":
@@ -244,17 +242,7 @@ def run_bpd(
     drafter = BlockDrafter(
         engine, heads, refine=refine, topk=topk, paths=paths, alpha=alpha, ngram=ngram, neural=neural
     )
-    yield from speculate(
-        rec,
-        engine,
-        drafter,
-        TreeTopology.full(1, k - 1),
-        rule,
-        gen.sampling,
-        labels=block_labels,
-        describe=lambda step, tree, walk: [drafter.describe(step, tree, walk, model.tokenizer, rec.clock.now())],
-        extras=lambda out: {"oracle_block_efficiency": drafter.oracle_block_efficiency(out, len(prompt_ids))},
-    )
+    yield from speculate(rec, engine, drafter, TreeTopology.full(1, k - 1), rule, gen.sampling)
 
 
 def check_options(k: int, refine: str, topk: int, paths: int, alpha: float) -> None:

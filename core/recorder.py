@@ -64,12 +64,15 @@ class Recorder:
         drafted: int = 0,
         accepted: int = 0,
         sources: list[str] | None = None,
+        texts: list[str] | None = None,
         at: float | None = None,
     ) -> StepCommitted:
         """Record one step's tokens, cut at the first EOS or at the token budget.
 
-        ``at``: the ``time.perf_counter()`` when the tokens were produced, for producers
-        that run apart from this generator (default: now).
+        ``texts``: the tokens' text pieces when they do not continue one text (SoT / SGD rows each
+        detokenize their own point; default: this run's detokenizer). ``at``: the
+        ``time.perf_counter()`` when the tokens were produced, for producers that run apart from
+        this generator (default: now).
         """
         kept: list[int] = []
         for tid in token_ids[: self.remaining]:
@@ -84,7 +87,7 @@ class Recorder:
         return StepCommitted(
             step=self.steps,
             token_ids=kept,
-            texts=self.detok.add(kept),
+            texts=texts[: len(kept)] if texts is not None else self.detok.add(kept),
             t=self.clock.now() if at is None else at - self.clock.origin,
             forward_s=forward_s,
             forwards=forwards,
@@ -92,6 +95,12 @@ class Recorder:
             accepted=min(accepted, len(kept)),
             sources=(sources or ["target"] * len(token_ids))[: len(kept)],
         )
+
+    def answered(self, text: str) -> None:
+        """A method that assembles its answer from parts (SoT / SGD: the points joined in skeleton order)
+        sets the whole answer here; the output ids are its tokens."""
+        self.output = self.model.tokenizer(text, add_special_tokens=False)["input_ids"]
+        self.stop_reason = "answered"
 
     def notice(self, message: str, level: str = "warning") -> Notice:
         return Notice(level=level, message=message, t=self.clock.now())

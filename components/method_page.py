@@ -1,0 +1,73 @@
+"""What every method page shares: a recorded trace until Run, then the method's live run beside AR on
+the same prompt; afterwards the method's answer strip, metrics and download beside AR's. A page
+adds only its own controls, its live view and its own panels."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import streamlit as st
+
+from components.answer import render_metrics, render_notices, render_token_strip
+from components.live import Live, run_beside_ar
+from components.traces import download_trace, load_trace_widget
+from core.config import GenerationConfig
+from core.registry import RUN_ERRORS
+
+
+def method_runs(
+    key: str,
+    methods: tuple[str, ...],
+    *,
+    run: bool,
+    start: Callable[[GenerationConfig], Iterator],
+    model,
+    prompt: str,
+    gen: GenerationConfig,
+    title: str,
+    live: Live | None = None,
+) -> tuple[list | None, list | None]:
+    """(method events, AR events) to show: a live run when ``run`` (``start(gen)`` makes the method's event
+    generator), which replaces whatever was shown; else the page's last run or a recorded trace of one of
+    ``methods``."""
+    state = st.session_state.setdefault(f"{key}_results", {})
+    recorded = load_trace_widget(methods, key=f"{key}-trace", preselect=not state)
+    if recorded is not None and not run:
+        state.clear()
+        state["method"] = recorded
+    if run:
+        state.clear()
+        try:
+            state["method"], state["ar"] = run_beside_ar(
+                start, model=model, prompt=prompt, gen=gen, key=key, title=title, live=live
+            )
+        except RUN_ERRORS as exc:
+            st.warning(str(exc))
+    return state.get("method"), state.get("ar")
+
+
+def render_beside_ar(
+    key: str,
+    events: list,
+    ar: list | None,
+    *,
+    caption: str = "",
+    marks: bool = False,
+    extra: Callable[[], None] | None = None,
+) -> None:
+    """The method's notices, answer strip, metrics (``extra`` adds the method's own) and download, AR's beside."""
+    render_notices(events)
+    left, right = st.columns(2)
+    with left:
+        if caption:
+            st.markdown(caption)
+        render_token_strip(events, key=f"{key}-strip", marks=marks)
+        render_metrics(events, key=f"{key}-metrics", ar_events=ar)
+        if extra is not None:
+            extra()
+        download_trace(events, key=f"{key}-dl")
+    with right:
+        if ar:
+            st.markdown("**AR, same prompt and settings**")
+            render_token_strip(ar, key=f"{key}-ar-strip")
+            render_metrics(ar, key=f"{key}-ar-metrics")

@@ -1,0 +1,20 @@
+"""Skeleton-of-Thought and Skeleton Graph Decoding: the skeleton format and parser (``format``), the
+constrained writer (``writer``), the model pool (``pool``), batched row decoding (``rows``), answer
+quality proxies and judges (``quality``), and the methods sot and sgd (``decode``)."""
+
+from core.skeleton.decode import run_sgd, run_sot
+from core.skeleton.format import Skeleton, join_points, parse_skeleton, skeleton_graph, waves
+from core.skeleton.pool import DEFAULT_POOL_LAYER
+from core.skeleton.writer import write_skeleton
+
+__all__ = [
+    "DEFAULT_POOL_LAYER",
+    "Skeleton",
+    "join_points",
+    "parse_skeleton",
+    "run_sgd",
+    "run_sot",
+    "skeleton_graph",
+    "waves",
+    "write_skeleton",
+]

@@ -1,0 +1,157 @@
+"""The skeleton format of Skeleton-of-Thought and Skeleton Graph Decoding (docs/methods.md, "Skeletons").
+
+A skeleton is a numbered list of short points; for SGD each line also names the earlier
+points it depends on and a difficulty 1-5:
+    2. Compare storage costs | depends on: 1 | difficulty: 3
+
+``parse_skeleton`` reads such text (the model's, written under constraints by
+``core.skeleton.writer``, or one a user types) into points, repairing what is invalid and
+saying so in ``warnings``; ``skeleton_graph`` makes the networkx DAG and ``waves`` its
+topological generations. The prompts of both phases live here too.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+MIN_POINTS, MAX_POINTS = 3, 10
+
+SKELETON_PROMPT = (
+    "You're an organizer responsible for only giving the skeleton (not the full content) for answering the "
+    "question. Provide the skeleton in a list of points (numbered 1., 2., 3., etc.) to answer the question. "
+    "Instead of writing a full sentence, each skeleton point should be very short with only 3~5 words. "
+    "Generally, the skeleton should have 3~10 points.\n\nQuestion: {question}"
+)
+GRAPH_RULES = (
+    "\n\nAfter each point, write '| depends on:' and the numbers of the earlier points it needs, or 'none', "
+    "then '| difficulty:' and a number from 1 (easy) to 5 (hard)."
+)
+EXPAND_PROMPT = (
+    "You're responsible for continuing the writing of one and only one point in the overall answer to the "
+    "following question.\n\n{question}\n\nThe skeleton of the answer is\n\n{skeleton}\n\n{parents}"
+    "Continue and only continue the writing of point {index} ({title}). Write it very shortly in 1~2 "
+    "sentences and do not continue with other points!"
+)
+PARENTS_BLOCK = "Points already written that this point builds on:\n\n{answers}\n\n"
+
+
+@dataclass
+class Point:
+    title: str
+    depends: list[int] = field(default_factory=list)  # 0-based indices of earlier points
+    difficulty: int = 3
+
+
+@dataclass
+class Skeleton:
+    points: list[Point]
+    text: str
+    warnings: list[str] = field(default_factory=list)
+
+    def listing(self) -> str:
+        """The numbered titles, as shown to the model in every expansion prompt."""
+        return "\n".join(f"{i}. {p.title}" for i, p in enumerate(self.points, start=1))
+
+
+def join_points(titles: list[str], answers: list[str]) -> str:
+    """The final answer: each point's number and title, then its expansion, in skeleton order."""
+    return "\n".join(f"{i}. {t}\n   {a.strip()}" for i, (t, a) in enumerate(zip(titles, answers, strict=True), 1))
+
+
+MAX_TITLE_CHARS = 200  # a typed title beyond this is cut (the writer stops titles at 10 tokens)
+
+LINE = re.compile(
+    r"^\s*(\d+)\s*[.)]\s*(?P<title>.*?)\s*"
+    r"(?:\|\s*depends\s+on\s*:?\s*(?P<deps>[^|]*?)\s*)?"
+    r"(?:\|\s*difficulty\s*:?\s*(?P<diff>[^|]*?)\s*)?$",
+    re.IGNORECASE,
+)
+
+
+def parse_skeleton(text: str, graph: bool) -> Skeleton:
+    """Points from a numbered list; ``graph``: also dependencies and difficulty. Every repair is a warning.
+
+    Raises ValueError when no numbered point can be found at all."""
+    warnings: list[str] = []
+    rows: list[tuple[int, str, str | None, str | None]] = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        m = LINE.match(line)
+        if not m:
+            warnings.append(f"Ignored a line that is not a numbered point: {line.strip()[:60]!r}.")
+            continue
+        rows.append((int(m.group(1)), m.group("title").strip(), m.group("deps"), m.group("diff")))
+    if not rows:
+        raise ValueError("The skeleton has no numbered points ('1. ...' on its own line); nothing to expand.")
+    if len(rows) > MAX_POINTS:
+        warnings.append(f"The skeleton has {len(rows)} points; only the first {MAX_POINTS} are kept.")
+        rows = rows[:MAX_POINTS]
+    numbers = [r[0] for r in rows]
+    if numbers != list(range(1, len(rows) + 1)):
+        warnings.append(f"Points were numbered {numbers}; renumbered 1..{len(rows)} in order.")
+    index_of = {}
+    for i, n in enumerate(numbers):
+        index_of.setdefault(n, i)
+    points = []
+    for i, (_, title, deps, diff) in enumerate(rows):
+        if not title:
+            title = f"point {i + 1}"
+            warnings.append(f"Point {i + 1} has no title; called it '{title}'.")
+        if len(title) > MAX_TITLE_CHARS:
+            warnings.append(f"Point {i + 1}'s title has {len(title):,} characters; cut to {MAX_TITLE_CHARS}.")
+            title = title[:MAX_TITLE_CHARS].rstrip() + "…"
+        point = Point(title)
+        if graph:
+            point.depends = _dependencies(i, deps, index_of, warnings)
+            point.difficulty = _difficulty(i, diff, warnings)
+        points.append(point)
+    return Skeleton(points, text, warnings)
+
+
+def _dependencies(i: int, deps: str | None, index_of: dict[int, int], warnings: list[str]) -> list[int]:
+    if deps is None:
+        warnings.append(f"Point {i + 1} does not say what it depends on; taken as 'none'.")
+        return []
+    out = []
+    for ref in re.findall(r"\d+", deps):
+        j = index_of.get(int(ref))
+        if j is None or j >= i:
+            kind = "itself" if j == i else ("a later point" if j is not None else "a point that does not exist")
+            warnings.append(f"Point {i + 1} depends on {ref}, {kind}; that dependency was dropped.")
+        elif j not in out:
+            out.append(j)
+    if not out and deps.strip() and deps.strip().lower() != "none" and not re.search(r"\d", deps):
+        warnings.append(f"Point {i + 1}'s dependencies {deps.strip()!r} are not numbers; taken as 'none'.")
+    return out
+
+
+def _difficulty(i: int, diff: str | None, warnings: list[str]) -> int:
+    m = re.search(r"-?\d+", diff or "")
+    if m is None:
+        warnings.append(f"Point {i + 1} has no difficulty; taken as 3.")
+        return 3
+    value = int(m.group())
+    if not 1 <= value <= 5:
+        warnings.append(f"Point {i + 1} has difficulty {value}; clamped to 1-5.")
+    return min(max(value, 1), 5)
+
+
+def skeleton_graph(skeleton: Skeleton) -> nx.DiGraph:
+    """The DAG: node i per point (title, difficulty), an edge j -> i when point i depends on j."""
+    g = nx.DiGraph()
+    for i, p in enumerate(skeleton.points):
+        g.add_node(i, title=p.title, difficulty=p.difficulty)
+    for i, p in enumerate(skeleton.points):
+        g.add_edges_from((j, i) for j in p.depends)
+    if not nx.is_directed_acyclic_graph(g):  # cannot happen with earlier-only dependencies; kept as a guard
+        raise ValueError("The skeleton's dependencies form a cycle.")
+    return g
+
+
+def waves(g: nx.DiGraph) -> list[list[int]]:
+    """Waves of ready nodes: every node whose parents are all in earlier waves."""
+    return [sorted(gen) for gen in nx.topological_generations(g)]

@@ -1,0 +1,198 @@
+"""The model writes a skeleton under a format it cannot break (greedy, constrained per field).
+
+The numbers and separators are forced, a title is free text that ends at a newline, '|' or ':',
+dependencies are chosen among earlier points only, the difficulty among 1-5, and after each line
+the model chooses between the next number and the end (3 to 10 points); choices walk the options'
+token trie. A repeated point ends the skeleton. The result goes through ``parse_skeleton``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+import torch
+
+from core.engine import make_engine
+from core.models import LoadedModel
+from core.skeleton.format import GRAPH_RULES, MAX_POINTS, MIN_POINTS, SKELETON_PROMPT, Skeleton, parse_skeleton
+from core.text import InputError, encode_prompt
+
+MAX_TITLE_TOKENS = 10
+MAX_DEPENDENCIES = 3
+
+
+@functools.lru_cache(maxsize=16)
+def _token_flags(tokenizer, stops: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per token id: does its text hold one of ``stops``; is it digits only (computed once per tokenizer)."""
+    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+    ends = torch.tensor([any(s in t for s in stops) for t in texts])
+    digits = torch.tensor([t.strip().isdigit() for t in texts])
+    return ends, digits
+
+
+class _Writer:
+    """Greedy decoding with forced text, free fields and choices, on a batch-1 engine."""
+
+    def __init__(self, model: LoadedModel, prompt_ids: list[int], budget: int) -> None:
+        self.model, self.tok = model, model.tokenizer
+        self.engine = make_engine(model, batch=1, max_len=len(prompt_ids) + budget)
+        self.vocab = model.model.get_output_embeddings().out_features
+        self.pending = list(prompt_ids)
+        self.written: list[int] = []
+        self.forwards = 0
+
+    def _fit(self, flags: torch.Tensor) -> torch.Tensor:
+        """Tokenizer-sized flags as [V] for the LM head (which may be wider than the tokenizer)."""
+        out = torch.zeros(self.vocab, dtype=torch.bool)
+        n = min(self.vocab, len(flags))
+        out[:n] = flags[:n]
+        return out.to(self.model.device)
+
+    def _next_logits(self) -> torch.Tensor:
+        """Logits after everything written so far (one forward over the tokens not yet seen, if any)."""
+        if self.pending:
+            out = self.engine.forward(torch.tensor([self.pending], device=self.model.device), last_only=True)
+            self.engine.commit(len(self.pending))
+            self.pending = []
+            self.forwards += 1
+            self.last = out.logits[0, -1]
+        return self.last
+
+    def _append(self, ids: list[int]) -> None:
+        self.pending += ids
+        self.written += ids
+
+    def force(self, text: str) -> None:
+        self._append(self.tok(text, add_special_tokens=False)["input_ids"])
+
+    def mark(self) -> tuple:
+        """Where the writing is now, to come back to with ``restore``."""
+        return self.engine.length, len(self.written), list(self.pending), getattr(self, "last", None)
+
+    def restore(self, mark: tuple) -> None:
+        self.engine.rollback(mark[0])
+        self.written, self.pending, self.last = self.written[: mark[1]], list(mark[2]), mark[3]
+
+    def free(self, stops: tuple[str, ...], max_tokens: int, ban_first: frozenset[int] = frozenset()) -> None:
+        """Greedy text until the model picks a token holding one of ``stops`` (or EOS), at least one token;
+        tokens that are only digits are not allowed (a title is words; numbers belong to the format), nor
+        ``ban_first`` as the first token."""
+        ends, digits = (self._fit(f) for f in _token_flags(self.tok, stops))
+        ends[[t for t in self.model.eos_ids if t < self.vocab]] = True
+        for n in range(max_tokens):
+            logits = self._next_logits().masked_fill(digits, float("-inf"))
+            if n == 0:
+                logits = logits.masked_fill(ends, float("-inf"))
+                logits[list(ban_first)] = float("-inf")
+            tok = int(logits.argmax())
+            if bool(ends[tok]):
+                return
+            self._append([tok])
+
+    def choose(self, options: list[str | None], write: bool = True) -> int:
+        """The option the model prefers: greedy down the options' token trie (tokens all remaining options
+        share are forced; where they differ, the model's argmax among them decides). ``None`` is EOS. With
+        ``write`` the chosen option is written; without, everything is rolled back."""
+        seqs = [
+            self.tok(o, add_special_tokens=False)["input_ids"] if o is not None else [min(self.model.eos_ids)]
+            for o in options
+        ]
+        mark = self.mark()
+        alive, depth = list(range(len(options))), 0
+        while len(alive) > 1:
+            nexts = {seqs[i][depth] for i in alive if depth < len(seqs[i])}
+            if not nexts:
+                break
+            logits = self._next_logits() if len(nexts) > 1 else None
+            tok = max(nexts, key=lambda t: float(logits[t])) if logits is not None else nexts.pop()
+            alive = [i for i in alive if depth < len(seqs[i]) and seqs[i][depth] == tok]
+            self._append([tok])
+            depth += 1
+        chosen = alive[0]
+        self._append(seqs[chosen][depth:])
+        if not write:
+            self.restore(mark)
+        return chosen
+
+
+SKELETON_BUDGET = MAX_POINTS * (MAX_TITLE_TOKENS + 24)  # tokens the constrained skeleton may take at most
+RETRIES = 3  # rewrites of a repeated point while the skeleton has fewer than MIN_POINTS
+
+
+def skeleton_prompt_ids(model: LoadedModel, question: str, graph: bool) -> list[int]:
+    """The skeleton prompt's ids; InputError, in the user's terms, when the question leaves no room for it."""
+    prompt = SKELETON_PROMPT.format(question=question) + (GRAPH_RULES if graph else "")
+    ids = encode_prompt(model, prompt, 0)
+    if len(ids) + SKELETON_BUDGET > model.context_length:
+        raise InputError(
+            f"The question is too long to write a skeleton for: with the skeleton instructions it is {len(ids)} "
+            f"tokens, the skeleton may take {SKELETON_BUDGET} more, and the model's context holds "
+            f"{model.context_length}. Shorten the question."
+        )
+    return ids
+
+
+def write_skeleton(model: LoadedModel, question: str, graph: bool) -> tuple[Skeleton, int]:
+    """The model's skeleton for ``question`` under the constrained format; (parsed skeleton, forwards)."""
+    w = _Writer(model, skeleton_prompt_ids(model, question, graph), SKELETON_BUDGET)
+    titles: list[str] = []
+    warnings: list[str] = []
+    for n in range(1, MAX_POINTS + 1):
+        title = _write_title(w, n, titles, graph)
+        if title in titles:  # a small model loops; a repeated point ends the skeleton
+            warnings.append(
+                f"The model repeated point {titles.index(title) + 1} as point {n}; the skeleton ends there"
+                + (f" with fewer than {MIN_POINTS} points." if n <= MIN_POINTS else ".")
+            )
+            break
+        titles.append(title)
+        if graph:
+            _write_dependencies(w, n)
+            w.force(" | difficulty:")
+            w.choose([f" {d}" for d in range(1, 6)])
+        if n == MAX_POINTS or (n >= MIN_POINTS and w.choose([f"\n{n + 1}", None], write=False) == 1):
+            break
+    skeleton = parse_skeleton(w.tok.decode(w.written, skip_special_tokens=True), graph)
+    skeleton.warnings = warnings + skeleton.warnings
+    return skeleton, w.forwards
+
+
+def _write_title(w: _Writer, n: int, titles: list[str], graph: bool) -> str:
+    """Point n's number and title. A repeat of an earlier point is rewritten without its first token while
+    the skeleton is short of MIN_POINTS (at most RETRIES times); a repeat that stays is rolled back."""
+    mark, banned = w.mark(), set()
+    for _ in range(RETRIES if n <= MIN_POINTS else 1):
+        w.force(f"{n}." if n == 1 else f"\n{n}.")
+        start = len(w.written)
+        w.free(("\n", "|", ":") if graph else ("\n", ":"), MAX_TITLE_TOKENS, frozenset(banned))
+        title = _gist(w.tok.decode(w.written[start:], skip_special_tokens=True))
+        if title not in titles:
+            return title
+        banned.add(w.written[start])
+        w.restore(mark)
+    return title
+
+
+def _gist(title: str) -> str:
+    """The first three words of a title, letters only: what makes two points the same point."""
+    return " ".join(re.sub(r"[^a-z ]", " ", title.lower()).split()[:3])
+
+
+def _write_dependencies(w: _Writer, n: int) -> None:
+    """' | depends on: none' or up to MAX_DEPENDENCIES earlier point numbers, each the model's choice."""
+    w.force(" | depends on:")
+    left = list(range(1, n))
+    if not left:
+        w.force(" none")
+        return
+    first = w.choose([" none"] + [f" {j}" for j in left])  # writes the choice
+    if first == 0:
+        return
+    left.pop(first - 1)
+    for _ in range(MAX_DEPENDENCIES - 1):
+        if not left or w.choose([",", " |"], write=False) == 1:
+            return
+        w.force(",")
+        pick = w.choose([f" {j}" for j in left])
+        left.pop(pick)

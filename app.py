@@ -9,6 +9,10 @@ import streamlit as st
 
 st.set_page_config(page_title="Decoding Lab", page_icon=":material/bolt:", layout="wide")
 
+# A cold start imports torch and transformers (10-30 s on 2 cores): say so instead of a blank page.
+with st.spinner("Starting Decoding Lab: loading the decoding library (first start only)…"):
+    import core.registry  # noqa: F401
+
 pages = [
     st.Page("views/autoregressive.py", title="Autoregressive", icon=":material/arrow_forward:", default=True),
     st.Page("views/draft_trees.py", title="Draft trees", icon=":material/account_tree:"),

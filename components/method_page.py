@@ -37,10 +37,13 @@ def method_runs(
         state["method"] = recorded
     if run:
         state.clear()
+        area = st.empty()  # the live columns give way to the finished view, so the answer shows once
         try:
-            state["method"], state["ar"] = run_beside_ar(
-                start, model=model, prompt=prompt, gen=gen, key=key, title=title, live=live
-            )
+            with area.container():
+                state["method"], state["ar"] = run_beside_ar(
+                    start, model=model, prompt=prompt, gen=gen, key=key, title=title, live=live
+                )
+            area.empty()
         except RUN_ERRORS as exc:
             st.warning(str(exc))
     return state.get("method"), state.get("ar")

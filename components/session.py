@@ -95,6 +95,7 @@ def current_model(settings: Settings | None) -> LoadedModel | None:
             model = cached_model(spec.name, spec.device, spec.dtype)
     except ModelLoadError as exc:
         st.sidebar.error(str(exc))
+        st.error(str(exc))  # where the user is looking, not only at the foot of the sidebar
         return None
     st.sidebar.caption(model.describe())
     return model
@@ -107,3 +108,11 @@ def require_model(settings: Settings | None) -> LoadedModel:
         st.info("Choose a model that loads in the sidebar to run.")
         st.stop()
     return model
+
+
+def bounded_number(container, label: str, lo: int, hi: int, default: int, key: str, **kwargs) -> int:
+    """A whole-number input whose range comes from the loaded model; a value kept from a larger model is
+    brought back into range first (Streamlit refuses a stored value outside the bounds)."""
+    if key in st.session_state and not lo <= st.session_state[key] <= hi:
+        st.session_state[key] = min(max(default, lo), hi)
+    return int(container.number_input(label, lo, hi, min(max(default, lo), hi), key=key, **kwargs))

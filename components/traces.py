@@ -15,6 +15,29 @@ def trace_method(events: list) -> str:
     return next((e.method for e in events if isinstance(e, RunStarted)), "?")
 
 
+def shipped_examples(methods: tuple[str, ...]) -> list[str]:
+    """File names of the shipped example traces of ``methods``."""
+    if not EXAMPLES.is_dir():
+        return []
+    return sorted(p.name for p in EXAMPLES.glob("*.json") if any(p.name.startswith(f"{m}-") for m in methods))
+
+
+def example_prompt(methods: tuple[str, ...], fallback: str) -> str:
+    """The prompt of the example a page opens on, so the prompt box shows what the example ran."""
+    names = shipped_examples(methods)
+    if not names:
+        return fallback
+    return next((e.prompt for e in loads((EXAMPLES / names[0]).read_text()) if isinstance(e, RunStarted)), fallback)
+
+
+def describe_run(events: list) -> str:
+    """What a recorded run ran: method, the settings that shape its output, and the prompt's start."""
+    start = next(e for e in events if isinstance(e, RunStarted))
+    shown = ("temperature", "max_new_tokens", "rule", "k", "depth", "layer", "block", "refine", "stages")
+    settings = ", ".join(f"{k.replace('_', ' ')} {start.config[k]}" for k in shown if k in start.config)
+    return f"{start.method} on '{start.prompt[:60]}{'…' if len(start.prompt) > 60 else ''}' ({settings})"
+
+
 def download_trace(events: list, *, key: str, container=None) -> None:
     (container or st).download_button(
         "Download trace (JSON)",
@@ -32,11 +55,7 @@ def load_trace_widget(methods: tuple[str, ...], *, key: str, preselect: bool = F
     ``preselect``: on the page's first visit, choose the first shipped example, so the page shows
     something before anything is run. A file that is not a trace, or a trace of another method,
     gets a message, not a traceback."""
-    examples = (
-        sorted(p.name for p in EXAMPLES.glob("*.json") if any(p.name.startswith(f"{m}-") for m in methods))
-        if EXAMPLES.is_dir()
-        else []
-    )
+    examples = shipped_examples(methods)
     with st.expander("Replay a recorded trace"):
         uploaded = st.file_uploader("Trace JSON", type=["json"], key=f"{key}-upload")
         index = 1 if preselect and examples else 0
@@ -53,6 +72,6 @@ def load_trace_widget(methods: tuple[str, ...], *, key: str, preselect: bool = F
     if trace_method(events) not in methods:
         st.warning(f"This is a trace of '{trace_method(events)}'; this page shows {', '.join(methods)}.")
         return None
-    if uploaded is None:
-        st.caption(f"Showing the recorded example {example}: press Run for a live run.")
+    source = "the recorded example " + example if uploaded is None else "the uploaded trace"
+    st.caption(f"Showing {source}: {describe_run(events)}. Press Run for a live run with the settings above.")
     return events

@@ -223,3 +223,10 @@ def test_a_cancelled_run_closes_its_generator_and_errors_reach_the_consumer():
         for ev in RunThread(broken()):
             events.append(ev)
     assert events == ["first"]
+
+
+def test_a_lattice_too_large_to_rescore_is_refused_before_any_work(tiny):
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match="4,294,967,296 paths per step, over the limit of 4,096"):
+        run(tiny, "bpd-ngram", "Hi", GenerationConfig(4), block=9, topk=16)
+    assert time.perf_counter() - t0 < 5

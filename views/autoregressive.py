@@ -6,7 +6,7 @@ from components.answer import render_metrics, render_token_strip
 from components.charts import render_latency_chart
 from components.live import stream_run, warm_up
 from components.session import require_model, sidebar
-from components.traces import download_trace, load_trace_widget, trace_method
+from components.traces import download_trace, example_prompt, load_trace_widget, trace_method
 from core.registry import RUN_ERRORS, get_method
 
 st.title("Autoregressive decoding")
@@ -16,7 +16,9 @@ st.caption(
 )
 
 settings = sidebar()
-prompt = st.text_area("Prompt", "Give three tips for learning a new language.", key="ar_prompt", height=100)
+prompt = st.text_area(
+    "Prompt", example_prompt(("ar", "hf"), "Give three tips for learning a new language."), key="ar_prompt", height=100
+)
 run = st.button("Run", type="primary", key="ar_run")
 model = require_model(settings)
 

@@ -4,9 +4,10 @@ import streamlit as st
 
 from components.blockwise import render_block_efficiency, render_block_metrics, render_head_file, render_lattice_steps
 from components.method_page import method_runs, render_beside_ar
-from components.session import cached_model, require_model, sidebar
+from components.session import bounded_number, cached_model, require_model, sidebar
+from components.traces import example_prompt
 from core.blockwise import bpd_heads_info
-from core.heads import DEFAULT_EXIT_LAYER
+from core.heads import fitted_exit_layer
 from core.registry import get_method
 from core.trace import BlockStep
 
@@ -25,7 +26,9 @@ st.caption(
     "and verifies the p best drafts in one tree forward. Lossless: at temperature 0 the answer is AR's."
 )
 settings = sidebar()
-prompt = st.text_area("Prompt", "List the planets of the solar system in order.", key="bw_prompt", height=90)
+model = require_model(settings)
+layers = model.config.num_hidden_layers
+prompt = st.text_area("Prompt", example_prompt(tuple(METHODS), "List the planets."), key="bw_prompt", height=90)
 c = st.columns(6)
 method = c[0].selectbox("Draft", list(METHODS), format_func=METHODS.get, key="bw_method")
 block = c[1].number_input("block size k", 2, 9, 4, key="bw_block")
@@ -34,13 +37,15 @@ topk = c[2].number_input("lattice top-k", 1, 16, 4, key="bw_topk", disabled=not 
 paths = c[3].number_input("drafts verified p", 1, 16, 3, key="bw_paths", disabled=not refining)
 alpha = c[4].number_input("LM weight alpha", 0.0, 10.0, 0.5, 0.1, key="bw_alpha", disabled=not refining)
 lm = c[5].selectbox("neural LM", list(LMS), format_func=LMS.get, key="bw_lm", disabled=method != "bpd-neural")
-layer, draft_name = DEFAULT_EXIT_LAYER, ""
+layer, draft_name = fitted_exit_layer(layers, None), ""
 if method == "bpd-neural" and lm == "self":
-    layer = st.number_input("exit layer e of the neural LM", 1, 64, DEFAULT_EXIT_LAYER, key="bw_layer")
+    layer = bounded_number(st, "exit layer e of the neural LM", 1, layers - 1, layer, "bw_layer")
 elif method == "bpd-neural":
     draft_name = st.text_input("Draft model id or path", key="bw_draft_model")
+heads = bpd_heads_info(model.key, int(block))
+if heads is None:
+    st.warning(f"No trained heads for {model.key} with k = {int(block)}: untrained heads draft nothing useful.")
 run = st.button("Run", type="primary", key="bw_run")
-model = require_model(settings)
 
 
 def options() -> dict:
@@ -91,4 +96,4 @@ if events is not None:
         render_lattice_steps(blocks, key="bw-lattice", slider_key="bw_step")
 
 st.subheader("Head analysis (Kim et al.)")
-render_head_file(bpd_heads_info(model.key, int(block)), model.key, int(block), key="bw-heads")
+render_head_file(heads, model.key, int(block), key="bw-heads")

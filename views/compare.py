@@ -41,7 +41,8 @@ model = current_model(settings)
 if run and model is not None:
     names = ["ar", *[n for n in chosen if n != "ar"]]
     progress = st.progress(0.0, "warming up every method (a short untimed run each, as the bench does)")
-    live = st.container()
+    live_area = st.empty()  # the live answers give way to the results below, so each answer shows once
+    live = live_area.container()
     try:
         for name in names:
             warm_up(lambda g, name=name: get_method(name).run(model, prompt, g), settings.gen)
@@ -56,6 +57,7 @@ if run and model is not None:
                 st.warning(f"{name}: {exc}")
     except RUN_ERRORS as exc:
         st.warning(str(exc))
+    live_area.empty()
     progress.progress(1.0, "done")
 elif run:
     st.info("Choose a model that loads in the sidebar to run.")

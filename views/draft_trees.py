@@ -3,7 +3,8 @@
 import streamlit as st
 
 from components.method_page import method_runs, render_beside_ar
-from components.session import cached_model, require_model, sidebar
+from components.session import bounded_number, cached_model, require_model, sidebar
+from components.traces import example_prompt
 from components.tree import (
     RULES,
     compare_rules,
@@ -12,11 +13,13 @@ from components.tree import (
     render_rule_comparison,
     render_tree_step,
 )
-from core.heads import DEFAULT_EXIT_LAYER
+from core.heads import fitted_exit_layer
 from core.metrics import acceptance_per_depth, summarize
 from core.registry import RUN_ERRORS, get_method
+from core.speculative.tree import MAX_TREE_NODES, full_tree_size
 from core.trace import TreeStep
 
+TRACES = ("spec", "pld", "rrs", "rrsw", "spechub")
 SOURCES = {
     "self": "self-draft (first layers + exit head)",
     "lookup": "prompt lookup (n-gram)",
@@ -30,18 +33,21 @@ st.caption(
     "temperature 0 the answer is AR's, token for token."
 )
 settings = sidebar()
-prompt = st.text_area("Prompt", "Explain how a bicycle works in a few sentences.", key="dt_prompt", height=90)
+model = require_model(settings)
+layers = model.config.num_hidden_layers
+prompt = st.text_area("Prompt", example_prompt(TRACES, "Explain how a bicycle works."), key="dt_prompt", height=90)
 c1, c2, c3, c4, c5 = st.columns(5)
 source = c1.selectbox("Draft source", list(SOURCES), format_func=SOURCES.get, key="dt_source")
 rule = c2.selectbox("Rule", list(RULES), format_func=RULES.get, key="dt_rule")
 k = c3.number_input("k (children per node)", 1, 4, 2, key="dt_k")
 depth = c4.number_input("depth L", 1, 8, 4, key="dt_depth")
-layer = c5.number_input("exit layer e", 1, 64, DEFAULT_EXIT_LAYER, key="dt_layer")
+layer = bounded_number(c5, "exit layer e", 1, layers - 1, fitted_exit_layer(layers, None), "dt_layer")
+nodes = full_tree_size(int(k), int(depth))
+st.caption(f"This tree has {nodes:,} nodes; one forward verifies at most {MAX_TREE_NODES} (a larger tree is refused).")
 draft_name = st.text_input("Draft model id or path", key="dt_draft_model") if source == "model" else ""
 b1, b2 = st.columns([1, 4])
 run = b1.button("Run", type="primary", key="dt_run")
 compare = b2.button("Compare rules (RRS, RRSw, SpecHub at k = 2)", key="dt_compare")
-model = require_model(settings)
 
 
 def options(rule_name: str, width: int) -> dict:
@@ -60,7 +66,7 @@ def draw(events, slot):
 
 spec, ar = method_runs(
     "dt",
-    ("spec", "pld", "rrs", "rrsw", "spechub"),
+    TRACES,
     run=run,
     start=lambda g: get_method("rrs").run(model, prompt, g, **options(rule, k)),
     model=model,

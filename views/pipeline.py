@@ -4,8 +4,9 @@ import streamlit as st
 
 from components.method_page import method_runs, render_beside_ar
 from components.pipeline import render_hit_rates, render_speed_metrics, render_tick_steps, render_timeline
-from components.session import require_model, sidebar
-from core.heads import DEFAULT_EXIT_LAYER
+from components.session import bounded_number, require_model, sidebar
+from components.traces import example_prompt
+from core.heads import fitted_exit_layer
 from core.heads.measure import load_hit_rates
 from core.registry import get_method
 from core.trace import PipelineTick
@@ -17,12 +18,13 @@ st.caption(
     "keeps its work (hit) and a wrong one is flushed. The output is exactly AR's."
 )
 settings = sidebar()
-prompt = st.text_area("Prompt", "Write a short poem about the sea.", key="sp_prompt", height=90)
-c1, c2, c3 = st.columns([1, 1, 3])
-layer = c1.number_input("exit layer e", 1, 64, DEFAULT_EXIT_LAYER, key="sp_layer")
-stages = c2.number_input("stages", 2, 6, 2, key="sp_stages")
-run = c3.button("Run", type="primary", key="sp_run")
 model = require_model(settings)
+layers = model.config.num_hidden_layers
+prompt = st.text_area("Prompt", example_prompt(("speed",), "Write a short poem."), key="sp_prompt", height=90)
+c1, c2, c3 = st.columns([1, 1, 3])
+layer = bounded_number(c1, "exit layer e", 1, layers - 1, fitted_exit_layer(layers, None), "sp_layer")
+stages = bounded_number(c2, "stages", 2, min(6, layers - layer + 1), 2, "sp_stages")  # a stage needs a layer
+run = c3.button("Run", type="primary", key="sp_run")
 
 
 def draw(events, slot):

@@ -3,9 +3,10 @@
 import streamlit as st
 
 from components.live import stream_run, warm_up
-from components.session import cached_model, require_model, sidebar
+from components.session import bounded_number, cached_model, require_model, sidebar
 from components.skeleton import RUNS, render_dag, render_quality, render_skeleton_results
 from components.traces import load_trace_widget, trace_method
+from core.heads import fitted_exit_layer
 from core.registry import RUN_ERRORS, get_method
 from core.skeleton import DEFAULT_POOL_LAYER
 
@@ -17,6 +18,8 @@ st.caption(
     "Speed comes from batching: one forward serves every point in the batch."
 )
 settings = sidebar()
+model = require_model(settings)
+layers = model.config.num_hidden_layers
 question = st.text_area(
     "Question",
     "What are the main differences between renting and buying a home? Cover cost, flexibility, maintenance "
@@ -26,8 +29,13 @@ question = st.text_area(
 )
 c1, c2, c3 = st.columns(3)
 point_tokens = c1.number_input("tokens per point (0: max new tokens / points)", 0, 4096, 0, key="sg_point_tokens")
-layer = c2.number_input(
-    "cheap pool member: first e layers + exit head (0: none)", 0, 64, DEFAULT_POOL_LAYER, key="sg_layer"
+layer = bounded_number(
+    c2,
+    "cheap pool member: first e layers + exit head (0: none)",
+    0,
+    layers - 1,
+    fitted_exit_layer(layers, None, DEFAULT_POOL_LAYER),
+    "sg_layer",
 )
 extra = c3.text_input("or pool models, cheapest first (ids or paths, comma-separated)", key="sg_pool")
 with st.expander("Use my own skeleton instead of the model's"):
@@ -35,7 +43,6 @@ with st.expander("Use my own skeleton instead of the model's"):
         "Skeleton (one point per line: '2. Compare costs | depends on: 1 | difficulty: 3')", key="sg_skeleton"
     )
 run = st.button("Run AR, SoT and SGD", type="primary", key="sg_run")
-model = require_model(settings)
 
 state = st.session_state.setdefault("sg_results", {})
 recorded = load_trace_widget(("sot", "sgd"), key="sg-trace", preselect=not state)

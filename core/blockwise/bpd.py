@@ -40,6 +40,7 @@ from core.text import encode_prompt
 from core.trace import BlockStep
 
 REFINEMENTS = ("none", "ngram", "neural")
+MAX_LATTICE_PATHS = 4096  # global rescoring scores topk^(k-1) paths per step in Python
 
 
 def load_bpd_heads(model: LoadedModel, engine: Engine, k: int) -> tuple[torch.nn.ModuleList, str | None]:
@@ -256,3 +257,8 @@ def check_options(k: int, refine: str, topk: int, paths: int, alpha: float) -> N
         raise ValueError(f"The number of drafts verified per step must be between 1 and 16, got {paths}.")
     if not 0.0 <= alpha <= 10.0:
         raise ValueError(f"The LM weight alpha must be between 0 and 10, got {alpha}.")
+    if refine == "ngram" and topk ** (k - 1) > MAX_LATTICE_PATHS:
+        raise ValueError(
+            f"n-gram rescoring scores every lattice path: top-k {topk} over {k - 1} heads is {topk ** (k - 1):,} "
+            f"paths per step, over the limit of {MAX_LATTICE_PATHS:,}: lower top-k or k."
+        )

@@ -1,6 +1,6 @@
 """Drive a method's run apart from the page, and render it at a bounded rate.
 
-The method runs in a worker thread (``core.runner.RunThread``) that queues its events; the page
+The method runs on the app's decoding thread (``core.runner.RunThread``) that queues its events; the page
 drains the queue every ``REDRAW_S`` seconds and redraws what changed: the answer as plain text
 (one element replaced, not a coloured strip rebuilt per token) and the page's own live view. The
 UI's work during a run is thus a few cheap redraws a second, so the speed a page shows is the
@@ -19,7 +19,7 @@ from components.answer import answer_text, render_answer
 from core.bench import WARMUP_TOKENS
 from core.config import GenerationConfig
 from core.registry import get_method
-from core.runner import RunThread
+from core.runner import RunThread, on_decoder
 
 REDRAW_S = 0.3
 
@@ -52,10 +52,9 @@ def stream_run(run: Iterator, *, key: str, container=None, live: Live | None = N
 
 
 def warm_up(start: Callable[[GenerationConfig], Iterator], gen: GenerationConfig) -> None:
-    """One short untimed run (the bench's rule), so the timed run pays no one-off costs."""
+    """One short untimed run (the bench's rule) on the decoding thread, so the timed run pays no one-off costs."""
     warm = GenerationConfig(max_new_tokens=min(WARMUP_TOKENS, gen.max_new_tokens), sampling=gen.sampling)
-    for _ in start(warm):
-        pass
+    on_decoder(lambda: [None for _ in start(warm)])
 
 
 def run_beside_ar(

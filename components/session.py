@@ -14,6 +14,7 @@ import streamlit as st
 from core.config import DEVICES, DTYPES, ConfigError, GenerationConfig, ModelSpec, SamplingConfig
 from core.engine import warm_up
 from core.models import EMBEDDED, TINY, LoadedModel, ModelLoadError, load_model
+from core.runner import on_decoder
 
 OTHER = "other (Hugging Face id, folder or .gguf path)"
 CHOICES = [EMBEDDED, TINY, "gemma3-270m", OTHER]
@@ -33,8 +34,9 @@ class Settings:
 
 @st.cache_resource(show_spinner=False, max_entries=3)
 def cached_model(name: str, device: str, dtype: str) -> LoadedModel:
-    model = load_model(ModelSpec(name, device, dtype))
-    warm_up(model)
+    """Loaded and warmed up on the decoding thread, where every torch call of the app runs (core.runner)."""
+    model = on_decoder(load_model, ModelSpec(name, device, dtype))
+    on_decoder(warm_up, model)
     return model
 
 

@@ -13,6 +13,7 @@ from components.answer import answer_text, render_notices
 from components.traces import download_trace
 from core.metrics import format_speedup, summarize, wall_speedup
 from core.registry import RUN_ERRORS
+from core.runner import on_decoder
 from core.skeleton.quality import JudgeError, judge_answers, proxy_scores
 from core.trace import NodeStep, RunStarted, SkeletonReady
 
@@ -202,7 +203,7 @@ def render_quality(model, state: dict[str, list], *, load: Callable[[str], objec
     cache_key = (model.key, asked, tuple(sorted(answers.items())))
     if st.session_state.get("sg_proxy", (None,))[0] != cache_key:
         try:
-            st.session_state["sg_proxy"] = (cache_key, proxy_scores(model, asked, answers))
+            st.session_state["sg_proxy"] = (cache_key, on_decoder(proxy_scores, model, asked, answers))
         except RUN_ERRORS as exc:
             st.session_state["sg_proxy"] = (cache_key, {})
             st.warning(str(exc))
@@ -220,7 +221,7 @@ def render_quality(model, state: dict[str, list], *, load: Callable[[str], objec
     endpoint_model = j2.text_input("endpoint model name", key="sg_judge_name")
     if st.button("Judge the answers (1-5)", key="sg_judge_run") and judge.strip():
         try:
-            scores = judge_answers(judge, asked, answers, endpoint_model=endpoint_model, load=load)
+            scores = on_decoder(judge_answers, judge, asked, answers, endpoint_model=endpoint_model, load=load)
             st.session_state["sg_judge"] = (judge.strip(), scores)
         except (JudgeError, *RUN_ERRORS) as exc:
             st.warning(str(exc))

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from components.charts import rate_layout
+from components.live import stream_run
 from core.metrics import acceptance_per_depth, speedup, summarize
 from core.trace import TreeStep
 
@@ -130,14 +131,30 @@ RULES = {"rrs": "RRS (with replacement)", "rrsw": "RRS without replacement", "sp
 
 
 def compare_rules(start: Callable[[str], Iterator]) -> dict[str, list]:
-    """AR and every rule on the same prompt (``start(name)`` makes a run's generator), with a progress bar."""
+    """AR and every rule on the same prompt (``start(name)`` makes a run's generator), each shown live while it
+    runs, with a progress bar; the live view gives way to the comparison when all are done."""
     progress = st.progress(0.0, "comparing rules")
+    area = st.empty()
     runs = {}
     for i, name in enumerate(["ar", *RULES]):
         progress.progress(i / (len(RULES) + 1), f"running {name}")
-        runs[name] = list(start(name))
+        with area.container():
+            st.markdown(f"**{RULES.get(name, 'AR')}**")
+            runs[name] = stream_run(start(name), key=f"rules-live-{name}", live=_latest_tree(name))
+    area.empty()
     progress.progress(1.0, "done")
     return runs
+
+
+def _latest_tree(name: str) -> Callable[[list, object], None]:
+    """The live view of one rule's run: its latest draft tree (keyed by the events seen, which only grow)."""
+
+    def draw(events: list, slot) -> None:
+        trees = [e for e in events if isinstance(e, TreeStep)]
+        if trees:
+            render_tree_step(trees[-1], key=f"rules-tree-{name}-{len(events)}", container=slot)
+
+    return draw
 
 
 def rule_table(runs: dict[str, list]) -> pd.DataFrame:

@@ -1,34 +1,54 @@
-"""Runs a method's event generator in a worker thread, apart from whoever renders its events.
+"""The app's one decoding thread, and runs on it apart from whoever renders their events.
 
-The worker pushes every event into a queue as the method yields it, so the method is never
-suspended while a page draws; its event times are its own. A consumer drains the queue at its
-own pace (``drain``: what has arrived, waiting up to a timeout for the first). ``cancel`` asks
-the worker to stop after the event in hand: the generator is closed in the worker's own thread,
-so a method's ``finally`` (e.g. ``hf`` stopping transformers' ``generate``) runs, and an
-abandoned run stops instead of decoding on to its token budget.
+Why one thread: PyTorch's CPU kernels run on an OpenMP team per thread that calls them. When a
+process has more OpenMP threads than cores, libgomp stops spinning between parallel regions and
+every small decode step pays a sleep and a wake: measured on 2 cores, the same ``ar`` run gave
+18 tok/s with all torch work on one thread and 8-9 tok/s once a second thread had run torch ops.
+A Streamlit app runs each rerun in a new script thread, so loading, warming up and decoding there
+gave a page a quarter of the bench's speed. Here every torch call of the app (model load, warm-up,
+runs, quality proxies, the benchmark) goes to one process-wide thread (``on_decoder``), one at a
+time: runs of several sessions queue rather than halve each other's timings.
+
+``RunThread`` runs a method's event generator on that thread and queues its events, so the method
+is never suspended while a page draws; its event times are its own. A consumer drains the queue at
+its own pace. ``cancel`` asks the run to stop after the event in hand: the generator is closed on
+the decoding thread, so a method's ``finally`` (``hf`` stopping transformers' ``generate``) runs and
+an abandoned run stops instead of decoding on to its token budget.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
+T = TypeVar("T")
 _DONE = object()
+_DECODER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decoding-lab")
+
+
+def on_decoder(fn: Callable[..., T], *args, **kwargs) -> T:
+    """``fn(*args, **kwargs)`` on the decoding thread; its result, or what it raised."""
+    if threading.current_thread().name.startswith("decoding-lab"):
+        return fn(*args, **kwargs)
+    return _DECODER.submit(fn, *args, **kwargs).result()
 
 
 class RunThread:
-    def __init__(self, events: Iterator, name: str = "decoding-lab-run") -> None:
+    def __init__(self, events: Iterator) -> None:
         self.events = events
         self.queue: queue.Queue = queue.Queue()
         self.cancelled = threading.Event()
         self.error: BaseException | None = None
         self.done = False
-        self.thread = threading.Thread(target=self._work, name=name, daemon=True)
-        self.thread.start()
+        self.future = _DECODER.submit(self._work)
 
     def _work(self) -> None:
         try:
+            if self.cancelled.is_set():  # left before its turn on the decoding thread came
+                return
             for ev in self.events:
                 self.queue.put(ev)
                 if self.cancelled.is_set():
@@ -69,3 +89,16 @@ class RunThread:
             yield from batch
             if self.done and not batch:
                 return
+
+
+def call_with_progress(fn: Callable[..., T], *args, report: Callable, poll_s: float = 0.3, **kwargs) -> T:
+    """``fn(*args, progress=..., **kwargs)`` on the decoding thread, its progress calls handed to ``report``
+    on the caller's thread as they come (a page's progress bar cannot be drawn from another thread)."""
+    items: queue.Queue = queue.Queue()
+    future = _DECODER.submit(fn, *args, progress=lambda *item: items.put(item), **kwargs)
+    while not (future.done() and items.empty()):
+        try:
+            report(*items.get(timeout=poll_s))
+        except queue.Empty:
+            pass
+    return future.result()

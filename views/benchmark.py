@@ -9,6 +9,7 @@ from components.session import current_model, sidebar
 from core.bench import run_bench
 from core.prompts import SUITE, load_prompts, parse_prompts
 from core.registry import METHODS, RUN_ERRORS
+from core.runner import call_with_progress
 
 st.title("Benchmark")
 st.caption(
@@ -42,8 +43,13 @@ if run and model is not None and prompts:
     names = ["ar", *[m for m in methods if m != "ar"]] if "ar" in methods or methods else ["ar"]
     bar = st.progress(0.0, "warming up")
     try:
-        st.session_state["bn_result"] = run_bench(
-            model, chosen, names, settings.gen, lambda done, total, label: bar.progress(done / total, label)
+        st.session_state["bn_result"] = call_with_progress(
+            run_bench,
+            model,
+            chosen,
+            names,
+            settings.gen,
+            report=lambda done, total, label: bar.progress(done / total, label),
         )
     except RUN_ERRORS as exc:
         st.warning(str(exc))

@@ -64,7 +64,7 @@ def options() -> dict:
 def draw(events, slot):
     blocks = [e for e in events if isinstance(e, BlockStep)]
     if blocks:
-        render_lattice_steps(blocks[-1:], key=f"bw-live-{blocks[-1].step}", container=slot)
+        render_lattice_steps(blocks[-1:], key=f"bw-live-{len(events)}", container=slot)
 
 
 events, ar = method_runs(

@@ -4,7 +4,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from components.answer import render_notices, render_token_strip
+from components.answer import render_metrics, render_notices, render_token_strip
 from components.live import stream_run, warm_up
 from components.session import current_model, sidebar
 from components.traces import download_trace, load_trace_widget, trace_method
@@ -91,4 +91,7 @@ if results:
                 st.markdown(f"**{name}**")
                 render_notices(results[name])
                 render_token_strip(results[name], key=f"cmp-strip-{name}")
+                render_metrics(
+                    results[name], key=f"cmp-metrics-{name}", ar_events=results.get("ar") if name != "ar" else None
+                )
                 download_trace(results[name], key=f"cmp-dl-{name}")

@@ -61,7 +61,7 @@ def options(rule_name: str, width: int) -> dict:
 def draw(events, slot):
     trees = [e for e in events if isinstance(e, TreeStep)]
     if trees:
-        render_tree_step(trees[-1], key=f"dt-live-{trees[-1].step}", container=slot)
+        render_tree_step(trees[-1], key=f"dt-live-{len(events)}", container=slot)
 
 
 spec, ar = method_runs(

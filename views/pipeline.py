@@ -30,7 +30,7 @@ run = c3.button("Run", type="primary", key="sp_run")
 def draw(events, slot):
     ticks = [e for e in events if isinstance(e, PipelineTick)]
     if ticks:
-        render_timeline(ticks, key=f"sp-live-{ticks[-1].tick}", container=slot)
+        render_timeline(ticks, key=f"sp-live-{len(events)}", container=slot)
 
 
 speed, ar = method_runs(

@@ -21,7 +21,7 @@ from core.config import GenerationConfig
 from core.registry import get_method
 from core.runner import RunThread, on_decoder
 
-REDRAW_S = 0.3
+REDRAW_S = 0.5
 
 Live = Callable[[list, object], None]  # (events so far, a slot to draw into)
 

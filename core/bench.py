@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from core.config import ConfigError, GenerationConfig, ModelSpec, SamplingConfig
+from core.engine.cost import verify_cost_curve
 from core.metrics import RunMetrics, depth_counts, rates, ratio, summarize
 from core.models import ModelLoadError, load_model
 from core.prompts import SPLITS, SUITE, Prompt, load_prompts, split_prompts
@@ -240,6 +241,11 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--pool-models", default="", help="sgd: pool models, cheapest first, comma-separated")
     ap.add_argument("--draft-model", default="", help="draft source 'model': its id or path")
     ap.add_argument("--trace-dir", default="", help="also save every run's trace as METHOD-ID.json here")
+    ap.add_argument(
+        "--verify-curve",
+        action="store_true",
+        help="also measure v(n), a forward of n = 1..64 new tokens relative to one (--methods '' for it alone)",
+    )
     ap.add_argument("--json", required=True, help="where to write the results")
     return ap
 
@@ -297,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
             flags = ", ".join("--" + k.replace("_", "-") for k in ignored)
             print(f"note: {name} does not take {flags}; ignored for {name}.", file=sys.stderr)
         result = run_bench(model, prompts, methods, gen, _progress_bar, options, args.trace_dir or None)
+        if args.verify_curve:
+            print("measuring the verify-cost curve v(n), n = 1..64 ...", file=sys.stderr)
+            result["verify_curve"] = verify_cost_curve(model)
     except (ConfigError, ModelLoadError, InputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -311,6 +320,10 @@ def main(argv: list[str] | None = None) -> int:
         if rec["acceptance_per_depth"]:
             fields += ", acceptance_per_depth=[" + ", ".join(f"{x:.2f}" for x in rec["acceptance_per_depth"]) + "]"
         print(f"{name}: {fields}", file=sys.stderr)
+    if "verify_curve" in result:
+        curve = dict(zip(result["verify_curve"]["n"], result["verify_curve"]["relative"], strict=True))
+        shown = ", ".join(f"v({n})={curve[n]:.2f}" for n in (1, 2, 4, 8, 16, 32, 64) if n in curve)
+        print(f"verify cost: {shown}", file=sys.stderr)
     for r in result["runs"]:
         if "failed" in r:
             print(f"failed: {r['method']} on {r['id']}: {r['failed']}", file=sys.stderr)

@@ -171,3 +171,22 @@ def test_bench_records_bpd_and_skeleton_figures_on_held_out_prompts(tmp_path):
         assert rec["proxy_overlap_with_ar"] == overlap_f1(texts[name], texts["ar"])
     bad = bench("--methods", "ar", "--split", "nonsense", "--json", str(out))
     assert bad.returncode == 2
+
+
+def test_verify_cost_curve_is_measured_relative_to_one_token(tiny):
+    from core.engine.cost import verify_cost_curve
+
+    curve = verify_cost_curve(tiny, sizes=(2, 4), context=8, repeats=2)
+    assert curve["n"] == [1, 2, 4] and curve["relative"][0] == 1.0
+    assert all(s > 0 for s in curve["seconds"]) and curve["device"] == "cpu"
+    with pytest.raises(ValueError, match="at least 1"):
+        verify_cost_curve(tiny, sizes=(0,))
+
+
+def test_bench_cli_writes_the_verify_curve_alone(tmp_path):
+    out = tmp_path / "curve.json"
+    res = bench("--methods", "", "--verify-curve", "--model", "tiny-random-llama", "--limit", "1", "--json", str(out))
+    assert res.returncode == 0, res.stderr
+    curve = json.loads(out.read_text())["verify_curve"]
+    assert curve["n"] == list(range(1, 65)) and curve["relative"][0] == 1.0
+    assert "verify cost: v(1)=1.00" in res.stderr

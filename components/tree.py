@@ -167,6 +167,7 @@ def rule_table(runs: dict[str, list]) -> pd.DataFrame:
                 "rule": RULES[name],
                 "mean accepted length": m.mean_accepted,
                 "acceptance rate": m.acceptance_rate,
+                "exact P(accept) per node": _exact(runs[name], name),
                 "tokens/s": m.tok_s,
                 "speedup vs AR": speedup(m, ar),
                 "identical to AR": m.output_ids == ar.output_ids,
@@ -176,6 +177,38 @@ def rule_table(runs: dict[str, list]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _exact(events: list, rule: str) -> float | None:
+    """The run's mean exact acceptance probability under ``rule`` (sampled runs only)."""
+    fig = (summarize(events).extras.get("expected_acceptance") or {}).get(rule)
+    return fig["mean"] if fig else None
+
+
+def same_drafts_table(events: list) -> pd.DataFrame | None:
+    """Every rule's exact acceptance on one run's nodes (same p and q), per depth; None at T = 0."""
+    exact = summarize(events).extras.get("expected_acceptance")
+    if not exact:
+        return None
+    rows = []
+    for rule, fig in exact.items():
+        row = {"rule": RULES.get(rule, rule), "mean": fig["mean"]}
+        row.update({f"depth {d}": x for d, x in enumerate(fig["by_depth"]) if x is not None})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def render_rule_comparison(runs: dict[str, list], *, key: str) -> None:
     st.dataframe(rule_table(runs), hide_index=True, key=f"{key}-table")
+    same = same_drafts_table(runs["rrs"])
+    if same is None:
+        st.info(
+            "At temperature 0 every rule is the greedy rule (accept the child equal to argmax p), so the rules "
+            "accept the same tokens; their speeds differ only by how the tree was drawn. Set a temperature "
+            "above 0 in the sidebar to compare the rules themselves."
+        )
+    else:
+        st.caption(
+            "Exact probability that each rule accepts a child, computed from the same p and q at every node the "
+            "RRS run verified (no sampling noise), by tree depth:"
+        )
+        st.dataframe(same, hide_index=True, key=f"{key}-exact")
     render_acceptance_per_depth({name: acceptance_per_depth(runs[name]) for name in RULES}, key=f"{key}-depth")

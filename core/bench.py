@@ -20,11 +20,13 @@ from pathlib import Path
 
 from core.config import ConfigError, GenerationConfig, ModelSpec, SamplingConfig
 from core.engine.cost import verify_cost_curve
+from core.heads.vocab import VOCAB_CHOICES
 from core.metrics import RunMetrics, depth_counts, rates, ratio, summarize
 from core.models import ModelLoadError, load_model
 from core.prompts import SPLITS, SUITE, Prompt, load_prompts, split_prompts
 from core.registry import METHODS, RUN_ERRORS, get_method
 from core.skeleton.quality import proxy_scores
+from core.speculative.drafts import DRAFTS
 from core.text import InputError
 from core.trace import dumps
 
@@ -109,13 +111,57 @@ def summarize_runs(runs: list[dict], methods: list[str]) -> dict:
             "proxy_loglik": _mean_of(mine, "proxy_loglik"),
             "proxy_overlap_with_ar": _mean_of(mine, "proxy_overlap_with_ar"),
             "failed": sum(r["method"] == name for r in failed),
+            "expected_acceptance": _pooled_expected(mine),
             **_mean_extras(mine),
         }
     if "ar" in out and out["ar"]["tok_s"]:
-        for rec in out.values():
+        for name, rec in out.items():
             rec["speedup_vs_ar"] = ratio(rec["tok_s"], out["ar"]["tok_s"])
             rec["wall_speedup_vs_ar"] = ratio(out["ar"]["wall_s"], rec["wall_s"])
+            rec.update(_relative_costs([r for r in runs if r["method"] == name], 1.0 / out["ar"]["tok_s"]))
     return out
+
+
+def _relative_costs(runs: list[dict], ar_token_s: float) -> dict:
+    """Draft cost per draft forward (tree level) and verify cost per step, in units of one AR step of this run
+    (``ar``'s seconds per token): the D and v(n) of the cost model (docs/methods.md). Empty for non-drafting
+    methods."""
+    extras = [r["extras"] for r in runs if "draft_seconds" in r["extras"]]
+    levels = sum(e["draft_levels"] for e in extras)
+    steps = sum(r["forwards"] for r in runs if "draft_seconds" in r["extras"])
+    if not extras or not steps:
+        return {}
+    draft_s, verify_s = sum(e["draft_seconds"] for e in extras), sum(e["verify_seconds"] for e in extras)
+    return {
+        "draft_cost_per_level": draft_s / levels / ar_token_s if levels else 0.0,
+        "draft_cost_per_step": draft_s / steps / ar_token_s,
+        "verify_cost_per_step": verify_s / steps / ar_token_s,
+    }
+
+
+def _pooled_expected(runs: list[dict]) -> dict | None:
+    """Each rule's exact acceptance (``core.speculative.expected``) pooled over the runs' verified nodes:
+    {rule: {"mean", "by_depth", "nodes"}}; None when no run sampled."""
+    pooled: dict[str, tuple[list[float], list[int]]] = {}
+    for r in runs:
+        for rule, fig in (r["extras"].get("expected_acceptance") or {}).items():
+            sums, counts = pooled.setdefault(rule, ([], []))
+            for d, (mean, n) in enumerate(zip(fig["by_depth"], fig["nodes_by_depth"], strict=True)):
+                while len(sums) <= d:
+                    sums.append(0.0)
+                    counts.append(0)
+                sums[d] += (mean or 0.0) * n
+                counts[d] += n
+    if not pooled:
+        return None
+    return {
+        rule: {
+            "mean": sum(s) / max(sum(c), 1),
+            "by_depth": [x / n if n else None for x, n in zip(s, c, strict=True)],
+            "nodes": sum(c),
+        }
+        for rule, (s, c) in pooled.items()
+    }
 
 
 def add_quality_proxies(model, prompts: list[Prompt], runs: list[dict]) -> None:
@@ -228,13 +274,17 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--split", default="all", choices=SPLITS, help="all, or the suite's train / held-out prompts")
     ap.add_argument("--k", type=int, help="tree methods: children per node (spec/pld: 1)")
     ap.add_argument("--depth", type=int, help="speculative methods: draft depth L")
-    ap.add_argument("--draft", choices=["self", "lookup", "model"], help="speculative methods: draft source")
+    ap.add_argument("--draft", choices=list(DRAFTS), help="speculative methods: draft source")
+    ap.add_argument(
+        "--draft-vocab", choices=list(VOCAB_CHOICES), help="self-draft and BPD heads: reduced (default) or full"
+    )
+    ap.add_argument("--max-nodes", type=int, help="eagle: most nodes of a dynamic tree (the verify-cost curve picks)")
     ap.add_argument(
         "--layer", type=int, help="self-draft, speed, bpd-neural: exit layer e; sgd: layers of the cheap pool member"
     )
     ap.add_argument("--stages", type=int, help="speed: pipeline stages")
     ap.add_argument("--block", type=int, help="bpd methods: block size k (base + k - 1 heads)")
-    ap.add_argument("--topk", type=int, help="bpd-ngram/-neural: tokens per head in the lattice")
+    ap.add_argument("--topk", type=int, help="bpd-ngram/-neural: tokens per head in the lattice; eagle: nodes expanded")
     ap.add_argument("--paths", type=int, help="bpd-ngram/-neural: drafts verified per step (p)")
     ap.add_argument("--alpha", type=float, help="bpd-ngram/-neural: weight of the LM in the rescoring")
     ap.add_argument("--point-tokens", type=int, help="sot/sgd: tokens per point (default: max new tokens / points)")
@@ -291,7 +341,10 @@ def main(argv: list[str] | None = None) -> int:
         print(model.describe(), file=sys.stderr)
         options = {
             k: getattr(args, k)
-            for k in ("k", "depth", "draft", "layer", "stages", "block", "topk", "paths", "alpha", "point_tokens")
+            for k in (
+                *("k", "depth", "draft", "layer", "stages", "block", "topk", "paths", "alpha", "point_tokens"),
+                *("draft_vocab", "max_nodes"),
+            )
             if getattr(args, k) is not None
         }
         if args.draft_model:
@@ -315,11 +368,14 @@ def main(argv: list[str] | None = None) -> int:
         fields = ", ".join(
             f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
             for k, v in rec.items()
-            if k != "acceptance_per_depth"
+            if k not in ("acceptance_per_depth", "expected_acceptance")
         )
         if rec["acceptance_per_depth"]:
             fields += ", acceptance_per_depth=[" + ", ".join(f"{x:.2f}" for x in rec["acceptance_per_depth"]) + "]"
         print(f"{name}: {fields}", file=sys.stderr)
+        for rule, fig in (rec.get("expected_acceptance") or {}).items():
+            depths = ", ".join("-" if x is None else f"{x:.3f}" for x in fig["by_depth"])
+            print(f"  exact acceptance if verified by {rule}: {fig['mean']:.3f} (by depth: {depths})", file=sys.stderr)
     if "verify_curve" in result:
         curve = dict(zip(result["verify_curve"]["n"], result["verify_curve"]["relative"], strict=True))
         shown = ", ".join(f"v({n})={curve[n]:.2f}" for n in (1, 2, 4, 8, 16, 32, 64) if n in curve)

@@ -14,7 +14,7 @@ from core.blockwise import run_bpd
 from core.config import ModelLoadError
 from core.engine import EngineUnsupported
 from core.skeleton import run_sgd, run_sot
-from core.speculative import run_speculative
+from core.speculative import run_eagle, run_speculative
 from core.speed import run_speed
 
 # What a run can raise that is the user's to fix (bad prompt, settings or model); the
@@ -63,7 +63,7 @@ METHODS: dict[str, MethodInfo] = {
             run_speculative,
             "Single draft chain from the model's first layers + exit head; Leviathan et al. acceptance.",
             {"name": "spec", "rule": "rrs", "k": 1, "depth": 4, "draft": "self"},
-            ("depth", "layer", "draft", "draft_model"),
+            ("depth", "layer", "draft", "draft_model", "draft_vocab"),
         ),
         MethodInfo(
             "pld",
@@ -79,7 +79,7 @@ METHODS: dict[str, MethodInfo] = {
             run_speculative,
             "Draft tree (k children i.i.d. from q), recursive rejection sampling with replacement.",
             {"name": "rrs", "rule": "rrs", "k": 2, "depth": 4, "draft": "self"},
-            ("k", "depth", "layer", "draft", "draft_model"),
+            ("k", "depth", "layer", "draft", "draft_model", "draft_vocab"),
         ),
         MethodInfo(
             "rrsw",
@@ -87,7 +87,7 @@ METHODS: dict[str, MethodInfo] = {
             run_speculative,
             "Draft tree (k distinct children), recursive rejection sampling without replacement.",
             {"name": "rrsw", "rule": "rrsw", "k": 2, "depth": 4, "draft": "self"},
-            ("k", "depth", "layer", "draft", "draft_model"),
+            ("k", "depth", "layer", "draft", "draft_model", "draft_vocab"),
         ),
         MethodInfo(
             "spechub",
@@ -95,7 +95,16 @@ METHODS: dict[str, MethodInfo] = {
             run_speculative,
             "Binary draft tree whose pairs always hold the hub argmax q; SpecHub's optimal transport.",
             {"name": "spechub", "rule": "spechub", "k": 2, "depth": 4, "draft": "self"},
-            ("k", "depth", "layer", "draft", "draft_model"),
+            ("k", "depth", "layer", "draft", "draft_model", "draft_vocab"),
+        ),
+        MethodInfo(
+            "eagle",
+            "EAGLE (feature draft, dynamic tree)",
+            run_eagle,
+            "One decoder layer over the model's own features drafts; EAGLE-2's dynamic tree (the most confident "
+            "nodes, as many as the verify-cost curve pays for) is verified in one forward.",
+            {"name": "eagle"},
+            ("depth", "topk", "max_nodes"),
         ),
         MethodInfo(
             "bpd",
@@ -103,7 +112,7 @@ METHODS: dict[str, MethodInfo] = {
             run_bpd,
             "k - 1 heads on the last hidden state draft a block; one forward verifies it and drafts the next.",
             {"name": "bpd", "refine": "none"},
-            ("block",),
+            ("block", "draft_vocab"),
         ),
         MethodInfo(
             "bpd-ngram",
@@ -111,7 +120,7 @@ METHODS: dict[str, MethodInfo] = {
             run_bpd,
             "BPD whose heads' top-k lattice is rescored with an n-gram LM; the p best drafts verified as one tree.",
             {"name": "bpd-ngram", "refine": "ngram"},
-            ("block", "topk", "paths", "alpha"),
+            ("block", "topk", "paths", "alpha", "draft_vocab"),
         ),
         MethodInfo(
             "bpd-neural",
@@ -120,7 +129,7 @@ METHODS: dict[str, MethodInfo] = {
             "BPD whose lattice is rescored by a beam with a small neural LM (first layers + exit head, or a "
             "draft model); the p best drafts verified as one tree.",
             {"name": "bpd-neural", "refine": "neural"},
-            ("block", "topk", "paths", "alpha", "layer", "draft", "draft_model"),
+            ("block", "topk", "paths", "alpha", "layer", "draft", "draft_model", "draft_vocab"),
         ),
         MethodInfo(
             "speed",

@@ -180,6 +180,10 @@ class Clock:
     def now(self) -> float:
         return time.perf_counter() - self.origin
 
+    def exclude(self, seconds: float) -> None:
+        """Leave ``seconds`` of bookkeeping that is not the method's work (e.g. exact figures) off the clock."""
+        self.origin += seconds
+
 
 @event
 class BlockStep:

@@ -85,6 +85,34 @@ def test_draft_trees_page_runs_draws_trees_and_compares_rules(tiny):
     assert (table["mean accepted length"][:3] >= 1.0).all()
 
 
+def test_draft_trees_page_runs_the_eagle_dynamic_tree_and_exact_rule_figures(tiny, tmp_path, monkeypatch):
+    """A (random) feature head for the tiny model: the page offers EAGLE first, draws dynamic trees, and at
+    T > 0 the rule comparison shows each rule's exact acceptance on the same drafts."""
+    import core.heads.feature as feature
+    from core.heads.feature import FeatureHead, save_feature_head
+    from core.heads.modules import HeadInfo
+
+    monkeypatch.setattr(feature, "HEADS", tmp_path)
+    info = HeadInfo("eagle", tiny.key, 1, 1, tiny.config.hidden_size)
+    save_feature_head(FeatureHead(tiny.model), info, feature.feature_head_path(tiny.key))
+    at = app(max_new=10)
+    at.sidebar.slider(key="temperature").set_value(1.0).run()
+    at.switch_page("views/draft_trees.py").run()
+    assert at.selectbox(key="dt_source").value == "eagle" and at.selectbox(key="dt_shape").value == "dynamic"
+    at.number_input(key="dt_max_nodes").set_value(8)
+    at.button(key="dt_run").click().run()
+    assert not at.exception
+    assert any(m.value.startswith("Step ") for m in at.markdown)
+    assert any("v(n)" in e.label for e in at.expander)
+    at.selectbox(key="dt_shape").set_value("full").run()
+    at.button(key="dt_compare").click().run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert (table["exact P(accept) per node"][:3].between(0, 1)).all()
+    same = at.dataframe[1].value
+    assert list(same["rule"]) == ["RRS (with replacement)", "RRS without replacement", "SpecHub (k = 2)"]
+
+
 def test_draft_trees_page_reports_bad_settings(tiny):
     at = app(max_new=6)
     at.switch_page("views/draft_trees.py").run()

@@ -44,6 +44,8 @@ def test_part1_a_run_is_warmed_up_then_streams_plain_text_and_draws_the_strip_at
 
 def test_part3_inputs_are_bounded_by_the_model_and_a_huge_tree_is_refused(server, browser):  # noqa: F811
     page = open_page(browser, server + "/draft_trees")
+    page.get_by_test_id("stSelectbox").filter(has_text="Draft source").click()  # EAGLE opens by default
+    page.get_by_role("option", name="self-draft (first layers + exit head)").click()
     layer = page.get_by_label("exit layer e")
     layer.wait_for(timeout=TIMEOUT)
     assert layer.get_attribute("max") == "29"  # the embedded model has 30 layers

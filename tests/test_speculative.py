@@ -121,12 +121,12 @@ def test_separate_draft_model_is_lossless_and_checked_for_vocabulary(tiny):
 
 def test_children_a_rule_could_not_draw_are_never_offered_to_it():
     """q with one token of mass: RRSw draws one child; the padding copy must not be verified (q_j = 0 there)."""
-    from core.speculative.drafts import DraftTree, _grow
+    from core.speculative.drafts import DraftTree, grow_level
 
     tree = DraftTree(TreeTopology.full(2, 1), [7])
     q = torch.zeros(1, 5)
     q[0, 3] = 1.0
-    _grow(tree, range(1), q, "rrsw", torch.Generator().manual_seed(0))
+    grow_level(tree, range(1), q, "rrsw", torch.Generator().manual_seed(0))
     assert tree.tokens == [7, 3, 3] and tree.candidates(0) == [1]
 
 

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from components.cost import render_verify_curve
 from components.method_page import method_runs, render_beside_ar
 from components.session import bounded_number, cached_model, require_model, sidebar
 from components.traces import example_prompt
@@ -14,17 +15,21 @@ from components.tree import (
     render_tree_step,
 )
 from core.heads import fitted_exit_layer
+from core.heads.feature import feature_head_path
 from core.metrics import acceptance_per_depth, summarize
 from core.registry import RUN_ERRORS, get_method
+from core.speculative.eagle import MAX_DYNAMIC_NODES
 from core.speculative.tree import MAX_TREE_NODES, full_tree_size
 from core.trace import TreeStep
 
-TRACES = ("spec", "pld", "rrs", "rrsw", "spechub")
+TRACES = ("eagle", "spec", "pld", "rrs", "rrsw", "spechub")
 SOURCES = {
+    "eagle": "EAGLE feature head (one layer over the model's features)",
     "self": "self-draft (first layers + exit head)",
     "lookup": "prompt lookup (n-gram)",
     "model": "draft model (same tokenizer)",
 }
+SHAPES = {"dynamic": "dynamic (EAGLE-2: most confident nodes)", "full": "k-ary, drawn by the rule"}
 
 st.title("Draft trees")
 st.caption(
@@ -36,14 +41,32 @@ settings = sidebar()
 model = require_model(settings)
 layers = model.config.num_hidden_layers
 prompt = st.text_area("Prompt", example_prompt(TRACES, "Explain how a bicycle works."), key="dt_prompt", height=90)
-c1, c2, c3, c4, c5 = st.columns(5)
-source = c1.selectbox("Draft source", list(SOURCES), format_func=SOURCES.get, key="dt_source")
-rule = c2.selectbox("Rule", list(RULES), format_func=RULES.get, key="dt_rule")
-k = c3.number_input("k (children per node)", 1, 4, 2, key="dt_k")
-depth = c4.number_input("depth L", 1, 8, 4, key="dt_depth")
-layer = bounded_number(c5, "exit layer e", 1, layers - 1, fitted_exit_layer(layers, None), "dt_layer")
-nodes = full_tree_size(int(k), int(depth))
-st.caption(f"This tree has {nodes:,} nodes; one forward verifies at most {MAX_TREE_NODES} (a larger tree is refused).")
+c0, c1, c2, c3, c4, c5 = st.columns(6)
+has_eagle = feature_head_path(model.key).is_file()  # the default where this model has a trained feature head
+source = c0.selectbox(
+    "Draft source", list(SOURCES), index=0 if has_eagle else 1, format_func=SOURCES.get, key="dt_source"
+)
+shape = c1.selectbox("Tree", list(SHAPES), format_func=SHAPES.get, key="dt_shape") if source == "eagle" else "full"
+dynamic = shape == "dynamic"
+rule = c2.selectbox("Rule", list(RULES), format_func=RULES.get, key="dt_rule", disabled=dynamic)
+if dynamic:
+    k = c3.number_input("nodes expanded per level", 1, 16, 8, key="dt_topk")
+    depth = c4.number_input("depth L", 1, 12, 4, key="dt_dyn_depth")
+    max_nodes = c5.number_input("most nodes verified", 2, MAX_DYNAMIC_NODES, 48, key="dt_max_nodes")
+    st.caption(
+        "Each step grows the tree where the draft is most confident, then keeps the n best nodes (n at most the "
+        "limit), n chosen so that the expected accepted tokens per unit of time, with the verify cost v(n) of "
+        "this device, is highest. Verified greedily at temperature 0 and by drawing from p (match) above it."
+    )
+else:
+    k = c3.number_input("k (children per node)", 1, 4, 2, key="dt_k")
+    depth = c4.number_input("depth L", 1, 8, 4, key="dt_depth")
+    layer = bounded_number(c5, "exit layer e", 1, layers - 1, fitted_exit_layer(layers, None), "dt_layer")
+    nodes = full_tree_size(int(k), int(depth))
+    st.caption(
+        f"This tree has {nodes:,} nodes; one forward verifies at most {MAX_TREE_NODES} (a larger tree is refused)."
+    )
+render_verify_curve(model, key="dt-vn")
 draft_name = st.text_input("Draft model id or path", key="dt_draft_model") if source == "model" else ""
 b1, b2 = st.columns([1, 4])
 run = b1.button("Run", type="primary", key="dt_run")
@@ -52,10 +75,17 @@ compare = b2.button("Compare rules (RRS, RRSw, SpecHub at k = 2)", key="dt_compa
 
 def options(rule_name: str, width: int) -> dict:
     opts = {"name": rule_name, "rule": rule_name, "k": int(width), "depth": int(depth), "draft": source}
-    opts["layer"] = int(layer)
+    if source != "eagle":
+        opts["layer"] = int(layer)
     if source == "model":
         opts["draft_model"] = cached_model(draft_name.strip() or "embedded", settings.spec.device, settings.spec.dtype)
     return opts
+
+
+def start(gen):
+    if dynamic:
+        return get_method("eagle").run(model, prompt, gen, depth=int(depth), topk=int(k), max_nodes=int(max_nodes))
+    return get_method("rrs").run(model, prompt, gen, **options(rule, k))
 
 
 def draw(events, slot):
@@ -68,11 +98,11 @@ spec, ar = method_runs(
     "dt",
     TRACES,
     run=run,
-    start=lambda g: get_method("rrs").run(model, prompt, g, **options(rule, k)),
+    start=start,
     model=model,
     prompt=prompt,
     gen=settings.gen,
-    title=f"{RULES[rule]}, {SOURCES[source]}",
+    title=f"EAGLE-2 dynamic tree, {SOURCES[source]}" if dynamic else f"{RULES[rule]}, {SOURCES[source]}",
     live=draw,
 )
 if spec is not None:

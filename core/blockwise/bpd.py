@@ -30,11 +30,13 @@ from core.blockwise.analysis import oracle_block
 from core.blockwise.ngram import NgramLM, ngram_path
 from core.blockwise.refine import NeuralLM, choose_paths, global_rescore, head_lattice, local_rescore
 from core.config import GenerationConfig, SamplingConfig
-from core.engine import Engine, make_engine, require
+from core.engine import Engine, last, make_engine, require
 from core.heads import HeadInfo, Heads, bpd_heads_path, fitted_exit_layer
+from core.heads.modules import Projection
+from core.heads.vocab import draft_projection
 from core.models import LoadedModel
 from core.recorder import Recorder, excluding_consumer_time
-from core.speculative import DraftTree, TreeTopology, Walk, make_draft_lm, speculate
+from core.speculative import DraftChoice, DraftTree, TreeTopology, Walk, make_draft_lm, speculate
 from core.speculative.drafts import draft_probs
 from core.text import encode_prompt
 from core.trace import BlockStep
@@ -78,12 +80,12 @@ def load_ngram(model: LoadedModel) -> tuple[NgramLM, str | None]:
 
 
 def make_neural_lm(
-    model: LoadedModel, engine: Engine, draft: str, layer: int, draft_model: LoadedModel | None, max_len: int
+    model: LoadedModel, engine: Engine, choice: DraftChoice, max_len: int
 ) -> tuple[NeuralLM, str | None]:
     """The neural LM of local rescoring: the same self / model drafts as speculative decoding's."""
-    if draft not in ("self", "model"):
-        raise ValueError(f"Unknown neural LM {draft!r} for rescoring; use self or model.")
-    lm, notice = make_draft_lm(model, engine, draft, layer=layer, draft_model=draft_model, max_len=max_len)
+    if choice.draft not in ("self", "model"):
+        raise ValueError(f"Unknown neural LM {choice.draft!r} for rescoring; use self or model.")
+    lm, notice = make_draft_lm(model, engine, choice, max_len)
     return NeuralLM(lm), notice
 
 
@@ -102,10 +104,13 @@ class BlockDrafter:
         alpha: float,
         ngram: NgramLM | None = None,
         neural: NeuralLM | None = None,
+        project: Projection | None = None,
     ) -> None:
         self.engine, self.heads, self.refine = engine, heads, refine
+        self.project = project or engine.logits
         self.topk, self.paths, self.alpha, self.ngram, self.neural = topk, paths, alpha, ngram, neural
         self.name = f"{len(heads)} BPD heads" + (f", {refine} rescoring" if refine != "none" else "")
+        self.name += ", reduced draft vocabulary" if project is not None else ""
         self.prompt_len = 0
         self.hidden: torch.Tensor | None = None
         self.context: list[int] = []
@@ -113,7 +118,7 @@ class BlockDrafter:
         self.last: tuple | None = None
 
     def prefill(self, ids: list[int], hidden: torch.Tensor | None = None) -> None:
-        self.hidden, self.context, self.prompt_len = hidden, list(ids[:-1]), len(ids)
+        self.hidden, self.context, self.prompt_len = last(hidden), list(ids[:-1]), len(ids)
         if self.ngram is not None:
             self.ngram.add(self.context)
         if self.neural is not None:
@@ -123,7 +128,7 @@ class BlockDrafter:
         """[m, V]: head i's logits for token t+1+i, all heads through the LM head in one matmul."""
         if self.hidden is None:  # a one-token prompt: no h_t yet; the untrained-head draft is the base's
             self.hidden = torch.zeros(1, 1, self.engine.decoder.norm.weight.shape[0], device=self.engine.device)
-        return self.engine.logits(torch.cat([head(self.hidden) for head in self.heads], dim=1))[0]
+        return self.project(torch.cat([head(self.hidden) for head in self.heads], dim=1))[0]
 
     def propose(self, root: int, topo: TreeTopology, rule: str, sampling: SamplingConfig, rng) -> DraftTree:
         logits = self.head_logits()
@@ -155,7 +160,7 @@ class BlockDrafter:
         if self.neural is not None:
             self.neural.accept(accepted)
         self.context += [tree.tokens[0], *accepted]
-        self.hidden = hidden
+        self.hidden = last(hidden)
 
     def labels(self, tree: DraftTree, walk: Walk) -> list[str]:
         return [f"head {i}" for i in range(1, len(walk.nodes))] + ["base"]
@@ -212,15 +217,18 @@ def run_bpd(
     draft: str = "self",
     layer: int | None = None,
     draft_model: LoadedModel | None = None,
+    draft_vocab: str = "reduced",
 ) -> Iterator:
     """Yield RunStarted, per step a TreeStep, a BlockStep and a StepCommitted, then RunFinished
-    (extras: oracle_block_efficiency). ``block`` is the block size k (base + k - 1 heads)."""
+    (extras: oracle_block_efficiency). ``block`` is the block size k (base + k - 1 heads); the heads
+    (and a self-draft neural LM) project onto ``draft_vocab``: reduced or full."""
     check_options(block, refine, topk, paths, alpha)
     k = block
     prompt_ids = encode_prompt(model, prompt, gen.max_new_tokens)
     layer = fitted_exit_layer(model.config.num_hidden_layers, layer)
     rule = "greedy" if gen.sampling.greedy else "match"
-    options = {"block": k, "refine": refine, "rule": rule}
+    project, vocab = draft_projection(model, draft_vocab)
+    options = {"block": k, "refine": refine, "rule": rule, "draft_vocab": draft_vocab}
     if refine != "none":
         options.update(topk=topk, paths=paths, alpha=alpha)
     if refine == "neural":
@@ -236,12 +244,12 @@ def run_bpd(
         ngram, note = load_ngram(model)
         notices.append(note)
     elif refine == "neural":
-        neural, note = make_neural_lm(model, engine, draft, layer, draft_model, max_len)
+        neural, note = make_neural_lm(model, engine, DraftChoice(draft, layer, draft_model, draft_vocab), max_len)
         notices.append(note)
     for note in filter(None, notices):
         yield rec.notice(note)
     drafter = BlockDrafter(
-        engine, heads, refine=refine, topk=topk, paths=paths, alpha=alpha, ngram=ngram, neural=neural
+        engine, heads, refine=refine, topk=topk, paths=paths, alpha=alpha, ngram=ngram, neural=neural, project=project
     )
     yield from speculate(rec, engine, drafter, TreeTopology.full(1, k - 1), rule, gen.sampling)
 

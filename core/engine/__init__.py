@@ -19,6 +19,7 @@ __all__ = [
     "EngineUnsupported",
     "engine_class",
     "engine_kind",
+    "last",
     "make_engine",
     "prefill",
     "require",
@@ -42,12 +43,17 @@ def make_engine(model: LoadedModel, batch: int = 1, max_len: int | None = None) 
 
 def prefill(engine: Engine, ids: list[int], layers: range | None = None) -> torch.Tensor | None:
     """Forward and commit every prompt token but the last (which the first step feeds); return the
-    hidden state at the last committed position [1, 1, H], or None for a one-token prompt."""
+    hidden states at every committed position [1, P - 1, H], or None for a one-token prompt."""
     if len(ids) < 2:
         return None
     out = engine.forward(torch.tensor([ids[:-1]], device=engine.device), layers=layers, last_only=True)
     engine.commit(len(ids) - 1)
-    return out.last_hidden[:, -1:]
+    return out.last_hidden
+
+
+def last(hidden: torch.Tensor | None) -> torch.Tensor | None:
+    """The last position of hidden states [B, T, H] (kept as [B, 1, H]), or None."""
+    return None if hidden is None else hidden[:, -1:]
 
 
 def warm_up(model: LoadedModel) -> None:

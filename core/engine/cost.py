@@ -8,13 +8,14 @@ each size timed ``repeats`` times after a warm-up, the median kept (docs/methods
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 
 import torch
 
 from core.engine import make_engine
-from core.models import LoadedModel
+from core.models import LoadedModel, cache_root
 
 SIZES = tuple(range(1, 65))
 
@@ -55,3 +56,43 @@ def verify_cost_curve(model: LoadedModel, sizes: tuple[int, ...] = SIZES, contex
         "device": model.device.type,
         "dtype": str(model.dtype).removeprefix("torch."),
     }
+
+
+RUN_SIZES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)  # enough points to interpolate v(n) for tree sizing
+_CURVES: dict[tuple, dict] = {}
+
+
+def device_curve(model: LoadedModel) -> dict:
+    """v(n) for this model, device and dtype: measured once per process (a few seconds; ``RUN_SIZES``,
+    3 repeats) and cached on disk, so methods that size trees by it do not measure it per run."""
+    key = (model.key, model.device.type, str(model.dtype))
+    if key not in _CURVES:
+        path = _curve_path(model)
+        if path.is_file():
+            _CURVES[key] = json.loads(path.read_text())
+        else:
+            _CURVES[key] = verify_cost_curve(model, RUN_SIZES, repeats=3)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(_CURVES[key]))
+    return _CURVES[key]
+
+
+def _curve_path(model: LoadedModel):
+    dtype = str(model.dtype).removeprefix("torch.")
+    return cache_root() / "cost" / f"{model.key}-{model.device.type}-{dtype}.json"
+
+
+def relative_cost(curve: dict, n: int) -> float:
+    """v(n) by linear interpolation between measured sizes (extrapolated past the largest)."""
+    sizes, rel = curve["n"], curve["relative"]
+    if n <= sizes[0] or len(sizes) == 1:
+        return rel[0]
+    i = next((i for i in range(1, len(sizes)) if n <= sizes[i]), len(sizes) - 1)
+    n0, n1, v0, v1 = sizes[i - 1], sizes[i], rel[i - 1], rel[i]
+    return v0 + (v1 - v0) * (n - n0) / (n1 - n0)
+
+
+def known_curve(model: LoadedModel) -> dict | None:
+    """v(n) of this model and device if already measured (this process or the disk cache), else None."""
+    key = (model.key, model.device.type, str(model.dtype))
+    return _CURVES.get(key) or (device_curve(model) if _curve_path(model).is_file() else None)

@@ -54,21 +54,35 @@ def _fused(*modules: torch.nn.Linear) -> Linear:
     return make_linear(weight, bias)
 
 
+def _live(*modules: torch.nn.Module) -> Linear:
+    """The modules themselves, outputs concatenated: autograd reaches their weights (training)."""
+    return modules[0] if len(modules) == 1 else lambda x: torch.cat([m(x) for m in modules], dim=-1)
+
+
+def _packed(*modules: torch.nn.Linear) -> Linear:
+    return _fused(*modules) if len(modules) > 1 else make_linear(modules[0].weight, modules[0].bias)
+
+
 class LayerProjections:
-    def __init__(self, layer: torch.nn.Module) -> None:
+    def __init__(self, layer: torch.nn.Module, build: Callable[..., Linear] = _packed) -> None:
         attn, mlp = layer.self_attn, layer.mlp
-        self.qkv = _fused(attn.q_proj, attn.k_proj, attn.v_proj)
+        self.qkv = build(attn.q_proj, attn.k_proj, attn.v_proj)
         self.qkv_split = (attn.q_proj.out_features, attn.k_proj.out_features, attn.v_proj.out_features)
-        self.o = make_linear(attn.o_proj.weight, attn.o_proj.bias)
-        self.gate_up = _fused(mlp.gate_proj, mlp.up_proj)
+        self.o = build(attn.o_proj)
+        self.gate_up = build(mlp.gate_proj, mlp.up_proj)
         self.inner = mlp.gate_proj.out_features
-        self.down = make_linear(mlp.down_proj.weight, mlp.down_proj.bias)
+        self.down = build(mlp.down_proj)
 
 
 class Projections:
-    def __init__(self, model: torch.nn.Module) -> None:
-        self.layers = [LayerProjections(layer) for layer in model.model.layers]
-        self.lm_head = make_linear(model.lm_head.weight, getattr(model.lm_head, "bias", None))
+    def __init__(self, model: torch.nn.Module, build: Callable[..., Linear] = _packed) -> None:
+        self.layers = [LayerProjections(layer, build) for layer in model.model.layers]
+        self.lm_head = build(model.lm_head)
+
+
+def module_projections(model: torch.nn.Module) -> Projections:
+    """Unfused, unpacked: each projection is the model's own module (for training through the engine)."""
+    return Projections(model, _live)
 
 
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

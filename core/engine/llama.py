@@ -22,7 +22,7 @@ from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
 from core.engine.base import EngineOutput, check_kv_budget, kv_bytes
 from core.engine.kv_cache import KVCache
-from core.engine.linear import projections
+from core.engine.linear import module_projections, projections
 
 SUPPORTED = ("llama", "mistral", "qwen2")
 
@@ -38,7 +38,7 @@ class LlamaEngine:
     supports_trees = True
     supports_rows = True
 
-    def __init__(self, model: torch.nn.Module, batch: int = 1, max_len: int = 2048) -> None:
+    def __init__(self, model: torch.nn.Module, batch: int = 1, max_len: int = 2048, trainable: bool = False) -> None:
         cfg = model.config
         self.model = model
         self.decoder = model.model
@@ -48,7 +48,8 @@ class LlamaEngine:
         self.n_kv_heads = getattr(cfg, "num_key_value_heads", None) or self.n_heads
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads
         self.scale = self.head_dim**-0.5
-        self.proj = projections(model)
+        self.proj = module_projections(model) if trainable else projections(model)  # trainable: autograd reaches
+        # the modules' own weights (training a draft layer through ``run_layers``)
         self.act = ACT2FN[cfg.hidden_act]
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
@@ -83,16 +84,17 @@ class LlamaEngine:
         self.cache.keep(slots)
         self.row_len += self.cache.valid[:, start : self.cache.length].sum(dim=1)
 
-    def prefill_shared(self, tokens: torch.Tensor, layers: range | None = None) -> None:
+    def prefill_shared(self, tokens: torch.Tensor, layers: range | None = None) -> torch.Tensor:
         """Prefill a prefix [1, P] that every row starts with: one row's forward, its K/V copied to all rows
-        (an empty engine only). Rows then continue with their own suffixes."""
+        (an empty engine only). Rows then continue with their own suffixes. Returns the prefix's last
+        hidden states [1, P, H]."""
         if self.cache.length:
             raise ValueError("A shared prefix must be the first thing written to the cache.")
         full, row_len = self.cache, self.row_len
         one = KVCache(self.n_layers, 1, self.n_kv_heads, self.head_dim, tokens.shape[1], self.device, self.dtype)
         self.cache, self.row_len = one, row_len[:1].clone()
         try:
-            self.forward(tokens, layers=layers, last_only=True)
+            out = self.forward(tokens, layers=layers, last_only=True)
         finally:
             self.cache, self.row_len = full, row_len
         n = tokens.shape[1]
@@ -100,6 +102,7 @@ class LlamaEngine:
         full.v[:, :, :, :n] = one.v
         full.valid[:, :n] = True
         self.commit(n)
+        return out.last_hidden
 
     def select_rows(self, rows: list[int]) -> None:
         """Continue with batch rows ``rows`` only (the others finished)."""
@@ -208,7 +211,8 @@ class LlamaEngine:
     ) -> EngineOutput:
         """One forward of T new tokens per row.
 
-        tokens [B, T] (or hidden_in [B, T, H] when ``layers`` starts after 0); start: first
+        tokens [B, T], or hidden_in [B, T, H] (needed when ``layers`` starts after 0; a feature-level
+        draft feeds its fused inputs this way at layer 0); start: first
         slot to write (default: committed length); positions [B, T] (default: continue each
         row; give depth-based ones for trees); tree_mask [T, start+T-length] bool over the
         uncommitted slots (default causal);
@@ -218,12 +222,12 @@ class LlamaEngine:
         """
         layers = layers if layers is not None else range(self.n_layers)
         start = self.cache.length if start is None else start
-        if layers.start == 0:
+        if hidden_in is not None:
+            h = hidden_in
+        elif layers.start == 0:
             h = self.decoder.embed_tokens(tokens)
         else:
-            if hidden_in is None:
-                raise ValueError("A layer range that starts after layer 0 needs hidden_in.")
-            h = hidden_in
+            raise ValueError("A layer range that starts after layer 0 needs hidden_in.")
         B, T, _ = h.shape
         self.cache.check_room(start, T)
         if pad_mask is not None:

@@ -4,6 +4,9 @@
     python -m core.train heads --model embedded --k 4 [--samples 8]
     python -m core.train hit-rates --model embedded
     python -m core.train ngram --model embedded
+    python -m core.train corpus --model embedded [--topics 0] [--questions 2] [--batch 32] [--seed 0]
+    python -m core.train vocab --model embedded [--coverage 0.97]
+    python -m core.train eagle --model embedded [--steps 400] [--seed 0]
 
 Progress goes to stderr; a head file records the command, seed, loss curve and held-out figures.
 """
@@ -17,10 +20,14 @@ from pathlib import Path
 
 from core.blockwise.ngram import ngram_path
 from core.config import ModelSpec
+from core.heads.corpus import CorpusConfig, build_corpus, corpus_path, load_corpus, save_corpus, save_features
 from core.heads.data import distill_sequences, log
+from core.heads.feature import feature_head_path, save_feature_head
+from core.heads.feature_training import FeatureTrainingConfig, train_feature_head
 from core.heads.measure import hit_rate_path, layer_hit_rates
 from core.heads.modules import bpd_heads_path, check_exit_layer, exit_head_path
 from core.heads.training import TrainingConfig, train_bpd_heads, train_exit_head
+from core.heads.vocab import COVERAGE_TARGET, build_vocab, load_draft_vocab, vocab_path
 from core.models import LoadedModel, load_model
 from core.prompts import is_held_out
 
@@ -49,6 +56,38 @@ def ngram(model: LoadedModel, args: argparse.Namespace, command: str) -> Path:
     log(f"  {len(train)} training sequences, {sum(map(len, train))} tokens")
     corpus = {"model": model.key, "command": command, "tokens": args.tokens, "sequences": train}
     return _write(Path(args.out) if args.out else ngram_path(model.key), json.dumps(corpus))
+
+
+def corpus(model: LoadedModel, args: argparse.Namespace, command: str) -> Path:
+    """The model's own answers to questions it wrote over the topic list (``core.heads.corpus``)."""
+    keys = ("topics", "questions", "answer_tokens", "temperature", "batch", "seed")
+    cfg = CorpusConfig(**{k: getattr(args, k) for k in keys}, command=command)
+    if min(cfg.questions, cfg.answer_tokens, cfg.batch) < 1 or cfg.topics < 0:
+        raise ValueError("--questions, --answer-tokens and --batch must be at least 1, --topics at least 0.")
+    built = build_corpus(model, cfg)
+    if not args.out:
+        log(f"  cached the target's hidden states over the corpus at {save_features(model.key, built['features'])}")
+    return save_corpus(Path(args.out) if args.out else corpus_path(model.key), model, cfg, built)
+
+
+def vocab(model: LoadedModel, args: argparse.Namespace, command: str) -> Path:
+    """The reduced draft vocabulary: the smallest N covering ``--coverage`` of the corpus's answer tokens."""
+    corpus = load_corpus(model.key)
+    built = build_vocab(corpus.generated_tokens(), model.config.vocab_size, args.coverage, {"command": command})
+    log(f"  N = {built['size']:,} tokens cover {built['coverage']:.3f} of {built['generated_tokens']:,} answer tokens")
+    return _write(Path(args.out) if args.out else vocab_path(model.key), json.dumps(built))
+
+
+def eagle(model: LoadedModel, args: argparse.Namespace, command: str) -> Path:
+    """The feature-level (EAGLE) draft head over the corpus, projecting onto the reduced vocabulary."""
+    draft_vocab = load_draft_vocab(model)
+    if draft_vocab is None:
+        raise ValueError(f"No reduced vocabulary for {model.key}: run `python -m core.train vocab` first.")
+    keys = ("steps", "batch", "lr", "seed")
+    head, info = train_feature_head(
+        model, draft_vocab, FeatureTrainingConfig(**{k: getattr(args, k) for k in keys}, command=command)
+    )
+    return save_feature_head(head, info, Path(args.out) if args.out else feature_head_path(model.key))
 
 
 def _training(args: argparse.Namespace, command: str) -> TrainingConfig:
@@ -124,6 +163,29 @@ def parser() -> argparse.ArgumentParser:
         128,
         "assets/ngram/<model>.json",
     ).set_defaults(run=ngram)
+    p = sub.add_parser("corpus", help="self-distillation corpus: the model's questions over a topic list, answered")
+    p.add_argument("--model", default="embedded")
+    p.add_argument("--topics", type=int, default=0, help="the first N topics of the list (0: all)")
+    p.add_argument("--questions", type=int, default=2, help="model-written questions per topic")
+    p.add_argument("--answer-tokens", type=int, default=128)
+    p.add_argument("--temperature", type=float, default=1.0, help="of the sampled answers")
+    p.add_argument("--batch", type=int, default=32, help="rows decoded together")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="", help="default: assets/corpus/<model>.npz")
+    p.set_defaults(run=corpus)
+    p = sub.add_parser("vocab", help="reduced draft vocabulary from the corpus (coverage curve, chosen N)")
+    p.add_argument("--model", default="embedded")
+    p.add_argument("--coverage", type=float, default=COVERAGE_TARGET, help="share of answer tokens to cover")
+    p.add_argument("--out", default="", help="default: assets/vocab/<model>.json")
+    p.set_defaults(run=vocab)
+    p = sub.add_parser("eagle", help="feature-level (EAGLE) draft head over the corpus")
+    p.add_argument("--model", default="embedded")
+    p.add_argument("--steps", type=int, default=1100)
+    p.add_argument("--batch", type=int, default=16, help="sequences per step")
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="", help="default: assets/heads/<model>-eagle.pt")
+    p.set_defaults(run=eagle)
     return ap
 
 

@@ -26,6 +26,8 @@ class RowToken:
     row: int
     token: int
     done: bool
+    hidden: torch.Tensor | None = None  # with_hidden: the row's last hidden states [n, H] of the positions fed
+    # since its previous token (the first token: every prompt position; the shared prefix too), float on the CPU
 
 
 def _left_pad(prompts: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -41,14 +43,16 @@ def decode_rows(
     budgets: list[int],
     sampling: SamplingConfig,
     rng: torch.Generator,
+    with_hidden: bool = False,
 ) -> Iterator[list[RowToken]]:
-    """Decode every prompt; yield, per batched forward, the new token of each row still running."""
+    """Decode every prompt; yield, per batched forward, the new token of each row still running.
+    ``with_hidden``: each RowToken also carries the hidden states that produced it (self-distillation)."""
     if not member.batched:
         for row, prompt in enumerate(prompts):  # the transformers fallback engine holds one row
-            for tokens in _decode_batch(member, [prompt], [budgets[row]], sampling, rng):
-                yield [RowToken(row, t.token, t.done) for t in tokens]
+            for tokens in _decode_batch(member, [prompt], [budgets[row]], sampling, rng, with_hidden):
+                yield [RowToken(row, t.token, t.done, t.hidden) for t in tokens]
         return
-    yield from _decode_batch(member, prompts, budgets, sampling, rng)
+    yield from _decode_batch(member, prompts, budgets, sampling, rng, with_hidden)
 
 
 def shared_prefix(prompts: list[list[int]]) -> int:
@@ -61,7 +65,7 @@ def shared_prefix(prompts: list[list[int]]) -> int:
 
 
 def _decode_batch(
-    member: PoolMember, prompts: list[list[int]], budgets: list[int], sampling: SamplingConfig, rng
+    member: PoolMember, prompts: list[list[int]], budgets: list[int], sampling: SamplingConfig, rng, with_hidden: bool
 ) -> Iterator[list[RowToken]]:
     """Prefill: the rows' common prefix once (``prefill_shared``), then each row's own suffix, left-padded
     (the padding sits between the shared prefix and the suffix; positions skip it)."""
@@ -71,8 +75,9 @@ def _decode_batch(
     engine = make_engine(model, batch=len(prompts), max_len=common + ids.shape[1] + max(budgets) + 1)
     kwargs = {"layers": member.layers} if member.layers is not None else {}
     pad = {"pad_mask": real.to(model.device)} if engine.supports_rows else {}
+    prefix = torch.zeros(1, 0, model.config.hidden_size)
     if common:
-        engine.prefill_shared(torch.tensor([prompts[0][:common]], device=model.device), member.layers)
+        prefix = engine.prefill_shared(torch.tensor([prompts[0][:common]], device=model.device), member.layers)
     out = engine.forward(ids.to(model.device), last_only=True, **pad, **kwargs)
     engine.commit(ids.shape[1])
     active, counts = list(range(len(prompts))), [0] * len(prompts)
@@ -82,7 +87,11 @@ def _decode_batch(
         for i, row in enumerate(active):
             tok = next_token(logits[i], sampling, rng)
             counts[row] += 1
-            step.append(RowToken(row, tok, tok in model.eos_ids or counts[row] >= budgets[row]))
+            hidden = None
+            if with_hidden:
+                hidden = out.last_hidden[i, real[row]] if counts[row] == 1 else out.last_hidden[i, -1:]
+                hidden = torch.cat([prefix[0], hidden]) if counts[row] == 1 else hidden
+            step.append(RowToken(row, tok, tok in model.eos_ids or counts[row] >= budgets[row], hidden))
         yield step
         running = [i for i, t in enumerate(step) if not t.done]
         if not running:

@@ -30,12 +30,14 @@ import torch
 from core.config import SamplingConfig
 from core.engine import Engine, EngineOutput, make_engine, prefill, require
 from core.heads import head_logits, load_exit_head
+from core.heads.modules import Projection
+from core.heads.vocab import describe_vocab, draft_projection
 from core.models import LoadedModel
 from core.sampling import target_probs
 from core.speculative.tree import TreeTopology
 from core.speculative.verify import Walk, draw_children
 
-DRAFTS = ("self", "model", "lookup")
+DRAFTS = ("self", "model", "lookup", "eagle")
 
 
 @dataclass
@@ -59,7 +61,8 @@ class DraftSource(Protocol):
     name: str
 
     def prefill(self, ids: list[int], hidden: torch.Tensor | None) -> None:
-        """See the prompt; ``hidden``: the target's last hidden state at the last committed position."""
+        """See the prompt; ``hidden`` [1, P - 1, H]: the target's last hidden states at every committed
+        prompt position (None for a one-token prompt)."""
 
     def propose(
         self, root: int, topo: TreeTopology, rule: str, sampling: SamplingConfig, rng: torch.Generator
@@ -67,7 +70,8 @@ class DraftSource(Protocol):
         """A tree below ``root`` (the last committed token, not yet forwarded)."""
 
     def accept(self, tree: DraftTree, nodes: list[int], hidden: torch.Tensor) -> None:
-        """The verifier kept the path ``nodes``; ``hidden`` [1, 1, H] is the target's at its last node."""
+        """The verifier kept the path ``nodes``; ``hidden`` [1, len(nodes), H]: the target's last hidden
+        states at those nodes (the last one produced the step's final token)."""
 
     def labels(self, tree: DraftTree, walk: Walk) -> list[str]:
         """Per emitted token (accepted nodes, then the final token), what produced it."""
@@ -106,21 +110,34 @@ class DraftLM:
     layers: range | None
     head: torch.nn.Module | None
     name: str
+    project: Projection | None = None  # the reduced draft vocabulary's projection; None: the full LM head
 
     @property
     def shared(self) -> bool:
         return self.layers is not None
 
     def logits(self, out: EngineOutput) -> torch.Tensor:
-        """[B, T, V] draft logits of a forward through ``layers``."""
-        return head_logits(self.engine.logits, self.head, out.last_hidden) if self.shared else out.logits
+        """[B, T, V] draft logits of a forward through ``layers`` (-inf outside a reduced vocabulary)."""
+        if not self.shared:
+            return out.logits
+        return head_logits(self.project or self.engine.logits, self.head, out.last_hidden)
 
 
-def make_draft_lm(
-    model: LoadedModel, engine: Engine, draft: str, *, layer: int, draft_model: LoadedModel | None, max_len: int
-) -> tuple[DraftLM, str | None]:
-    """``self``: the target's first ``layer`` layers + its exit head; ``model``: ``draft_model``. Returns the
-    LM and a notice (e.g. no trained exit head) or None."""
+@dataclass(frozen=True)
+class DraftChoice:
+    """Which draft a run asked for: ``draft`` (self, model, lookup, eagle), the self-draft's exit ``layer``,
+    the separate ``draft_model``, and the ``vocab`` exit heads project onto (reduced or full)."""
+
+    draft: str
+    layer: int
+    draft_model: LoadedModel | None = None
+    vocab: str = "reduced"
+
+
+def make_draft_lm(model: LoadedModel, engine: Engine, choice: DraftChoice, max_len: int) -> tuple[DraftLM, str | None]:
+    """``self``: the target's first ``layer`` layers + its exit head, projected onto the chosen vocabulary;
+    ``model``: the draft model. Returns the LM and a notice (e.g. no trained exit head) or None."""
+    draft, layer, draft_model = choice.draft, choice.layer, choice.draft_model
     if draft == "model":
         if draft_model is None:
             raise ValueError("Draft source 'model' needs a draft model.")
@@ -131,21 +148,13 @@ def make_draft_lm(
         raise ValueError(f"Unknown draft source {draft!r}; use {', '.join(DRAFTS)}.")
     require(type(engine), "supports_layer_ranges", "The self-draft (choose the lookup or model draft)")
     head, notice = load_exit_head(model, layer)
+    project, reduced = draft_projection(model, choice.vocab)
     kind = "exit head" if head is not None else "final norm + LM head"
-    return DraftLM(engine, range(layer), head, f"self-draft (layers 0-{layer - 1} + {kind})"), notice
+    name = f"self-draft (layers 0-{layer - 1} + {kind}, {describe_vocab(reduced)})"
+    return DraftLM(engine, range(layer), head, name, project), notice
 
 
-def make_draft_source(
-    model: LoadedModel, engine: Engine, draft: str, *, layer: int, draft_model: LoadedModel | None, max_len: int
-) -> tuple[DraftSource, str | None]:
-    """``lookup``, or a ``LevelDrafter`` over ``make_draft_lm``; returns (source, notice)."""
-    if draft == "lookup":
-        return PromptLookup(model.model.lm_head.out_features), None
-    lm, notice = make_draft_lm(model, engine, draft, layer=layer, draft_model=draft_model, max_len=max_len)
-    return LevelDrafter(lm), notice
-
-
-def _grow(tree: DraftTree, level: range, dists: torch.Tensor, rule: str, rng: torch.Generator) -> None:
+def grow_level(tree: DraftTree, level: range, dists: torch.Tensor, rule: str, rng: torch.Generator) -> None:
     """Record q for each node of ``level`` and append its children's tokens (BFS order).
 
     A rule may draw fewer distinct children than k (q with fewer than k tokens of
@@ -188,7 +197,7 @@ class LevelDrafter(DraftDefaults):
             )
             hiddens.append(out.last_hidden)
             if d < topo.depth:
-                _grow(tree, level, draft_probs(self.lm.logits(out)[0], sampling), rule, rng)
+                grow_level(tree, level, draft_probs(self.lm.logits(out)[0], sampling), rule, rng)
         if self.lm.shared:  # only the target's own layers can be reused by the verifier
             tree.hidden, tree.reuse_layers = torch.cat(hiddens, dim=1), self.lm.layers.stop
         return tree

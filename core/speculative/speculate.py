@@ -30,7 +30,9 @@ from core.heads import fitted_exit_layer
 from core.models import LoadedModel
 from core.recorder import Recorder, excluding_consumer_time
 from core.sampling import make_generator, sample, target_probs
-from core.speculative.drafts import DraftSource, DraftTree, make_draft_source
+from core.speculative.drafts import DraftChoice, DraftSource, DraftTree, LevelDrafter, PromptLookup, make_draft_lm
+from core.speculative.eagle import DynamicTree, make_feature_drafter
+from core.speculative.expected import EXACT_RULES, ExpectedTally, expected_acceptance
 from core.speculative.tree import TreeTopology
 from core.speculative.verify import Walk, verify_node
 from core.text import encode_prompt
@@ -118,8 +120,10 @@ def run_speculative(
     draft: str = "self",
     layer: int | None = None,
     draft_model: LoadedModel | None = None,
+    draft_vocab: str = "reduced",
 ) -> Iterator:
-    """Yield RunStarted, then per step a TreeStep and a StepCommitted, then RunFinished."""
+    """Yield RunStarted, then per step a TreeStep and a StepCommitted, then RunFinished. ``draft``: self,
+    model, lookup or eagle; ``draft_vocab``: reduced or full (what the self-draft's exit head projects onto)."""
     prompt_ids = encode_prompt(model, prompt, gen.max_new_tokens)
     layer = fitted_exit_layer(model.config.num_hidden_layers, layer)
     if rule == "spechub" and k != 2:  # checked before T = 0 turns every rule greedy
@@ -128,40 +132,100 @@ def run_speculative(
     rule = "greedy" if gen.sampling.greedy else rule
     if draft == "lookup" and k != 1:
         raise ValueError(f"The {draft} draft is a single chain: set k = 1.")
-    options = {"rule": rule, "k": k, "depth": depth, "draft": draft, "layer": layer}
+    options = {"rule": rule, "k": k, "depth": depth, "draft": draft, "layer": layer, "draft_vocab": draft_vocab}
     rec = Recorder(name, model, prompt, prompt_ids, gen, options=options)
     yield rec.started()
     max_len = len(prompt_ids) + gen.max_new_tokens + topo.size + 1
     engine = make_engine(model, batch=1, max_len=max_len)
-    source, notice = make_draft_source(model, engine, draft, layer=layer, draft_model=draft_model, max_len=max_len)
+    choice = DraftChoice(draft, layer, draft_model, draft_vocab)
+    source, notice = make_draft_source(model, engine, choice, max_len)
     if notice:
         yield rec.notice(notice)
     yield from speculate(rec, engine, source, topo, rule, gen.sampling)
 
 
+class StepCosts:
+    """What a run's steps cost and how well the draft guessed: seconds drafting and verifying, draft
+    forwards (tree levels), first-token agreement (the draft's top-1 at the root = the target's), and
+    each rule's exact acceptance at every verified node when sampling (``core.speculative.expected``)."""
+
+    def __init__(self, sampling: SamplingConfig, rule: str) -> None:
+        self.draft_s = self.verify_s = 0.0
+        self.levels = self.agree = self.steps = 0
+        self.tally = ExpectedTally() if not sampling.greedy and rule in EXACT_RULES else None
+
+    def add(self, tree: DraftTree, logits: torch.Tensor, walk: Walk, draft_s: float, verify_s: float) -> None:
+        self.draft_s, self.verify_s = self.draft_s + draft_s, self.verify_s + verify_s
+        self.levels += tree.topology.depth
+        self.steps += 1
+        if 0 in tree.q:
+            self.agree += int(tree.q[0].argmax()) == int(logits[0].argmax())
+
+    def exact(self, tree: DraftTree, walk: Walk) -> float:
+        """Tally each rule's exact acceptance at the step's verified nodes; returns the seconds it took (a
+        measurement, not decoding: the caller leaves it off the run's clock)."""
+        if self.tally is None:
+            return 0.0
+        t0 = time.perf_counter()
+        for node in walk.examined:
+            k = len(tree.candidates(node))
+            self.tally.add(tree.topology.node_depth[node], expected_acceptance(walk.p[node], tree.q[node], k))
+        return time.perf_counter() - t0
+
+    def summary(self) -> dict:
+        out = {
+            "draft_seconds": self.draft_s,
+            "verify_seconds": self.verify_s,
+            "draft_levels": self.levels,
+            "first_token_agreement": self.agree / self.steps if self.steps else None,
+        }
+        if self.tally is not None:
+            out["expected_acceptance"] = self.tally.summary()
+        return out
+
+
+def make_draft_source(
+    model: LoadedModel, engine: Engine, choice: DraftChoice, max_len: int
+) -> tuple[DraftSource, str | None]:
+    """``lookup``, ``eagle`` (the feature head, k-ary trees), or a ``LevelDrafter`` over ``make_draft_lm``;
+    returns (source, notice)."""
+    if choice.draft == "lookup":
+        return PromptLookup(model.model.lm_head.out_features), None
+    if choice.draft == "eagle":
+        return make_feature_drafter(model, engine, max_len), None
+    lm, notice = make_draft_lm(model, engine, choice, max_len)
+    return LevelDrafter(lm), notice
+
+
 def speculate(
-    rec: Recorder, engine: Engine, source: DraftSource, topo: TreeTopology, rule: str, sampling: SamplingConfig
+    rec: Recorder, engine: Engine, source: DraftSource, topo: TreeTopology | None, rule: str, sampling: SamplingConfig
 ) -> Iterator:
     """The step loop every draft-and-verify method shares: prefill, then per step the four calls
-    propose (the source's tree) / verify (one target forward) / evaluate (the rule's walk) / update
-    (keep the accepted path; tell the source).
+    propose (the source's tree; ``topo`` None: the source shapes it, e.g. EAGLE-2's dynamic trees) /
+    verify (one target forward) / evaluate (the rule's walk) / update (keep the accepted path; tell
+    the source).
 
     Per step it yields a TreeStep, the source's own events (``describe``) and a StepCommitted whose
-    per-token sources come from ``labels``; then RunFinished with the source's ``summary``.
+    per-token sources come from ``labels``; then RunFinished with the source's ``summary`` and the
+    run's ``StepCosts``.
     """
     model, prompt_ids = rec.model, rec.prompt_ids
     rng = make_generator(sampling.seed, model.device)
     source.prefill(prompt_ids, prefill(engine, prompt_ids))
-    root = prompt_ids[-1]
+    root, costs = prompt_ids[-1], StepCosts(sampling, rule)
     while not rec.done:
         t0 = time.perf_counter()
         tree = source.propose(root, topo, rule, sampling, rng)
+        t1 = time.perf_counter()
         verified = verify_tree(engine, tree)
+        t2 = time.perf_counter()
         walk = walk_tree(tree, verified.logits[0], rule, sampling, rng)
         engine.keep([engine.length + n for n in walk.nodes])
-        source.accept(tree, walk.nodes, verified.last_hidden[:, walk.nodes[-1] : walk.nodes[-1] + 1])
+        source.accept(tree, walk.nodes, verified.last_hidden[:, walk.nodes])
         emitted = [tree.tokens[n] for n in walk.nodes[1:]] + [walk.final_token]
         elapsed = time.perf_counter() - t0
+        costs.add(tree, verified.logits[0], walk, t1 - t0, t2 - t1)
+        rec.clock.exclude(costs.exact(tree, walk))
         step, now = rec.steps + 1, rec.clock.now()
         yield tree_event(step, rule, tree, walk, model.tokenizer, now)
         yield from source.describe(step, tree, walk, model.tokenizer, now)
@@ -173,4 +237,28 @@ def speculate(
             sources=source.labels(tree, walk),
         )
         root = walk.final_token
-    yield rec.finished(source.summary(rec.output))
+    yield rec.finished({**source.summary(rec.output), **costs.summary()})
+
+
+@excluding_consumer_time
+def run_eagle(
+    model: LoadedModel,
+    prompt: str,
+    gen: GenerationConfig,
+    *,
+    name: str = "eagle",
+    depth: int = 4,
+    topk: int = 8,
+    max_nodes: int = 48,
+) -> Iterator:
+    """Yield RunStarted, then per step a TreeStep and a StepCommitted, then RunFinished."""
+    shape = DynamicTree(depth, topk, max_nodes)
+    shape.check()
+    prompt_ids = encode_prompt(model, prompt, gen.max_new_tokens)
+    rule = "greedy" if gen.sampling.greedy else "match"
+    rec = Recorder(name, model, prompt, prompt_ids, gen, options={"rule": rule, **vars(shape)})
+    yield rec.started()
+    max_len = len(prompt_ids) + gen.max_new_tokens + max_nodes + 1
+    engine = make_engine(model, batch=1, max_len=max_len)
+    source = make_feature_drafter(model, engine, max_len, shape)
+    yield from speculate(rec, engine, source, None, rule, gen.sampling)

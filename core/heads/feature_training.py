@@ -1,0 +1,216 @@
+"""Training the feature-level draft head (``core.heads.feature``) on the self-distillation corpus.
+
+Per corpus sequence x_0..x_{T-1} with the target's features f_0..f_{T-2} (captured while the corpus
+was decoded), the inputs are the pairs (f_i, x_{i+1}) and the targets the next features f_{i+1}:
+    L = CE(p_target, q_draft) + w_reg * SmoothL1(Norm(f^_{i+1}), Norm(f_{i+1}))
+where p_target is the target's distribution at f_{i+1} over the reduced vocabulary (soft labels),
+q_draft the head's, and Norm the target's frozen final norm (so the regression is measured where
+the LM head reads it, not in the raw residual stream with its outlier dimensions). Only positions
+that predict answer tokens count (i + 2 >= prompt length). Inputs get Gaussian noise (EAGLE) so
+the head tolerates its own imperfect features when it drafts deeper.
+
+Held-out agreement: on the suite's held-out prompts' greedy continuations (never in the corpus),
+the share of answer positions where the head's top-1 (first draft position, true features) is
+the model's own next token, measured through the decoding engine itself.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from core.config import SamplingConfig
+from core.engine import make_engine
+from core.engine.llama import LlamaEngine
+from core.heads.corpus import Corpus, features_path, load_corpus
+from core.heads.data import log
+from core.heads.feature import FeatureHead
+from core.heads.modules import HeadInfo
+from core.heads.vocab import DraftVocab, reduced_projection
+from core.models import LoadedModel
+from core.prompts import is_held_out, load_prompts
+from core.skeleton.pool import full_member
+from core.skeleton.rows import decode_rows
+from core.text import encode_prompt
+
+
+@dataclass
+class FeatureTrainingConfig:
+    steps: int = 1100
+    batch: int = 16  # sequences per step
+    lr: float = 3e-3
+    w_reg: float = 1.0
+    noise: float = 0.05  # std of the input noise, relative to each feature's mean magnitude
+    seed: int = 0
+    command: str = ""
+
+
+@dataclass
+class Example:
+    tokens: torch.Tensor  # [T] x_0..x_{T-1}
+    features: torch.Tensor  # [T - 1, H] f_0..f_{T-2} (bfloat16)
+    prompt_length: int
+
+
+def corpus_examples(model: LoadedModel, corpus: Corpus) -> list[Example]:
+    """Every corpus sequence with its features (the cache written with the corpus, else one target forward
+    per sequence)."""
+    path = features_path(model.key)
+    feats = torch.load(path, weights_only=True) if path.is_file() else None
+    if feats is None or len(feats) != len(corpus.seqs):
+        log(f"  no cached features at {path}: computing them from the corpus ids (one forward per sequence)")
+        feats = [target_features(model, s).to(torch.bfloat16) for s in corpus.seqs]
+    return [
+        Example(torch.tensor(s), f, n)
+        for s, f, n in zip(corpus.seqs, feats, corpus.prompt_lengths, strict=True)
+        if len(s) >= 4 and len(f) == len(s) - 1
+    ]
+
+
+@torch.inference_mode()
+def target_features(model: LoadedModel, seq: list[int]) -> torch.Tensor:
+    """f_0..f_{T-2}: the target's last hidden states (before its final norm) at every position but the last."""
+    engine = make_engine(model, max_len=len(seq))
+    return engine.forward(torch.tensor([seq[:-1]], device=model.device), last_only=True).last_hidden[0].float().cpu()
+
+
+def _batch(examples: list[Example], device) -> tuple[torch.Tensor, ...]:
+    """Right-padded (features in, next tokens, target features, loss mask), n = T - 2 pairs per example."""
+    n = max(len(e.tokens) - 2 for e in examples)
+    H = examples[0].features.shape[1]
+    f_in = torch.zeros(len(examples), n, H)
+    f_out = torch.zeros(len(examples), n, H)
+    nxt = torch.zeros(len(examples), n, dtype=torch.long)
+    mask = torch.zeros(len(examples), n, dtype=torch.bool)
+    for b, e in enumerate(examples):
+        m = len(e.tokens) - 2
+        f_in[b, :m] = e.features[:m].float()
+        f_out[b, :m] = e.features[1 : m + 1].float()
+        nxt[b, :m] = e.tokens[1 : m + 1]
+        mask[b, :m] = torch.arange(m) + 2 >= e.prompt_length
+    return f_in.to(device), nxt.to(device), f_out.to(device), mask.to(device)
+
+
+def draft_features(head: FeatureHead, engine: LlamaEngine, fused: torch.Tensor) -> torch.Tensor:
+    """f^ for fused inputs [B, n, H] at positions 0..n-1 (a fresh engine: causal, nothing committed)."""
+    B, n, _ = fused.shape
+    positions = torch.arange(n, device=fused.device)[None].expand(B, n)
+    h, _ = engine.run_layers(fused, positions, 0, range(1))
+    return h
+
+
+def feature_loss(model: LoadedModel, head: FeatureHead, vocab: DraftVocab, batch, cfg: FeatureTrainingConfig, rng):
+    """(loss, cross-entropy, regression, top-1 agreement) over one batch's masked positions."""
+    f_in, nxt, f_out, mask = batch
+    net = model.model
+    norm, w = net.model.norm, net.lm_head.weight[vocab.ids]
+    scale = f_in.abs().mean(-1, keepdim=True)
+    noisy = f_in + cfg.noise * scale * torch.randn(f_in.shape, generator=rng, device=f_in.device)
+    fused = head.fuse(noisy, net.model.embed_tokens(nxt))
+    engine = LlamaEngine(head.net, batch=fused.shape[0], max_len=fused.shape[1], trainable=True)
+    pred = norm(draft_features(head, engine, fused))[mask]
+    with torch.no_grad():
+        true = norm(f_out[mask])
+        p = torch.softmax(F.linear(true, w), -1)
+    logq = torch.log_softmax(F.linear(pred, w), -1)
+    ce = -(p * logq).sum(-1).mean()
+    reg = F.smooth_l1_loss(pred, true)
+    agree = (logq.argmax(-1) == p.argmax(-1)).float().mean()
+    return ce + cfg.w_reg * reg, float(ce.detach()), float(reg.detach()), float(agree)
+
+
+def train_feature_head(
+    model: LoadedModel, vocab: DraftVocab, cfg: FeatureTrainingConfig
+) -> tuple[FeatureHead, HeadInfo]:
+    """Train on the corpus (AdamW, cosine decay), log progress, measure held-out agreement."""
+    torch.manual_seed(cfg.seed)
+    corpus = load_corpus(model.key)
+    examples = corpus_examples(model, corpus)
+    log(f"  {len(examples)} sequences, {sum(len(e.tokens) for e in examples):,} tokens, N = {vocab.size}")
+    head = FeatureHead(model.model).to(model.device)
+    head.net.model.layers[0].load_state_dict(model.model.model.layers[-1].state_dict())  # start from the last layer
+    with torch.no_grad():  # and from g = f + E x: the residual stream plus the token, not a random mix
+        H = model.config.hidden_size
+        head.fc.weight.copy_(torch.cat([torch.eye(H), torch.eye(H)], dim=1))
+        head.fc.bias.zero_()
+    model.model.requires_grad_(False)
+    params = [p for n, p in head.named_parameters() if not n.startswith(("net.model.embed", "net.lm_head"))]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / 50) * 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps))
+    )
+    order, rng = random.Random(cfg.seed), torch.Generator(device=model.device).manual_seed(cfg.seed)
+    by_length = sorted(examples, key=lambda e: len(e.tokens))
+    chunks = [by_length[i : i + cfg.batch] for i in range(0, len(by_length), cfg.batch)]
+    losses, t0 = [], time.perf_counter()
+    for step in range(cfg.steps):
+        loss, ce, reg, agree = feature_loss(model, head, vocab, _batch(order.choice(chunks), model.device), cfg, rng)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        losses.append(float(loss))
+        if step % 25 == 0 or step == cfg.steps - 1:
+            log(
+                f"  step {step + 1}/{cfg.steps}: loss {loss:.3f} (ce {ce:.3f}, reg {reg:.3f}), train top-1 "
+                f"{agree:.2f} ({time.perf_counter() - t0:.0f} s)"
+            )
+    head.eval().requires_grad_(False)
+    metrics = {"held_out_top1": held_out_agreement(model, head, vocab), "vocab_size": vocab.size}
+    log(f"  held-out top-1 agreement (first draft position): {metrics['held_out_top1']:.3f}")
+    info = HeadInfo(
+        "eagle",
+        model.key,
+        1,
+        1,
+        model.config.hidden_size,
+        cfg.command,
+        cfg.seed,
+        cfg.steps,
+        [round(x, 4) for x in losses],
+        {**metrics, "corpus_sequences": len(examples), "corpus": corpus.meta.get("config", {})},
+    )
+    return head, info
+
+
+@torch.inference_mode()
+def held_out_agreement(model: LoadedModel, head: FeatureHead, vocab: DraftVocab) -> float:
+    """Top-1 of the head (through the decoding engine, true features) vs the model's greedy next token, over the
+    answer positions of the suite's held-out prompts."""
+    project = reduced_projection(model, vocab)
+    hits = total = 0
+    for seq, start in held_out_continuations(model):
+        if len(seq) < start + 2:
+            continue
+        tokens = torch.tensor(seq, device=model.device)
+        target = make_engine(model, max_len=len(seq)).forward(tokens[None, :-1])
+        f, best = target.last_hidden[0], target.logits[0].argmax(-1)  # f_0..f_{T-2}; the model's own next tokens
+        engine = make_engine_for(head, len(seq))
+        fused = head.fuse(f[None, :-1], model.model.model.embed_tokens(tokens[None, 1:-1]))
+        draft = project(engine.forward(hidden_in=fused, layers=range(1)).last_hidden)[0].argmax(-1)  # predicts x_{i+2}
+        answer = torch.arange(len(seq) - 2, device=model.device) + 2 >= start
+        hits += int((draft == best[1:])[answer].sum())
+        total += int(answer.sum())
+    return hits / max(total, 1)
+
+
+def held_out_continuations(model: LoadedModel, tokens: int = 64) -> list[tuple[list[int], int]]:
+    """(prompt + greedy continuation, prompt length) for each held-out suite prompt, decoded as one batch."""
+    prompts = [encode_prompt(model, p.prompt, tokens) for i, p in enumerate(load_prompts()) if is_held_out(i)]
+    rows: list[list[int]] = [[] for _ in prompts]
+    steps = decode_rows(full_member(model), prompts, [tokens] * len(prompts), SamplingConfig(0.0), torch.Generator())
+    for step in steps:
+        for r in step:
+            rows[r.row].append(r.token)
+    return [(p + r, len(p)) for p, r in zip(prompts, rows, strict=True)]
+
+
+def make_engine_for(head: FeatureHead, max_len: int) -> LlamaEngine:
+    """The decoding engine of the head's one layer (packed weights; its own KV cache)."""
+    return LlamaEngine(head.net, batch=1, max_len=max_len)

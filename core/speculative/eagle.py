@@ -1,0 +1,213 @@
+"""EAGLE: a feature-level draft (``core.heads.feature``) with EAGLE-2's dynamic draft trees.
+
+The draft keeps its own KV cache of pairs (f_i, x_{i+1}) with the target's true features f. Per step:
+    propose - feed the pairs the last step verified (true features from the verify forward), ending
+              with (f_{n-1}, root); its output f^_n gives q at the root. Then either
+              * a full k-ary tree, children drawn from q by the rule (``spec``/``rrs``/``rrsw``/
+                ``spechub`` with ``--draft eagle``), or
+              * a dynamic tree (method ``eagle``): every depth, the K nodes of highest cumulative
+                draft confidence c(u) = prod q along the path are expanded (one draft forward of K
+                tokens, tree mask), each into its top-K children; after ``depth`` levels the nodes are
+                ranked by c and the tree keeps the n best, n maximising the predicted tokens per
+                unit of time  (1 + sum_{kept} c(u)) / (D + v(n + 1)),  D the step's draft cost and v
+                the verify-cost curve (both in target forwards of one token, this device);
+    verify / evaluate / update - the shared step loop (``core.speculative.speculate``); the dynamic
+              tree is verified greedily at T = 0 and by ``match`` (draw from p, accept the equal
+              child) at T > 0, both lossless;
+    accept  - the accepted path's true features become the next step's pairs (the tree's draft
+              slots are overwritten, never committed).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+
+from core.config import SamplingConfig
+from core.engine import Engine, make_engine, require
+from core.engine.cost import device_curve, relative_cost
+from core.engine.llama import LlamaEngine
+from core.heads.feature import FeatureHead, load_feature_head
+from core.heads.vocab import load_draft_vocab, reduced_projection
+from core.models import LoadedModel
+from core.speculative.drafts import DraftDefaults, DraftTree, draft_probs, grow_level
+from core.speculative.tree import MAX_TREE_NODES, TreeTopology
+
+MAX_DYNAMIC_NODES = 64  # verified per step at most (v(n) is measured up to 64)
+
+
+@dataclass(frozen=True)
+class DynamicTree:
+    """EAGLE-2 tree shape: ``depth`` levels, ``topk`` nodes expanded per level into ``topk`` children each,
+    at most ``max_nodes`` verified (root included)."""
+
+    depth: int = 4
+    topk: int = 8
+    max_nodes: int = 48
+
+    def check(self) -> None:
+        if not 1 <= self.depth <= 12:
+            raise ValueError(f"The dynamic tree's depth must be between 1 and 12, got {self.depth}.")
+        if not 1 <= self.topk <= 16:
+            raise ValueError(f"The dynamic tree expands 1 to 16 nodes per level, got top-k {self.topk}.")
+        if not 2 <= self.max_nodes <= MAX_DYNAMIC_NODES:
+            raise ValueError(
+                f"The dynamic tree verifies 2 to {MAX_DYNAMIC_NODES} nodes per step, got {self.max_nodes}."
+            )
+
+
+def best_size(confidence: list[float], draft_cost: float, curve: dict, max_nodes: int) -> int:
+    """n (nodes kept besides the root) maximising (1 + sum of the n best confidences) / (D + v(n + 1))."""
+    best, best_value, gain = 0, 1.0 / (draft_cost + relative_cost(curve, 1)), 1.0
+    for n, c in enumerate(confidence[: max_nodes - 1], start=1):
+        gain += c
+        value = gain / (draft_cost + relative_cost(curve, n + 1))
+        if value > best_value:
+            best, best_value = n, value
+    return best
+
+
+class FeatureDrafter(DraftDefaults):
+    """The EAGLE draft source (see the module docstring)."""
+
+    def __init__(self, model: LoadedModel, head: FeatureHead, max_len: int, dynamic: DynamicTree | None = None) -> None:
+        self.model, self.head, self.dynamic = model, head, dynamic
+        self.engine = LlamaEngine(head.net, batch=1, max_len=max_len + MAX_TREE_NODES)  # + a step's draft slots
+        vocab = load_draft_vocab(model)
+        self.project = reduced_projection(model, vocab) if vocab else make_engine(model, max_len=1).logits
+        self.embed = model.model.model.embed_tokens
+        self.curve = device_curve(model) if dynamic else None
+        self.t1 = self.curve["seconds"][0] if self.curve else None
+        size = f"{vocab.size:,}-token draft vocabulary" if vocab else "full vocabulary"
+        self.name = f"EAGLE feature head (1 layer, {size})"
+        self.pending_f: torch.Tensor | None = None  # [1, m, H] true features not yet fed
+        self.pending_x: list[int] = []  # the token after each (the root is appended at propose)
+        self.forwards = 0
+        self.sizes: list[int] = []
+
+    def prefill(self, ids: list[int], hidden: torch.Tensor | None) -> None:
+        H = self.model.config.hidden_size
+        self.pending_f = hidden if hidden is not None else torch.zeros(1, 1, H, device=self.model.device)
+        self.pending_x = list(ids[1:-1]) if hidden is not None else []
+
+    def _draft(self, features: torch.Tensor, tokens: list[int], **where) -> torch.Tensor:
+        """f^ of pairs (features [1, m, H], tokens): one forward of the draft layer."""
+        x = torch.tensor([tokens], device=self.model.device)
+        fused = self.head.fuse(features, self.embed(x))
+        self.forwards += 1
+        return self.engine.forward(hidden_in=fused, layers=range(1), **where).last_hidden
+
+    def _feed(self, root: int) -> torch.Tensor:
+        """Feed and commit the pending true pairs, the last one (f_{n-1}, root); f^_n [1, 1, H]."""
+        out = self._draft(self.pending_f, [*self.pending_x, root])
+        self.engine.commit(out.shape[1])
+        return out[:, -1:]
+
+    def _q(self, features: torch.Tensor, sampling: SamplingConfig) -> torch.Tensor:
+        return draft_probs(self.project(features), sampling)
+
+    def _level(self, tree_parents: list[int], slots: dict[int, int], nodes: list[int], feats, tokens, depth_of):
+        """Forward ``nodes`` (not yet in the draft cache) with their parents' f^; returns their f^ [len, H]."""
+        base, first = self.engine.length, len(slots)
+        for i, node in enumerate(nodes):
+            slots[node] = first + i
+        mask = torch.zeros(len(nodes), first + len(nodes), dtype=torch.bool)
+        for i, node in enumerate(nodes):
+            u = node
+            while u > 0:  # ancestors in the draft cache (the root's pair is committed)
+                mask[i, slots[u]] = True
+                u = tree_parents[u]
+        positions = torch.tensor([[base - 1 + depth_of[n] for n in nodes]], device=self.model.device)
+        parent_f = torch.stack([feats[tree_parents[n]] for n in nodes])[None]
+        out = self._draft(parent_f, [tokens[n] for n in nodes], start=base + first, positions=positions, tree_mask=mask)
+        return out[0]
+
+    def propose(self, root: int, topo: TreeTopology | None, rule: str, sampling: SamplingConfig, rng) -> DraftTree:
+        t0 = time.perf_counter()
+        f_root = self._feed(root)[0, 0]
+        if self.dynamic:
+            return self._dynamic(root, f_root, sampling, t0)
+        return self._full(root, f_root, topo, rule, sampling, rng)
+
+    def _full(self, root, f_root, topo: TreeTopology, rule, sampling, rng) -> DraftTree:
+        """A k-ary tree level by level, children drawn from q by the rule; the leaves are not fed."""
+        tree, feats, slots = DraftTree(topo, [root]), {0: f_root}, {}
+        for d in range(topo.depth):
+            level = topo.level(d)
+            if d:
+                out = self._level(list(topo.parent), slots, list(level), feats, tree.tokens, topo.node_depth)
+                feats.update(zip(level, out, strict=True))
+            grow_level(tree, level, self._q(torch.stack([feats[n] for n in level]), sampling), rule, rng)
+        return tree
+
+    def _dynamic(self, root: int, f_root: torch.Tensor, sampling: SamplingConfig, t0: float) -> DraftTree:
+        """EAGLE-2: expand the ``topk`` most confident nodes per level, then keep the best n (``best_size``)."""
+        shape = self.dynamic
+        parents, tokens, depth, logc = [-1], [root], [0], [0.0]
+        feats, slots, q_of = {0: f_root}, {}, {}
+        frontier = [0]
+        for d in range(shape.depth):
+            if d:
+                out = self._level(parents, slots, frontier, feats, tokens, depth)
+                feats.update(zip(frontier, out, strict=True))
+            q = self._q(torch.stack([feats[u] for u in frontier]), sampling)
+            new = []
+            top = torch.topk(q, shape.topk, dim=-1)  # one call for the whole level
+            for u, qu, toks, probs in zip(frontier, q, top.indices.tolist(), top.values.tolist(), strict=True):
+                q_of[u] = qu
+                for tok, prob in zip(toks, probs, strict=True):
+                    if prob <= 0:  # q has fewer than topk tokens
+                        break
+                    parents.append(u)
+                    tokens.append(tok)
+                    depth.append(d + 1)
+                    logc.append(logc[u] + math.log(prob))
+                    new.append(len(tokens) - 1)
+            frontier = sorted(new, key=lambda n: -logc[n])[: shape.topk]
+        ranked = sorted(range(1, len(tokens)), key=lambda n: (-logc[n], depth[n], n))
+        cost = (time.perf_counter() - t0) / self.t1
+        confidence = [math.exp(logc[n]) for n in ranked]
+        n = best_size(confidence, cost, self.curve, shape.max_nodes)
+        self.sizes.append(n + 1)
+        return self._subtree(ranked[:n], parents, tokens, depth, q_of)
+
+    @staticmethod
+    def _subtree(kept: list[int], parents, tokens, depth, q_of) -> DraftTree:
+        """The kept nodes (and, defensively, their ancestors) as a tree in BFS order."""
+        keep = {0}
+        for n in kept:
+            while n not in keep:
+                keep.add(n)
+                n = parents[n]
+        order = sorted(keep, key=lambda n: (depth[n], n))
+        index = {n: i for i, n in enumerate(order)}
+        topo = TreeTopology.from_parents([-1] + [index[parents[n]] for n in order[1:]])
+        tree = DraftTree(topo, [tokens[n] for n in order])
+        tree.q = {index[n]: q_of[n] for n in order if topo.children(index[n])}
+        return tree
+
+    def accept(self, tree: DraftTree, nodes: list[int], hidden: torch.Tensor) -> None:
+        """The path's true features f(root), f(a_1), ..., f(a_m) and the tokens after them, a_1..a_m; the next
+        root completes the last pair."""
+        self.pending_f = hidden
+        self.pending_x = [tree.tokens[n] for n in nodes[1:]]
+
+    def summary(self, output: list[int]) -> dict:
+        out = {"draft_forwards": self.forwards}
+        if self.sizes:
+            out["mean_tree_nodes"] = sum(self.sizes) / len(self.sizes)
+        return out
+
+
+def make_feature_drafter(
+    model: LoadedModel, engine: Engine, max_len: int, dynamic: DynamicTree | None = None
+) -> FeatureDrafter:
+    require(type(engine), "supports_trees", "The EAGLE draft")
+    head, _ = load_feature_head(model)
+    return FeatureDrafter(model, head, max_len, dynamic)
+
+
+assert MAX_DYNAMIC_NODES <= MAX_TREE_NODES

@@ -1,0 +1,192 @@
+"""EAGLE: the feature-level draft, the reduced draft vocabulary, dynamic trees, the corpus that trains them."""
+
+import json
+
+import pytest
+import torch
+
+import core.heads.feature as feature
+import core.heads.vocab as vocab_mod
+from core.config import GenerationConfig, SamplingConfig
+from core.engine import make_engine
+from core.heads.corpus import CorpusConfig, build_corpus, keep_questions, load_corpus, save_corpus, suite_grams, topics
+from core.heads.feature import FeatureHead, load_feature_head, save_feature_head
+from core.heads.modules import HeadInfo
+from core.heads.vocab import build_vocab, coverage_curve, load_draft_vocab, reduced_projection, smallest_size
+from core.metrics import summarize
+from core.prompts import load_prompts
+from core.registry import METHODS
+from core.speculative.eagle import DynamicTree, best_size
+from core.trace import TreeStep
+
+PROMPT = "Hello there, how are you"
+
+
+def run(model, name, prompt, gen, **options):
+    return list(METHODS[name].run(model, prompt, gen, **options))
+
+
+@pytest.fixture
+def tiny_head(tiny, tmp_path, monkeypatch):
+    """A random (untrained) feature head for the tiny model, saved where the draft source looks for it."""
+    monkeypatch.setattr(feature, "HEADS", tmp_path)
+    torch.manual_seed(0)
+    head = FeatureHead(tiny.model)
+    info = HeadInfo("eagle", tiny.key, 1, 1, tiny.config.hidden_size)
+    save_feature_head(head, info, feature.feature_head_path(tiny.key))
+    return head
+
+
+@pytest.fixture
+def tiny_vocab(tiny, tmp_path, monkeypatch):
+    """A reduced vocabulary of 300 tokens for the tiny model."""
+    monkeypatch.setattr(vocab_mod, "VOCAB", tmp_path)
+    ids = list(range(0, 600, 2))
+    vocab_mod.vocab_path(tiny.key).write_text(json.dumps({"ids": ids, "coverage": 0.9}))
+    return ids
+
+
+def test_coverage_curve_and_the_smallest_size():
+    tokens = [5] * 50 + [7] * 30 + [9] * 15 + [11] * 5
+    curve = coverage_curve(tokens, 20, sizes=(1, 2, 3))
+    assert curve["order"][:4] == [5, 7, 9, 11] and curve["coverage"] == [0.5, 0.8, 0.95, 1.0]
+    assert smallest_size(curve["covered"], 0.95) == 3 and smallest_size(curve["covered"], 0.96) == 4
+    built = build_vocab(tokens, 20, 0.8)
+    assert built["size"] == 2 and built["ids"] == [5, 7] and built["coverage"] == pytest.approx(0.8)
+    with pytest.raises(ValueError, match="coverage target"):
+        smallest_size(curve["covered"], 1.5)
+
+
+def test_reduced_projection_is_the_full_head_on_its_tokens_and_minus_infinity_elsewhere(tiny, tiny_vocab):
+    vocab = load_draft_vocab(tiny)
+    h = torch.randn(1, 3, tiny.config.hidden_size)
+    full = make_engine(tiny, max_len=4).logits(h)
+    reduced = reduced_projection(tiny, vocab)(h)
+    ids = torch.tensor(tiny_vocab)
+    assert torch.allclose(reduced[..., ids], full[..., ids], atol=1e-4)
+    outside = torch.ones(full.shape[-1], dtype=torch.bool)
+    outside[ids] = False
+    assert torch.isinf(reduced[..., outside]).all()
+    assert torch.softmax(reduced, -1)[..., outside].sum() == 0
+
+
+@pytest.mark.parametrize("name, options", [("eagle", {}), ("eagle", {"topk": 3, "depth": 3, "max_nodes": 8})])
+def test_eagle_is_identical_to_ar_at_temperature_0(tiny, tiny_head, name, options):
+    gen = GenerationConfig(30)
+    ar = summarize(run(tiny, "ar", PROMPT, gen)).output_ids
+    events = run(tiny, name, PROMPT, gen, **options)
+    assert summarize(events).output_ids == ar
+    trees = [e for e in events if isinstance(e, TreeStep)]
+    assert trees and all(len(t.tokens) <= options.get("max_nodes", 48) for t in trees)
+    finished = events[-1].extras
+    assert finished["draft_forwards"] > 0 and 0 <= finished["first_token_agreement"] <= 1
+
+
+@pytest.mark.parametrize("name", ["spec", "rrs", "rrsw", "spechub"])
+def test_rules_accept_the_eagle_draft_and_stay_identical_to_ar(tiny, tiny_head, tiny_vocab, name):
+    gen = GenerationConfig(24)
+    ar = summarize(run(tiny, "ar", PROMPT, gen)).output_ids
+    events = run(tiny, name, PROMPT, gen, draft="eagle")
+    assert summarize(events).output_ids == ar
+    for tree in (e for e in events if isinstance(e, TreeStep)):
+        assert all(t in tiny_vocab for t in tree.tokens[1:])  # drafts come from the reduced vocabulary only
+
+
+def test_sampled_rule_runs_report_each_rules_exact_acceptance(tiny, tiny_head):
+    events = run(tiny, "rrs", PROMPT, GenerationConfig(16, SamplingConfig(1.0, seed=2)), draft="eagle", k=2)
+    exact = events[-1].extras["expected_acceptance"]
+    assert set(exact) == {"rrs", "rrsw", "spechub"}
+    for fig in exact.values():
+        assert 0 <= fig["mean"] <= 1 and fig["nodes_by_depth"][0] > 0
+    # the same run at T = 0 has no such figures: every rule is greedy
+    assert "expected_acceptance" not in run(tiny, "rrs", PROMPT, GenerationConfig(8), draft="eagle")[-1].extras
+
+
+def test_eagle_samples_with_the_match_rule(tiny, tiny_head):
+    """At T > 0 the dynamic tree (fixed tokens) is verified by match: draw from p, accept the equal child,
+    lossless for any fixed draft (its chi-square test is in test_verify.py)."""
+    events = run(tiny, "eagle", PROMPT, GenerationConfig(12, SamplingConfig(1.0, seed=4)))
+    trees = [e for e in events if isinstance(e, TreeStep)]
+    assert trees and {t.rule for t in trees} == {"match"}
+    assert len(summarize(events).output_ids) == 12
+
+
+def test_best_size_follows_the_verify_cost_curve():
+    flat = {"n": [1, 64], "relative": [1.0, 1.0]}
+    steep = {"n": [1, 2, 64], "relative": [1.0, 2.0, 64.0]}
+    confident = [0.9, 0.8, 0.7, 0.5, 0.3, 0.1]
+    assert best_size(confident, 0.2, flat, 48) == 6  # free verification: keep every node
+    assert best_size(confident, 0.2, flat, 4) == 3  # the node limit counts the root
+    assert best_size(confident, 0.2, steep, 48) == 1  # two tokens for two forwards: (1 + 0.9) / 2.2 > 1 / 1.2
+    assert best_size([0.5, 0.4], 0.2, steep, 48) == 0  # (1 + 0.5) / 2.2 < 1 / 1.2: no tree at all
+    with pytest.raises(ValueError, match="2 to 64 nodes"):
+        DynamicTree(max_nodes=100).check()
+
+
+def test_feature_head_round_trips_and_refuses_another_models_file(tiny, tiny_head, tmp_path, embedded):
+    head, info = load_feature_head(tiny)
+    x = torch.randn(1, 2, tiny.config.hidden_size)
+    assert torch.allclose(head.fuse(x, x), tiny_head.fuse(x, x), atol=0.05)  # stored in bfloat16
+    with pytest.raises((ValueError, FileNotFoundError)):
+        load_feature_head(embedded, feature.feature_head_path(tiny.key))
+
+
+def test_corpus_questions_exclude_the_suite_and_repeats(tiny, tmp_path):
+    banned = suite_grams()
+    held_out = load_prompts()[4].prompt
+    kept, dropped = keep_questions(
+        ["1. What is the capital of a country?", "what is the capital of a country", "Hi", held_out], banned
+    )
+    assert kept == ["What is the capital of a country?"] and dropped == 3
+    assert len(topics()) >= 300
+    built = build_corpus(tiny, CorpusConfig(topics=2, questions=1, answer_tokens=6, batch=4))
+    path = save_corpus(tmp_path / "c.npz", tiny, CorpusConfig(topics=2), built)
+    corpus = load_corpus(tiny.key, path)
+    assert corpus.seqs == [p + a for p, a in built["seqs"]]
+    assert [len(f) for f in built["features"]] == [len(s) - 1 for s in corpus.seqs]
+    assert corpus.meta["generated_tokens"] == len(corpus.generated_tokens())
+
+
+@pytest.mark.slow
+def test_shipped_eagle_head_is_identical_to_ar_on_the_embedded_model(embedded):
+    gen = GenerationConfig(40)
+    for p in load_prompts()[4::15]:
+        ar = summarize(run(embedded, "ar", p.prompt, gen)).output_ids
+        assert summarize(run(embedded, "eagle", p.prompt, gen)).output_ids == ar, p.id
+        assert summarize(run(embedded, "rrs", p.prompt, gen, draft="eagle")).output_ids == ar, p.id
+
+
+def test_shipped_draft_assets_record_how_they_were_made():
+    blob = json.loads((vocab_mod.VOCAB / "smollm2-135m-instruct.json").read_text())
+    assert 0.95 <= blob["coverage"] < 1 and blob["size"] == len(blob["ids"]) < 49152 and "command" in blob
+    info = torch.load(feature.HEADS / "smollm2-135m-instruct-eagle.pt", weights_only=True)["info"]
+    assert info["kind"] == "eagle" and info["losses"] and info["metrics"]["held_out_top1"] > 0
+
+
+def test_bench_pools_exact_acceptance_and_prices_drafts_in_ar_steps():
+    from core.bench import summarize_runs
+
+    def run_(method, tokens, wall, extras, forwards=10):
+        base = {"id": "p", "category": "c", "output_ids": [1] * tokens, "tokens": tokens, "wall_s": wall}
+        base.update(forwards=forwards, mean_accepted=None, acceptance_rate=None, ttft_s=0.1)
+        return {**base, "method": method, "depth_reached": [], "depth_accepted": [], "extras": extras}
+
+    exact = {"rrs": {"mean": 0.5, "by_depth": [0.6, 0.2], "nodes_by_depth": [3, 1]}}
+    runs = [
+        run_("ar", 20, 2.0, {}),  # 0.1 s per ar step
+        run_(
+            "rrs",
+            20,
+            1.0,
+            {"draft_seconds": 0.2, "verify_seconds": 1.5, "draft_levels": 4, "expected_acceptance": exact},
+        ),
+    ]
+    out = summarize_runs(runs, ["ar", "rrs"])["rrs"]
+    assert out["draft_cost_per_level"] == pytest.approx(0.5) and out["draft_cost_per_step"] == pytest.approx(0.2)
+    assert out["verify_cost_per_step"] == pytest.approx(1.5)
+    assert out["expected_acceptance"]["rrs"]["by_depth"] == [pytest.approx(0.6), pytest.approx(0.2)]
+    assert (
+        out["expected_acceptance"]["rrs"]["mean"] == pytest.approx(0.5)
+        and out["expected_acceptance"]["rrs"]["nodes"] == 4
+    )
+    assert summarize_runs(runs, ["ar", "rrs"])["ar"]["expected_acceptance"] is None

@@ -83,9 +83,12 @@ def eagle(model: LoadedModel, args: argparse.Namespace, command: str) -> Path:
     draft_vocab = load_draft_vocab(model)
     if draft_vocab is None:
         raise ValueError(f"No reduced vocabulary for {model.key}: run `python -m core.train vocab` first.")
-    keys = ("steps", "batch", "lr", "seed")
+    keys = ("steps", "batch", "lr", "seed", "init")
+    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+    if not kinds or set(kinds) - {"greedy", "sampled"}:
+        raise ValueError("--kinds takes greedy, sampled or both (comma-separated).")
     head, info = train_feature_head(
-        model, draft_vocab, FeatureTrainingConfig(**{k: getattr(args, k) for k in keys}, command=command)
+        model, draft_vocab, FeatureTrainingConfig(**{k: getattr(args, k) for k in keys}, kinds=kinds, command=command)
     )
     return save_feature_head(head, info, Path(args.out) if args.out else feature_head_path(model.key))
 
@@ -184,6 +187,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=16, help="sequences per step")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", default="", help="a head file to continue training from")
+    p.add_argument("--kinds", default="greedy,sampled", help="corpus answers to train on: greedy, sampled or both")
     p.add_argument("--out", default="", help="default: assets/heads/<model>-eagle.pt")
     p.set_defaults(run=eagle)
     return ap

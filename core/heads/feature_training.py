@@ -20,6 +20,7 @@ import math
 import random
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +30,7 @@ from core.engine import make_engine
 from core.engine.llama import LlamaEngine
 from core.heads.corpus import Corpus, features_path, load_corpus
 from core.heads.data import log
-from core.heads.feature import FeatureHead
+from core.heads.feature import FeatureHead, load_feature_head
 from core.heads.modules import HeadInfo
 from core.heads.vocab import DraftVocab, reduced_projection
 from core.models import LoadedModel
@@ -48,6 +49,8 @@ class FeatureTrainingConfig:
     noise: float = 0.05  # std of the input noise, relative to each feature's mean magnitude
     seed: int = 0
     command: str = ""
+    init: str = ""  # a head file to continue from ("" = a fresh head)
+    kinds: tuple[str, ...] = ("greedy", "sampled")  # which corpus answers to train on
 
 
 @dataclass
@@ -130,14 +133,20 @@ def train_feature_head(
     """Train on the corpus (AdamW, cosine decay), log progress, measure held-out agreement."""
     torch.manual_seed(cfg.seed)
     corpus = load_corpus(model.key)
-    examples = corpus_examples(model, corpus)
+    examples = [
+        e for e, kind in zip(corpus_examples(model, corpus), corpus.meta["kinds"], strict=True) if kind in cfg.kinds
+    ]
     log(f"  {len(examples)} sequences, {sum(len(e.tokens) for e in examples):,} tokens, N = {vocab.size}")
     head = FeatureHead(model.model).to(model.device)
-    head.net.model.layers[0].load_state_dict(model.model.model.layers[-1].state_dict())  # start from the last layer
-    with torch.no_grad():  # and from g = f + E x: the residual stream plus the token, not a random mix
-        H = model.config.hidden_size
-        head.fc.weight.copy_(torch.cat([torch.eye(H), torch.eye(H)], dim=1))
-        head.fc.bias.zero_()
+    if cfg.init:
+        head.load_state_dict(load_feature_head(model, Path(cfg.init))[0].state_dict())
+        head.float().train().requires_grad_(True)
+    else:
+        head.net.model.layers[0].load_state_dict(model.model.model.layers[-1].state_dict())  # the last layer
+        with torch.no_grad():  # and g = f + E x: the residual stream plus the token, not a random mix
+            H = model.config.hidden_size
+            head.fc.weight.copy_(torch.cat([torch.eye(H), torch.eye(H)], dim=1))
+            head.fc.bias.zero_()
     model.model.requires_grad_(False)
     params = [p for n, p in head.named_parameters() if not n.startswith(("net.model.embed", "net.lm_head"))]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)

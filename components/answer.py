@@ -62,8 +62,18 @@ def render_token_strip(events: list, *, key: str, marks: bool = False) -> None:
             spans.append(
                 f"<span title='{title}' style='background:{colour};border-radius:3px;padding:0 1px'>{text}</span>"
             )
+    swatches = "".join(
+        f"<span style='background:{c};border-radius:3px;padding:0 6px;margin-right:2px'>&nbsp;</span>"
+        for c in _PALETTE[:3]
+    )
+    key_line = (
+        f"<div class='dl-key' style='font-size:0.8em;color:#52525b'>colour key: {swatches} one colour per step, "
+        "cycling, so a run of one colour is one step's tokens (a multi-token step is an accepted draft); "
+        "hover a token for its step and source</div>"
+    )
     st.markdown(
-        f"<div class='dl-strip' data-key='{html.escape(key)}' style='line-height:1.9'>{''.join(spans)}</div>",
+        f"<div class='dl-strip' data-key='{html.escape(key)}' style='line-height:1.9'>{''.join(spans)}</div>"
+        + key_line,
         unsafe_allow_html=True,
     )
 

@@ -9,6 +9,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from components.tables import LABELS, render_table
 from core.metrics import ratio
 
 SUMMARY_COLUMNS = [
@@ -29,7 +30,7 @@ SUMMARY_COLUMNS = [
 def summary_frame(result: dict) -> pd.DataFrame:
     """One row per method; a column no method has a figure for (e.g. proxies without sot/sgd) is left out."""
     rows = [{"method": name, **{k: rec.get(k) for k in SUMMARY_COLUMNS}} for name, rec in result["methods"].items()]
-    return pd.DataFrame(rows).dropna(axis=1, how="all")
+    return pd.DataFrame(rows, dtype=object).dropna(axis=1, how="all")
 
 
 def runs_frame(result: dict) -> pd.DataFrame:
@@ -55,11 +56,18 @@ def runs_csv(result: dict) -> str:
 
 
 def render_bench(result: dict, *, key: str) -> None:
-    st.dataframe(summary_frame(result), hide_index=True, key=f"{key}-summary")
+    render_table(summary_frame(result), key=f"{key}-summary")
     runs = runs_frame(result)
     a, b = st.columns(2)
     a.plotly_chart(
-        px.bar(summary_frame(result), x="method", y="tok_s", title="tokens/s per method", height=320),
+        px.bar(
+            summary_frame(result).astype({"tok_s": float}),
+            x="method",
+            y="tok_s",
+            title="tokens/s per method",
+            height=320,
+            labels=LABELS,
+        ),
         key=f"{key}-toks",
         width="stretch",
     )
@@ -71,6 +79,7 @@ def render_bench(result: dict, *, key: str) -> None:
                 y="speedup_vs_ar",
                 points="all",
                 title="speedup vs AR over prompts",
+                labels=LABELS,
                 height=320,
             ),
             key=f"{key}-speedups",
@@ -87,6 +96,7 @@ def render_bench(result: dict, *, key: str) -> None:
                 color="method",
                 barmode="group",
                 title="mean accepted length per category",
+                labels=LABELS,
                 height=340,
             ),
             key=f"{key}-categories",

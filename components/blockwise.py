@@ -15,24 +15,25 @@ PATH_COLOURS = ["#1d4ed8", "#f59e0b", "#9333ea", "#0d9488", "#db2777", "#65a30d"
 
 
 def lattice_figure(block: BlockStep) -> go.Figure:
-    """Heads (x) by rank in the head's top-k (y), coloured by q_i; every verified draft drawn over it,
-    the accepted one thick (its accepted part solid)."""
+    """Heads (x) by rank in the head's top-k (y), coloured by q_i, each cell labelled with its token; every
+    verified draft is drawn along the top edge of its cells (so the tokens stay readable), the accepted one
+    thick, and the accepted draft's cells are outlined."""
     m, topk = len(block.lattice_tokens), len(block.lattice_tokens[0])
     heads = [f"head {i}" for i in range(1, m + 1)]
-    ranks = [f"#{r + 1}" for r in range(topk)]
     z = [[block.lattice_q[i][r] for i in range(m)] for r in range(topk)]
     text = [[block.lattice_texts[i][r].replace("\n", "↵") or "·" for i in range(m)] for r in range(topk)]
     fig = go.Figure(
         go.Heatmap(
             x=heads,
-            y=ranks,
+            y=list(range(topk)),
             z=z,
             text=text,
             texttemplate="%{text}",
+            textfont={"size": 14},
             colorscale="Blues",
             zmin=0,
             zmax=1,
-            colorbar={"title": "q_i"},
+            colorbar={"title": "q_i", "len": 0.8},
             hovertemplate="%{x}, rank %{y}: '%{text}' q=%{z:.3f}<extra></extra>",
         )
     )
@@ -40,30 +41,60 @@ def lattice_figure(block: BlockStep) -> go.Figure:
         label = "plain BPD draft (argmax)" if j == 0 else f"rescored draft {j}"
         score = block.scores[j] if j < len(block.scores) else 0.0
         chosen = j == block.accepted_path
+        offset = -0.42 + 0.1 * (j % 4)  # along the top edge of the cells, one lane per draft
         fig.add_trace(
             go.Scatter(
                 x=heads,
-                y=[ranks[r] for r in path],
+                y=[r + offset for r in path],
                 mode="lines+markers",
                 name=f"{label}, S={score:.2f}" + (f", {block.accepted} accepted" if chosen else ""),
-                line={"color": PATH_COLOURS[j % len(PATH_COLOURS)], "width": 5 if chosen else 2, "dash": "solid"},
-                marker={"size": 12 if chosen else 7},
-                opacity=1.0 if chosen else 0.7,
+                line={"color": PATH_COLOURS[j % len(PATH_COLOURS)], "width": 4 if chosen else 2},
+                marker={"size": 8 if chosen else 5},
+                text=[text[r][i] for i, r in enumerate(path)],
+                hovertemplate="%{x}: '%{text}'<extra>" + label + "</extra>",
             )
         )
+        if chosen:
+            fig.add_trace(
+                go.Scatter(
+                    x=heads,
+                    y=path,
+                    mode="markers",
+                    marker={"symbol": "square-open", "size": 40, "color": PATH_COLOURS[j % len(PATH_COLOURS)]},
+                    hoverinfo="skip",
+                    name="cells of the accepted draft",
+                )
+            )
     fig.update_layout(
-        height=150 + 40 * topk,
-        yaxis={"autorange": "reversed", "title": "rank in the head's top-k"},
-        margin={"t": 30, "b": 40},
-        legend={"orientation": "h", "y": -0.25},
+        height=170 + 44 * topk,
+        title={
+            "text": f"Step {block.step}: the heads' top-{topk} tokens and the drafts verified",
+            "font": {"size": 14},
+        },
+        yaxis={
+            "autorange": "reversed",
+            "title": "rank in the head's top-k",
+            "tickvals": list(range(topk)),
+            "ticktext": [f"#{r + 1}" for r in range(topk)],
+        },
+        xaxis={"title": "head (head i drafts the token i places ahead)"},
+        margin={"t": 40, "b": 40},
+        legend={"orientation": "h", "y": -0.3},
     )
     return fig
+
+
+def most_accepted(blocks: list[BlockStep]) -> int:
+    """The 1-based step a step slider opens on: the one that accepted the most head tokens (the first such)."""
+    best = max(range(len(blocks)), key=lambda i: (blocks[i].accepted, -i))
+    return best + 1
 
 
 def render_lattice_steps(blocks: list[BlockStep], *, key: str, slider_key: str = "", container=None) -> None:
     """One step's lattice, with a sentence on it; a step slider (``slider_key``) when there are several."""
     target = container or st
-    pick = target.slider("step", 1, len(blocks), 1, key=slider_key) if slider_key and len(blocks) > 1 else 1
+    opening = most_accepted(blocks)
+    pick = target.slider("step", 1, len(blocks), opening, key=slider_key) if slider_key and len(blocks) > 1 else 1
     b = blocks[pick - 1]
     target.caption(
         f"Step {b.step}: {len(b.paths)} draft(s) verified; {b.accepted} head token(s) accepted along "

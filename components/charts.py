@@ -36,14 +36,16 @@ def render_latency_chart(traces: dict[str, list], *, key: str) -> None:
     st.plotly_chart(latency_figure(traces), key=key, width="stretch")
 
 
-def rate_layout(fig: go.Figure, x_title: str, y_title: str, height: int) -> go.Figure:
-    """Shared layout of the charts of a rate in [0, 1] (acceptance per depth, hit rate per layer)."""
+def rate_layout(fig: go.Figure, x_title: str, y_title: str, height: int, title: str = "") -> go.Figure:
+    """Shared layout of the charts of a rate in [0, 1] (acceptance per depth, hit rate per layer); the legend
+    sits under the plot so it never overlaps the title."""
     fig.update_layout(
+        title={"text": title, "font": {"size": 14}} if title else None,
         height=height,
         xaxis_title=x_title,
         yaxis_title=y_title,
         yaxis_range=[0, 1],
-        margin={"t": 30, "b": 40},
-        legend={"orientation": "h", "y": 1.15},
+        margin={"t": 40 if title else 30, "b": 40},
+        legend={"orientation": "h", "y": -0.25},
     )
     return fig

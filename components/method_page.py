@@ -9,8 +9,10 @@ from collections.abc import Callable, Iterator
 import streamlit as st
 
 from components.answer import render_metrics, render_notices, render_token_strip
+from components.cost import render_cost_panel
 from components.live import Live, run_beside_ar
-from components.traces import download_trace, load_trace_widget
+from components.race import render_race
+from components.traces import download_trace, load_trace_widget, trace_method
 from core.config import GenerationConfig
 from core.registry import RUN_ERRORS
 
@@ -57,8 +59,11 @@ def render_beside_ar(
     caption: str = "",
     marks: bool = False,
     extra: Callable[[], None] | None = None,
+    model=None,
 ) -> None:
-    """The method's notices, answer strip, metrics (``extra`` adds the method's own) and download, AR's beside."""
+    """The method's notices, answer strip, metrics (``extra`` adds the method's own) and download, AR's beside;
+    then the race of the two runs and the cost model that explains the speedup (``model``: the loaded model,
+    whose measured v(n) the cost model uses)."""
     render_notices(events)
     left, right = st.columns(2)
     with left:
@@ -74,3 +79,6 @@ def render_beside_ar(
             st.markdown("**AR, same prompt and settings**")
             render_token_strip(ar, key=f"{key}-ar-strip")
             render_metrics(ar, key=f"{key}-ar-metrics")
+    if ar:
+        render_race({trace_method(events): events, "ar": ar}, key=f"{key}-race")
+    render_cost_panel(events, ar, model, key=f"{key}-cost")

@@ -10,33 +10,37 @@ from core.metrics import summarize
 from core.trace import PipelineTick
 
 
-def timeline_figure(ticks: list[PipelineTick]) -> go.Figure:
-    """One bar per (tick, stage) with the token in it: green = confirmed, orange = speculative.
-
-    A red cross marks a flush (the guess behind the committed token was wrong), a green
-    dot a hit (the guess was right and its work was kept)."""
+def timeline_figure(ticks: list[PipelineTick], selected: int | None = None) -> go.Figure:
+    """One cell per (tick, stage) with the token in it: green = confirmed, orange = speculative; x is the tick
+    (its seconds on hover). A red cross marks a flush (the guess behind the committed token was wrong), a
+    green dot a hit (the guess was right and its work was kept); ``selected`` highlights one tick's cells."""
     fig = go.Figure()
     n_stages = len(ticks[0].stage_texts) if ticks else 0
     for speculative, colour, name in ((False, "#16a34a", "confirmed token"), (True, "#f59e0b", "speculative guess")):
-        xs, ys, widths, labels = [], [], [], []
-        for tk in ticks:
-            for s in range(n_stages):
-                if tk.stage_texts[s] and tk.stage_speculative[s] == speculative:
-                    xs.append(tk.start)
-                    widths.append(max(tk.end - tk.start, 1e-6))
-                    ys.append(f"stage {s + 1}")
-                    labels.append(f"{tk.stage_texts[s]!r} (slot {tk.stage_slots[s]}, tick {tk.tick})")
+        cells = [
+            (tk, s)
+            for tk in ticks
+            for s in range(n_stages)
+            if tk.stage_texts[s] and tk.stage_speculative[s] == speculative
+        ]
         fig.add_trace(
             go.Bar(
-                x=widths,
-                y=ys,
-                base=xs,
+                x=[0.9] * len(cells),
+                y=[f"stage {s + 1}" for _, s in cells],
+                base=[tk.tick - 0.45 for tk, _ in cells],
                 orientation="h",
                 name=name,
                 marker_color=colour,
-                text=[lbl.split(" (")[0] for lbl in labels],
+                marker_line={
+                    "width": [3 if tk.tick == selected else 0 for tk, _ in cells],
+                    "color": "#1e3a8a",
+                },
+                text=[tk.stage_texts[s] for tk, s in cells],
                 textposition="inside",
-                hovertext=labels,
+                hovertext=[
+                    f"{tk.stage_texts[s]!r}, slot {tk.stage_slots[s]}, tick {tk.tick}: {tk.start:.3f}-{tk.end:.3f} s"
+                    for tk, s in cells
+                ],
                 hoverinfo="text",
             )
         )
@@ -44,22 +48,26 @@ def timeline_figure(ticks: list[PipelineTick]) -> go.Figure:
         marks = [tk for tk in ticks if tk.hit is hit]
         fig.add_trace(
             go.Scatter(
-                x=[tk.end for tk in marks],
+                x=[tk.tick + 0.45 for tk in marks],
                 y=[f"stage {n_stages}"] * len(marks),
                 mode="markers",
                 name=name,
                 marker={"color": colour, "symbol": symbol, "size": 10},
                 hovertext=[
-                    f"tick {tk.tick}: flushed {tk.flushed}" if not hit else f"tick {tk.tick}: guess confirmed"
+                    f"tick {tk.tick} ({tk.end:.3f} s): flushed {tk.flushed}"
+                    if not hit
+                    else f"tick {tk.tick} ({tk.end:.3f} s): guess confirmed"
                     for tk in marks
                 ],
                 hoverinfo="text",
             )
         )
+    if selected is not None:
+        fig.add_vrect(x0=selected - 0.5, x1=selected + 0.5, fillcolor="#2563eb", opacity=0.12, line_width=0)
     fig.update_layout(
         barmode="overlay",
-        height=120 + 60 * n_stages,
-        xaxis_title="seconds since start",
+        height=140 + 60 * n_stages,
+        xaxis={"title": "tick (hover a cell for its time in seconds)", "tickformat": "d", "rangemode": "tozero"},
         margin={"t": 30, "b": 40},
         legend={"orientation": "h", "y": 1.25},
         yaxis={"categoryorder": "category descending"},
@@ -67,8 +75,17 @@ def timeline_figure(ticks: list[PipelineTick]) -> go.Figure:
     return fig
 
 
-def render_timeline(ticks: list[PipelineTick], *, key: str, container=None) -> None:
-    (container or st).plotly_chart(timeline_figure(ticks), key=key, width="stretch")
+def first_flush(ticks: list[PipelineTick]) -> int:
+    """The tick a tick slider opens on: the first flush (where SPEED's speculation shows), else the first hit."""
+    for verdict in (False, True):
+        found = next((tk.tick for tk in ticks if tk.hit is verdict), None)
+        if found is not None:
+            return found
+    return 1
+
+
+def render_timeline(ticks: list[PipelineTick], *, key: str, container=None, selected: int | None = None) -> None:
+    (container or st).plotly_chart(timeline_figure(ticks, selected), key=key, width="stretch")
 
 
 def hit_rate_figure(data: dict) -> go.Figure:
@@ -113,10 +130,11 @@ def explain_tick(tick: PipelineTick) -> str:
 
 
 def render_tick_steps(ticks: list[PipelineTick], *, key: str, slider_key: str) -> None:
-    """The whole timeline, then a tick slider with a sentence on that tick."""
-    render_timeline(ticks, key=key)
-    pick = st.slider("tick", 1, len(ticks), 1, key=slider_key) if len(ticks) > 1 else 1
+    """A tick slider (opening on the first flush), the sentence on that tick, and the whole timeline with that
+    tick's cells highlighted."""
+    pick = st.slider("tick", 1, len(ticks), first_flush(ticks), key=slider_key) if len(ticks) > 1 else 1
     st.write(explain_tick(ticks[pick - 1]))
+    render_timeline(ticks, key=key, selected=ticks[pick - 1].tick)
 
 
 def render_speed_metrics(events: list) -> None:

@@ -10,8 +10,11 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from components.answer import answer_text, render_notices
+from components.explorer import dag_html, render_explorer
+from components.race import render_race
+from components.tables import render_table
 from components.traces import download_trace
-from core.metrics import format_speedup, summarize, wall_speedup
+from core.metrics import equal_length_speedup, format_speedup, summarize
 from core.registry import RUN_ERRORS
 from core.runner import on_decoder
 from core.skeleton.quality import JudgeError, judge_answers, proxy_scores
@@ -155,13 +158,16 @@ def render_timeline(traces: dict[str, list], *, key: str) -> None:
     st.plotly_chart(timeline_figure(traces), key=key, width="stretch")
 
 
+EQUAL_LENGTH = "speedup vs AR (wall-clock, equal length)"
+
+
 def render_skeleton_results(state: dict[str, list]) -> None:
     """Each run's answer and figures side by side, a summary table, the DAG and the decoding timeline."""
     ar = summarize(state["ar"]) if "ar" in state else None
     rows = []
     for col, (name, events) in zip(st.columns(len(state)), state.items(), strict=True):
         m = summarize(events)
-        faster = wall_speedup(m, ar) if ar else None
+        faster, extrapolated = equal_length_speedup(m, ar) if ar else (None, False)
         with col:
             st.markdown(f"**{RUNS.get(name, name)}**")
             render_notices(events)
@@ -170,26 +176,39 @@ def render_skeleton_results(state: dict[str, list]) -> None:
             st.metric("wall-clock", f"{m.wall_s:.2f} s")
             st.metric("tokens/s", f"{m.tok_s:.1f}")
             if ar and name != "ar":
-                st.metric("speedup vs AR (wall-clock)", format_speedup(faster))
+                st.metric(
+                    EQUAL_LENGTH,
+                    format_speedup(faster),
+                    help=f"AR's time to an answer of {len(m.output_ids)} tokens (this answer's length"
+                    + (", extrapolated at AR's speed: AR's own answer is shorter" if extrapolated else "")
+                    + ") over this run's wall-clock time.",
+                )
             download_trace(events, key=f"sg-dl-{name}")
         rows.append(
             {
                 "method": name,
                 "wall-clock s": m.wall_s,
-                "tokens": m.tokens,
+                "tokens generated": m.tokens,
+                "answer tokens": len(m.output_ids),
                 "tokens/s": m.tok_s,
-                "speedup vs AR": faster,
+                "speedup vs AR (equal length)": faster,
                 "nodes": m.extras.get("nodes"),
                 "waves": m.extras.get("waves"),
                 "nodes per wave": m.extras.get("mean_nodes_per_wave"),
                 "skeleton s": m.extras.get("skeleton_s"),
             }
         )
-    st.dataframe(pd.DataFrame(rows), hide_index=True, key="sg-table")
+    render_table(rows, key="sg-table")
+    if len(state) > 1:
+        render_race({RUNS.get(name, name): events for name, events in state.items()}, key="sg-race")
     for name in ("sgd", "sot"):
         if name in state:
             st.subheader(f"{RUNS[name]}: the skeleton DAG")
-            render_dag(state[name], key=f"sg-dag-{name}")
+            chart, explore = st.tabs(["DAG", "Explore it (drag, zoom, click a point)"])
+            with chart:
+                render_dag(state[name], key=f"sg-dag-{name}")
+            with explore:
+                render_explorer(dag_html(state[name]))
             break
     st.subheader("Decoding timeline (one bar per node, coloured by wave)")
     render_timeline({n: e for n, e in state.items() if n != "ar"}, key="sg-timeline")
@@ -215,7 +234,7 @@ def render_quality(model, state: dict[str, list], *, load: Callable[[str], objec
         {"method": n, "proxy: log-likelihood": s["loglik"], "proxy: overlap with AR": s["overlap_with_ar"]}
         for n, s in st.session_state["sg_proxy"][1].items()
     ]
-    st.dataframe(pd.DataFrame(table), hide_index=True, key="sg-proxy")
+    render_table(table, key="sg-proxy")
     j1, j2 = st.columns([3, 1])
     judge = j1.text_input("Judge: a chat model id or path, or an OpenAI-compatible endpoint URL", key="sg_judge_id")
     endpoint_model = j2.text_input("endpoint model name", key="sg_judge_name")
@@ -228,4 +247,4 @@ def render_quality(model, state: dict[str, list], *, load: Callable[[str], objec
     if "sg_judge" in st.session_state:
         who, scores = st.session_state["sg_judge"]
         frame = pd.DataFrame([{"method": n, f"judge score ({who})": s} for n, s in scores.items()])
-        st.dataframe(frame, hide_index=True, key="sg-judge-table")
+        render_table(frame, key="sg-judge-table")

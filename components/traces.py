@@ -15,6 +15,12 @@ def trace_method(events: list) -> str:
     return next((e.method for e in events if isinstance(e, RunStarted)), "?")
 
 
+def run_greedy(events: list) -> bool:
+    """Was the run decoded at temperature 0 (so every verification rule acted greedily)?"""
+    start = next((e for e in events if isinstance(e, RunStarted)), None)
+    return start is None or float(start.config.get("temperature", 0.0)) == 0.0
+
+
 def shipped_examples(methods: tuple[str, ...]) -> list[str]:
     """File names of the shipped example traces of ``methods``."""
     if not EXAMPLES.is_dir():

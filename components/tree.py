@@ -10,6 +10,7 @@ import streamlit as st
 
 from components.charts import rate_layout
 from components.live import stream_run
+from components.tables import render_table
 from core.metrics import acceptance_per_depth, speedup, summarize
 from core.trace import TreeStep
 
@@ -22,6 +23,11 @@ COLOURS = {
     "bonus": "#2563eb",
     "resampled": "#f59e0b",
 }
+
+
+def _short(text: str, width: int = 8) -> str:
+    text = repr(text)[1:-1]
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _layout(step: TreeStep) -> list[tuple[float, float]]:
@@ -63,8 +69,8 @@ def tree_figure(step: TreeStep) -> go.Figure:
                 y=[pos[n][1] for n in nodes],
                 mode="markers+text",
                 name=status,
-                # label the root and the accepted path; every other token shows on hover
-                text=[repr(step.texts[n])[1:-1] if status in ("root", "accepted") else "" for n in nodes],
+                text=[_short(step.texts[n]) for n in nodes],  # every node's token, cut; whole on hover
+                textfont={"size": 12 if status in ("root", "accepted") else 9},
                 hovertext=[repr(step.texts[n])[1:-1] for n in nodes],
                 textposition="top center",
                 marker={"size": 16, "color": COLOURS[status], "line": {"width": 1, "color": "#18181b"}},
@@ -87,9 +93,10 @@ def tree_figure(step: TreeStep) -> go.Figure:
     )
     fig.update_layout(
         height=max(340, 26 * max(step.depths.count(d) for d in set(step.depths))),
-        margin={"t": 30, "b": 10, "l": 10, "r": 10},
-        legend={"orientation": "h", "y": 1.12},
-        xaxis={"title": "depth", "dtick": 1, "zeroline": False},
+        margin={"t": 40, "b": 60, "l": 10, "r": 10},
+        title={"text": f"Step {step.step}: the draft tree, coloured by what verification did", "font": {"size": 14}},
+        legend={"orientation": "h", "y": -0.12, "title": {"text": "colour key:"}},
+        xaxis={"title": "draft depth", "dtick": 1, "zeroline": False},
         yaxis={"visible": False},
         plot_bgcolor="white",
     )
@@ -104,27 +111,47 @@ def depth_figure(rates: dict[str, list[float]]) -> go.Figure:
     fig = go.Figure()
     for name, values in rates.items():
         fig.add_trace(go.Bar(x=list(range(1, len(values) + 1)), y=values, name=name))
-    fig.update_layout(barmode="group")
-    return rate_layout(fig, "draft depth", "acceptance rate", 280)
+    fig.update_layout(barmode="group", xaxis={"dtick": 1, "tickformat": "d"})
+    title = "Acceptance per draft depth: P(depth d accepted | depth d - 1 was)"
+    return rate_layout(fig, "draft depth d", "acceptance rate", 300, title)
 
 
 def render_acceptance_per_depth(rates: dict[str, list[float]], *, key: str) -> None:
     st.plotly_chart(depth_figure(rates), key=key, width="stretch")
 
 
-def explain_step(step: TreeStep) -> str:
-    """One sentence on what the step did, for step-through teaching."""
+def rule_in_force(rule: str, greedy: bool) -> str:
+    """The verification rule as it acts: at temperature 0 every rule accepts the child equal to argmax p."""
+    name = RULES.get(rule, rule.upper() if rule != "match" else "match (draw from p, keep the child that matches)")
+    if rule == "greedy":
+        return "greedy rule (accept the draft token equal to the target's argmax)"
+    return f"{name} rule" + (
+        ", which at temperature 0 accepts the draft token equal to the target's argmax" if greedy else ""
+    )
+
+
+def explain_step(step: TreeStep, greedy: bool) -> str:
+    """One sentence on what the step did, naming the rule in force, for step-through teaching."""
     accepted = len(step.accepted_path) - 1
     tail = (
         "then drew a bonus token from p at the leaf"
         if step.final_kind == "bonus"
         else "then rejected the next depth and drew a token from the residual"
+        if not greedy
+        else "then took the target's own next token where the draft was wrong"
     )
     return (
-        f"Step {step.step}: the {step.rule.upper()} walk accepted {accepted} of {max(step.depths)} draft "
-        f"depths ({len(step.tokens) - 1} drafted tokens in the tree), {tail}: "
+        f"Step {step.step}, verified by the {rule_in_force(step.rule, greedy)}: {accepted} of {max(step.depths)} "
+        f"draft depths accepted ({len(step.tokens) - 1} drafted tokens in the tree), {tail}: "
         f"{accepted + 1} token{'s' if accepted else ''} for one target forward."
     )
+
+
+def most_informative(trees: list[TreeStep]) -> int:
+    """The 1-based step a step slider opens on: the one that accepted the most (the first such); when none
+    accepted anything, the first step."""
+    best = max(range(len(trees)), key=lambda i: (len(trees[i].accepted_path), -i))
+    return best + 1
 
 
 RULES = {"rrs": "RRS (with replacement)", "rrsw": "RRS without replacement", "spechub": "SpecHub (k = 2)"}
@@ -174,7 +201,7 @@ def rule_table(runs: dict[str, list]) -> pd.DataFrame:
             }
         )
     rows.append({"rule": "AR", "tokens/s": ar.tok_s, "speedup vs AR": 1.0, "identical to AR": True})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, dtype=object)
 
 
 def _exact(events: list, rule: str) -> float | None:
@@ -193,22 +220,22 @@ def same_drafts_table(events: list) -> pd.DataFrame | None:
         row = {"rule": RULES.get(rule, rule), "mean": fig["mean"]}
         row.update({f"depth {d}": x for d, x in enumerate(fig["by_depth"]) if x is not None})
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, dtype=object)
 
 
 def render_rule_comparison(runs: dict[str, list], *, key: str) -> None:
-    st.dataframe(rule_table(runs), hide_index=True, key=f"{key}-table")
+    render_table(rule_table(runs), key=f"{key}-table")
     same = same_drafts_table(runs["rrs"])
     if same is None:
         st.info(
             "At temperature 0 every rule is the greedy rule (accept the child equal to argmax p), so the rules "
-            "accept the same tokens; their speeds differ only by how the tree was drawn. Set a temperature "
-            "above 0 in the sidebar to compare the rules themselves."
+            'accept the same tokens; their speeds differ only by how the tree was drawn. Press "Compare rules at '
+            'temperature 1" (or set a temperature above 0 in the sidebar) to compare the rules themselves.'
         )
     else:
         st.caption(
             "Exact probability that each rule accepts a child, computed from the same p and q at every node the "
             "RRS run verified (no sampling noise), by tree depth:"
         )
-        st.dataframe(same, hide_index=True, key=f"{key}-exact")
+        render_table(same, key=f"{key}-exact", digits=3)
     render_acceptance_per_depth({name: acceptance_per_depth(runs[name]) for name in RULES}, key=f"{key}-depth")

@@ -19,9 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from core.config import ConfigError, GenerationConfig, ModelSpec, SamplingConfig
-from core.engine.cost import verify_cost_curve
+from core.cost_model import cost_inputs, explain_inputs, pool_inputs
+from core.engine.cost import known_curve, verify_cost_curve
 from core.heads.vocab import VOCAB_CHOICES
-from core.metrics import RunMetrics, depth_counts, rates, ratio, summarize
+from core.metrics import RunMetrics, depth_counts, rates, ratio, summarize, time_to, token_times
 from core.models import ModelLoadError, load_model
 from core.prompts import SPLITS, SUITE, Prompt, load_prompts, split_prompts
 from core.registry import METHODS, RUN_ERRORS, get_method
@@ -73,18 +74,21 @@ def _record(method: str, p: Prompt, m: RunMetrics, events: list) -> dict:
         "acceptance_rate": m.acceptance_rate,
         "depth_reached": reached,
         "depth_accepted": accepted,
+        "cost_inputs": cost_inputs(events),
+        "token_times": [round(x, 5) for x in token_times(m)],
         "extras": m.extras,
     }
 
 
-def summarize_runs(runs: list[dict], methods: list[str]) -> dict:
+def summarize_runs(runs: list[dict], methods: list[str], curve: dict | None = None) -> dict:
     """Per-method totals: prompts, tokens, wall_s, tok_s (tokens / wall), speedup_vs_ar (tok_s ratio),
     wall_speedup_vs_ar (AR's total wall-clock / this method's, same prompts: for methods whose answers
     differ from AR's, e.g. sot and sgd, the time to a whole answer),
     mean_accepted (tokens per target forward, null for non-drafting methods),
     acceptance_rate, identical_to_ar (prompts whose ids equal ar's; null without ar), proxy_loglik and
     proxy_overlap_with_ar (quality proxies, means over prompts; null for lossless methods, see
-    ``add_quality_proxies``)."""
+    ``add_quality_proxies``); for drafting methods ``cost_model`` (``core.cost_model``; ``curve``: the
+    device's v(n), else each step's measured verify time stands in)."""
     failed = [r for r in runs if "failed" in r]
     runs = [r for r in runs if "failed" not in r]
     ar_ids = {r["id"]: r["output_ids"] for r in runs if r["method"] == "ar"}
@@ -118,8 +122,35 @@ def summarize_runs(runs: list[dict], methods: list[str]) -> dict:
         for name, rec in out.items():
             rec["speedup_vs_ar"] = ratio(rec["tok_s"], out["ar"]["tok_s"])
             rec["wall_speedup_vs_ar"] = ratio(out["ar"]["wall_s"], rec["wall_s"])
+            rec["equal_length_speedup_vs_ar"] = _equal_length([r for r in runs if r["method"] == name], runs)
             rec.update(_relative_costs([r for r in runs if r["method"] == name], 1.0 / out["ar"]["tok_s"]))
+            rec["cost_model"] = _cost_model([r for r in runs if r["method"] == name], rec, out["ar"], curve)
     return out
+
+
+def _equal_length(mine: list[dict], runs: list[dict]) -> float | None:
+    """Time to complete answers of equal length: over the prompts, AR's time to as many tokens as this method's
+    answer holds (core.metrics.time_to; extrapolated past AR's own answer) over this method's wall time."""
+    ar = {r["id"]: r for r in runs if r["method"] == "ar" and "token_times" in r}
+    pairs = [(r, ar[r["id"]]) for r in mine if r["id"] in ar]
+    if not pairs:
+        return None
+    ar_s = sum(time_to(a["token_times"], a["wall_s"], len(r["output_ids"]))[0] for r, a in pairs)
+    return ratio(ar_s, sum(r["wall_s"] for r, _ in pairs))
+
+
+def _cost_model(runs: list[dict], rec: dict, ar: dict, curve: dict | None) -> dict | None:
+    """The cost model (core.cost_model) of a drafting method over all its prompts, in AR steps of this bench:
+    predicted tokens per step and speedup beside the measured ones, and the break-even figures."""
+    explained = explain_inputs(
+        pool_inputs([r.get("cost_inputs", {}) for r in runs]),
+        rec["acceptance_per_depth"] or [],
+        rec["tokens"],
+        1.0 / ar["tok_s"],
+        curve,
+        rec["speedup_vs_ar"],
+    )
+    return explained.as_dict() if explained else None
 
 
 def _relative_costs(runs: list[dict], ar_token_s: float) -> dict:
@@ -252,9 +283,21 @@ def run_bench(
         "dtype": str(model.dtype).removeprefix("torch."),
         "config": {**gen.to_dict(), **{k: v for k, v in options.items() if k not in ("draft_model", "pool_models")}},
         "ignored_options": ignored_options(methods, options),
-        "methods": summarize_runs(runs, methods),
+        "methods": summarize_runs(runs, methods, known_curve(model)),
         "runs": runs,
     }
+
+
+def _describe_cost_model(cm: dict) -> str:
+    def num(x) -> str:
+        return "none" if x is None else f"{x:.3f}"
+
+    return (
+        f"cost model: tokens per step {cm['predicted_tokens_per_step']:.2f} predicted / "
+        f"{cm['measured_tokens_per_step']:.2f} measured; speedup {cm['predicted_speedup']:.2f}x predicted / "
+        f"{num(cm['measured_speedup'])}x measured; {cm['cost_label']} {cm['cost']:.3f}; break-even acceptance "
+        f"{num(cm['break_even_acceptance'])}, break-even cost {num(cm['break_even_cost'])}"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -368,11 +411,13 @@ def main(argv: list[str] | None = None) -> int:
         fields = ", ".join(
             f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
             for k, v in rec.items()
-            if k not in ("acceptance_per_depth", "expected_acceptance")
+            if k not in ("acceptance_per_depth", "expected_acceptance", "cost_model")
         )
         if rec["acceptance_per_depth"]:
             fields += ", acceptance_per_depth=[" + ", ".join(f"{x:.2f}" for x in rec["acceptance_per_depth"]) + "]"
         print(f"{name}: {fields}", file=sys.stderr)
+        if rec.get("cost_model"):
+            print(f"  {_describe_cost_model(rec['cost_model'])}", file=sys.stderr)
         for rule, fig in (rec.get("expected_acceptance") or {}).items():
             depths = ", ".join("-" if x is None else f"{x:.3f}" for x in fig["by_depth"])
             print(f"  exact acceptance if verified by {rule}: {fig['mean']:.3f} (by depth: {depths})", file=sys.stderr)

@@ -5,8 +5,9 @@ per-token latency (time between committed tokens, split evenly over a multi-toke
 step); mean accepted length = tokens committed per target forward (None for
 methods that draft nothing); acceptance rate = accepted / drafted draft tokens
 (None when nothing was drafted); speedup vs AR = tok_s / tok_s(AR), same run; wall-clock
-speedup vs AR = wall(AR) / wall (for SoT / SGD, whose answers differ from AR's: time to a whole
-answer). Every page, component and the bench compute speedups here.
+speedup vs AR = wall(AR) / wall; equal-length speedup (SoT / SGD, whose answers differ from AR's in
+length too) = AR's time to an answer as long as this one over this one's wall time. Every page,
+component and the bench compute speedups here.
 """
 
 from __future__ import annotations
@@ -70,6 +71,30 @@ def speedup(metrics: RunMetrics, ar: RunMetrics) -> float | None:
 def wall_speedup(metrics: RunMetrics, ar: RunMetrics) -> float | None:
     """AR's wall-clock over this run's, same prompt (None if this run took no time)."""
     return ratio(ar.wall_s, metrics.wall_s)
+
+
+def token_times(metrics: RunMetrics) -> list[float]:
+    """When each token was committed (seconds since the start; a multi-token step's tokens spread evenly)."""
+    out, now = [], 0.0
+    for x in metrics.per_token_latency_s:
+        now += x
+        out.append(now)
+    return out
+
+
+def time_to(times: list[float], wall_s: float, tokens: int) -> tuple[float, bool]:
+    """Seconds a run took to its ``tokens``-th token (``times``: ``token_times``): measured when it got that
+    far, else extrapolated at its mean seconds per token; (seconds, extrapolated)."""
+    if tokens <= len(times):
+        return (times[tokens - 1] if tokens else 0.0), False
+    return (wall_s / len(times) * tokens if times else 0.0), True
+
+
+def equal_length_speedup(metrics: RunMetrics, ar: RunMetrics) -> tuple[float | None, bool]:
+    """Time to a complete answer of equal length: AR's time to as many tokens as this run's answer holds
+    (its output ids, SoT / SGD titles included) over this run's wall time; (speedup, AR extrapolated)."""
+    seconds, extrapolated = time_to(token_times(ar), ar.wall_s, len(metrics.output_ids))
+    return ratio(seconds, metrics.wall_s), extrapolated
 
 
 def ratio(a: float, b: float) -> float | None:

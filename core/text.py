@@ -9,8 +9,9 @@ class InputError(ValueError):
     """The user's input cannot be run as given; the message says why in one sentence."""
 
 
-def encode_prompt(model: LoadedModel, prompt: str, max_new_tokens: int) -> list[int]:
-    """Token ids of ``prompt``, through the chat template for instruct models.
+def encode_prompt(model: LoadedModel, prompt: str, max_new_tokens: int, answer_prefix: str = "") -> list[int]:
+    """Token ids of ``prompt``, through the chat template for instruct models; ``answer_prefix`` starts the
+    answer (the model continues it: SoT's "{index}. {point}").
 
     Raises InputError for an empty prompt or one that leaves no room for
     ``max_new_tokens`` in the model's context.
@@ -24,7 +25,7 @@ def encode_prompt(model: LoadedModel, prompt: str, max_new_tokens: int) -> list[
         )["input_ids"]
     else:
         ids = tok(prompt)["input_ids"]
-    ids = list(ids)
+    ids = list(ids) + (tok(answer_prefix, add_special_tokens=False)["input_ids"] if answer_prefix else [])
     budget = model.context_length
     if len(ids) + max_new_tokens > budget:
         raise InputError(

@@ -18,6 +18,11 @@ def app(model="tiny-random-llama", max_new=6):
     return at.run()
 
 
+def table_with(at, column: str):
+    """The first table on the page that has ``column`` (pages show several: cost inputs, rules, exact figures)."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
 def messages(at):
     return [e.value for e in at.error] + [w.value for w in at.warning]
 
@@ -80,9 +85,9 @@ def test_draft_trees_page_runs_draws_trees_and_compares_rules(tiny):
     assert any(m.value.startswith("Step ") for m in at.markdown)
     at.button(key="dt_compare").click().run()
     assert not at.exception
-    table = at.dataframe[0].value
+    table = table_with(at, "rule")
     assert list(table["rule"]) == ["RRS (with replacement)", "RRS without replacement", "SpecHub (k = 2)", "AR"]
-    assert (table["mean accepted length"][:3] >= 1.0).all()
+    assert (table["mean accepted length"][:3].astype(float) >= 1.0).all()
 
 
 def test_draft_trees_page_runs_the_eagle_dynamic_tree_and_exact_rule_figures(tiny, tmp_path, monkeypatch):
@@ -107,9 +112,9 @@ def test_draft_trees_page_runs_the_eagle_dynamic_tree_and_exact_rule_figures(tin
     at.selectbox(key="dt_shape").set_value("full").run()
     at.button(key="dt_compare").click().run()
     assert not at.exception
-    table = at.dataframe[0].value
-    assert (table["exact P(accept) per node"][:3].between(0, 1)).all()
-    same = at.dataframe[1].value
+    table = table_with(at, "exact P(accept) per node")
+    assert (table["exact P(accept) per node"][:3].astype(float).between(0, 1)).all()
+    same = table_with(at, "mean")
     assert list(same["rule"]) == ["RRS (with replacement)", "RRS without replacement", "SpecHub (k = 2)"]
 
 
@@ -165,7 +170,7 @@ def test_compare_page_runs_methods_side_by_side_and_keeps_results(tiny):
     assert not at.exception
     table = at.dataframe[0].value
     assert list(table["method"]) == ["ar", "hf", "pld"]
-    assert table["identical to AR"].all()  # greedy
+    assert (table["identical to AR"] == "yes").all()  # greedy
     at.run()
     assert list(at.dataframe[0].value["method"]) == ["ar", "hf", "pld"]  # still there after a rerun
     at.button(key="cmp_clear").click().run()
@@ -204,7 +209,7 @@ def test_blockwise_page_runs_refined_bpd_beside_ar_and_draws_the_lattice(tiny):
     labels = {m.label for m in at.metric}
     assert {"block efficiency", "oracle block efficiency", "speedup vs AR", "tokens/s"} <= labels
     assert any("<sub" in m.value for m in at.markdown if "dl-strip" in m.value)  # base / head marks
-    assert any(c.value.startswith("Step 1:") for c in at.caption)
+    assert any(c.value.startswith("Step ") and "accepted along" in c.value for c in at.caption)  # most accepted
 
 
 def test_skeleton_graph_page_runs_ar_sot_sgd_and_shows_the_dag_and_quality(tiny):
@@ -220,13 +225,13 @@ def test_skeleton_graph_page_runs_ar_sot_sgd_and_shows_the_dag_and_quality(tiny)
     assert not at.exception
     assert any("does not exist" in w.value for w in at.warning)  # the repair is shown, not hidden
     labels = [m.label for m in at.metric]
-    assert labels.count("wall-clock") == 3 and labels.count("speedup vs AR (wall-clock)") == 2
+    assert labels.count("wall-clock") == 3 and labels.count("speedup vs AR (wall-clock, equal length)") == 2
     table = at.dataframe[0].value
-    assert list(table["method"]) == ["ar", "sot", "sgd"] and list(table["waves"])[1:] == [1, 2]
+    assert list(table["method"]) == ["ar", "sot", "sgd"] and list(table["waves"])[1:] == ["1", "2"]
     proxy = at.dataframe[1].value
     assert "proxy: log-likelihood" in proxy.columns and len(proxy) == 3
     at.text_input(key="sg_judge_id").set_value("tiny-random-llama")
     at.button(key="sg_judge_run").click().run()
     assert not at.exception
     scores = at.dataframe[2].value
-    assert scores.iloc[:, 1].between(1, 5).all()
+    assert scores.iloc[:, 1].astype(float).between(1, 5).all()

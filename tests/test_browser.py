@@ -124,7 +124,7 @@ def test_skeleton_graph_runs_ar_sot_and_sgd_on_the_embedded_model(server, browse
     # what only the live run makes, the speedup of SoT and of SGD over the AR run beside them
     page.get_by_text("Showing the recorded example").wait_for(timeout=120_000)
     page.get_by_role("button", name="Run AR, SoT and SGD").click(timeout=120_000)
-    page.get_by_text("speedup vs AR (wall-clock)").nth(1).wait_for(timeout=500_000)
+    page.get_by_text("speedup vs AR (wall-clock, equal length)").nth(1).wait_for(timeout=500_000)
     page.get_by_text("Proxy, not a judgement").wait_for(timeout=120_000)
     page.wait_for_function(
         "!document.querySelector('[data-testid=\"stStatusWidget\"]')",
@@ -132,7 +132,7 @@ def test_skeleton_graph_runs_ar_sot_and_sgd_on_the_embedded_model(server, browse
     )
     page.wait_for_timeout(1000)
     page.screenshot(path=str(ARTIFACTS / "browser-skeleton-graph.png"), full_page=True)
-    assert page.get_by_text("speedup vs AR (wall-clock)").count() == 2
+    assert page.get_by_text("speedup vs AR (wall-clock, equal length)").count() == 2
     assert page.locator(".js-plotly-plot").count() >= 2  # the DAG and the timeline
     assert page.locator("[data-testid='stException']").count() == 0
     page.close()

@@ -5,6 +5,7 @@ import streamlit as st
 from components.answer import render_metrics, render_token_strip
 from components.charts import render_latency_chart
 from components.live import stream_run, warm_up
+from components.race import render_race
 from components.session import require_model, sidebar
 from components.traces import download_trace, example_prompt, load_trace_widget, trace_method
 from core.registry import RUN_ERRORS, get_method
@@ -51,6 +52,8 @@ for name, col in cols.items():
             render_token_strip(results[name], key=f"ar-strip-{name}")
         render_metrics(results[name], key=f"ar-metrics-{name}", ar_events=results.get("ar") if name != "ar" else None)
         download_trace(results[name], key=f"ar-dl-{name}")
+if len(results) > 1:
+    render_race(results, key="ar-race")
 if results:
     st.subheader("Per-token latency")
     render_latency_chart(results, key="ar-latency")

@@ -87,6 +87,7 @@ if events is not None:
         "**b** the base LM head, **1, 2, ...** head i (accepted)",
         marks=True,
         extra=lambda: render_block_metrics(events),
+        model=model,
     )
     st.subheader("Block efficiency per step")
     render_block_efficiency(events, key="bw-eff")

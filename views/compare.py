@@ -6,7 +6,9 @@ import streamlit as st
 
 from components.answer import render_metrics, render_notices, render_token_strip
 from components.live import stream_run, warm_up
+from components.race import render_race
 from components.session import current_model, sidebar
+from components.tables import render_table
 from components.traces import download_trace, load_trace_widget, trace_method
 from core.metrics import speedup, summarize
 from core.registry import METHODS, RUN_ERRORS, get_method
@@ -79,11 +81,12 @@ if results:
             }
         )
     table = pd.DataFrame(rows)
-    st.dataframe(table, hide_index=True, key="cmp-table")
+    render_table(rows, key="cmp-table")
     fig = go.Figure(go.Bar(x=table["method"], y=table["speedup vs AR"], marker_color="#2563eb"))
     fig.add_hline(y=1.0, line_dash="dot")
     fig.update_layout(height=280, yaxis_title="speedup vs AR (tokens/s)", margin={"t": 20, "b": 40})
     st.plotly_chart(fig, key="cmp-speedups", width="stretch")
+    render_race(results, key="cmp-race")
     names = list(results)
     for row in range(0, len(names), 3):
         for col, name in zip(st.columns(3), names[row : row + 3], strict=False):

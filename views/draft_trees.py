@@ -1,15 +1,19 @@
 """Draft trees: speculative decoding with a draft chain or tree, verified by RRS, RRSw or SpecHub."""
 
+from dataclasses import replace
+
 import streamlit as st
 
 from components.cost import render_verify_curve
+from components.explorer import render_explorer, tree_html
 from components.method_page import method_runs, render_beside_ar
 from components.session import bounded_number, cached_model, require_model, sidebar
-from components.traces import example_prompt
+from components.traces import example_prompt, run_greedy
 from components.tree import (
     RULES,
     compare_rules,
     explain_step,
+    most_informative,
     render_acceptance_per_depth,
     render_rule_comparison,
     render_tree_step,
@@ -68,9 +72,10 @@ else:
     )
 render_verify_curve(model, key="dt-vn")
 draft_name = st.text_input("Draft model id or path", key="dt_draft_model") if source == "model" else ""
-b1, b2 = st.columns([1, 4])
+b1, b2, b3 = st.columns([1, 3, 3])
 run = b1.button("Run", type="primary", key="dt_run")
 compare = b2.button("Compare rules (RRS, RRSw, SpecHub at k = 2)", key="dt_compare")
+compare_sampled = b3.button("Compare rules at temperature 1 (where they differ)", key="dt_compare_t1")
 
 
 def options(rule_name: str, width: int) -> dict:
@@ -116,22 +121,34 @@ if spec is not None:
             f"mean accepted length {m.mean_accepted or 0:.2f} tokens per target forward; "
             f"acceptance rate {m.acceptance_rate or 0:.2f}"
         ),
+        model=model,
     )
     trees = [e for e in spec if isinstance(e, TreeStep)]
     if trees:
         st.subheader("Step through the run")
-        pick = st.slider("step", 1, len(trees), len(trees), key="dt_step") if len(trees) > 1 else 1
-        st.write(explain_step(trees[pick - 1]))
-        render_tree_step(trees[pick - 1], key="dt-tree-pick")
+        opening = most_informative(trees)
+        pick = st.slider("step", 1, len(trees), opening, key="dt_step") if len(trees) > 1 else 1
+        st.write(explain_step(trees[pick - 1], run_greedy(spec)))
+        chart, explore = st.tabs(["Tree", "Explore it (drag, zoom, click a node)"])
+        with chart:
+            render_tree_step(trees[pick - 1], key="dt-tree-pick")
+        with explore:
+            render_explorer(tree_html(trees[pick - 1]))
         render_acceptance_per_depth({"this run": acceptance_per_depth(spec)}, key="dt-depth")
 
-if compare:
+if compare or compare_sampled:
+    gen = (
+        replace(settings.gen, sampling=replace(settings.gen.sampling, temperature=1.0))
+        if compare_sampled
+        else settings.gen
+    )
     try:
         st.session_state["dt_rules"] = compare_rules(
-            lambda name: get_method(name).run(model, prompt, settings.gen, **({} if name == "ar" else options(name, 2)))
+            lambda name: get_method(name).run(model, prompt, gen, **({} if name == "ar" else options(name, 2)))
         )
     except RUN_ERRORS as exc:
         st.warning(str(exc))
 if "dt_rules" in st.session_state:
-    st.subheader("Rules compared on the same prompt and settings")
+    sampled = "" if run_greedy(st.session_state["dt_rules"]["rrs"]) else " at temperature 1"
+    st.subheader(f"Rules compared on the same prompt and settings{sampled}")
     render_rule_comparison(st.session_state["dt_rules"], key="dt-cmp")

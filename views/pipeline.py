@@ -45,7 +45,7 @@ speed, ar = method_runs(
     live=draw,
 )
 if speed is not None:
-    render_beside_ar("sp", speed, ar, extra=lambda: render_speed_metrics(speed))
+    render_beside_ar("sp", speed, ar, extra=lambda: render_speed_metrics(speed), model=model)
     ticks = [e for e in speed if isinstance(e, PipelineTick)]
     if ticks:
         st.subheader("Timeline")

@@ -30,6 +30,7 @@ from core.skeleton.format import (
     Skeleton,
     join_points,
     parse_skeleton,
+    point_opening,
     skeleton_graph,
     waves,
 )
@@ -43,7 +44,11 @@ from core.trace import NodeStep, SkeletonReady
 def expansion_prompt(question: str, skeleton: Skeleton, node: int, answers: dict[int, str]) -> str:
     parents = skeleton.points[node].depends
     block = (
-        PARENTS_BLOCK.format(answers="\n".join(f"{j + 1}. {answers[j].strip()}" for j in parents)) if parents else ""
+        PARENTS_BLOCK.format(
+            answers="\n".join((point_opening(j + 1, skeleton.points[j].title) + answers[j]).strip() for j in parents)
+        )
+        if parents
+        else ""
     )
     return EXPAND_PROMPT.format(
         question=question,
@@ -146,7 +151,15 @@ def _decode_wave(question, sk, w, nodes, pool, member_of, answers, budget, gen, 
     for m in sorted({member_of[n] for n in nodes}):
         member: PoolMember = pool[m]
         mine = [n for n in nodes if member_of[n] == m]
-        prompts = [encode_prompt(member.model, expansion_prompt(question, sk, n, answers), budget) for n in mine]
+        prompts = [
+            encode_prompt(
+                member.model,
+                expansion_prompt(question, sk, n, answers),
+                budget,
+                answer_prefix=point_opening(n + 1, sk.points[n].title),
+            )
+            for n in mine
+        ]
         detok = {n: IncrementalDetokenizer(member.model.tokenizer) for n in mine}
         streams.append((member, mine, detok, decode_rows(member, prompts, [budget] * len(mine), gen.sampling, rng)))
     while streams:

@@ -56,9 +56,25 @@ class Skeleton:
         return "\n".join(f"{i}. {p.title}" for i, p in enumerate(self.points, start=1))
 
 
+def point_opening(index: int, title: str) -> str:
+    """How the answer to point ``index`` (1-based) begins: the SoT paper prefills each point-expanding answer
+    with "{index}. {point}" so the model continues that point instead of restarting the answer."""
+    return f"{index}. {title}"
+
+
 def join_points(titles: list[str], answers: list[str]) -> str:
-    """The final answer: each point's number and title, then its expansion, in skeleton order."""
-    return "\n".join(f"{i}. {t}\n   {a.strip()}" for i, (t, a) in enumerate(zip(titles, answers, strict=True), 1))
+    """The final answer in skeleton order: each point's opening and the model's continuation of it."""
+    return "\n".join(
+        (point_opening(i, t) + a).rstrip() for i, (t, a) in enumerate(zip(titles, answers, strict=True), 1)
+    )
+
+
+MARKUP = re.compile(r"[*_#`]+")
+
+
+def plain_title(title: str) -> str:
+    """A title as plain words: markdown emphasis, heading and code markers removed ("**Renting**" -> "Renting")."""
+    return " ".join(MARKUP.sub("", title).split()).strip(" -:")
 
 
 MAX_TITLE_CHARS = 200  # a typed title beyond this is cut (the writer stops titles at 10 tokens)
@@ -84,7 +100,7 @@ def parse_skeleton(text: str, graph: bool) -> Skeleton:
         if not m:
             warnings.append(f"Ignored a line that is not a numbered point: {line.strip()[:60]!r}.")
             continue
-        rows.append((int(m.group(1)), m.group("title").strip(), m.group("deps"), m.group("diff")))
+        rows.append((int(m.group(1)), plain_title(m.group("title")), m.group("deps"), m.group("diff")))
     if not rows:
         raise ValueError("The skeleton has no numbered points ('1. ...' on its own line); nothing to expand.")
     if len(rows) > MAX_POINTS:

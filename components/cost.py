@@ -62,6 +62,41 @@ def render_verify_curve(model: LoadedModel, *, key: str) -> None:
         st.plotly_chart(curve_figure(curve), key=f"{key}-curve", width="stretch")
 
 
+def cost_table(runs: dict[str, list], model: LoadedModel | None) -> list[dict]:
+    """One row per drafting run of ``runs`` (name -> events, AR among them): the cost model's predicted and
+    measured figures and its break-even points."""
+    curve, rows = known_curve(model) if model is not None else None, []
+    for name, events in runs.items():
+        explained = explain(events, curve, runs.get("ar"))
+        if explained is None or name == "ar":
+            continue
+        cm = explained.model
+        rows.append(
+            {
+                "method": name,
+                "tokens per step, predicted": cm.tokens_per_step(cm.acceptance),
+                "tokens per step, measured": explained.measured_tokens_per_step,
+                "speedup, predicted": explained.predicted,
+                "speedup, measured": explained.measured_speedup,
+                "break-even acceptance": break_even_acceptance(cm),
+                "break-even cost": break_even_cost(cm),
+                "cost knob": cm.cost_label,
+            }
+        )
+    return rows
+
+
+def render_cost_comparison(runs: dict[str, list], model: LoadedModel | None, *, key: str) -> None:
+    """Compare's cost model: the table over every drafting method, and one method's whole panel."""
+    rows = cost_table(runs, model)
+    if not rows:
+        return
+    st.subheader("Cost model: why each method is as fast as it is")
+    render_table(rows, key=f"{key}-table")
+    pick = st.selectbox("Open the cost model of", [r["method"] for r in rows], key=f"{key}-pick")
+    render_cost_panel(runs[pick], runs.get("ar"), model, key=f"{key}-{pick}")
+
+
 def render_cost_panel(events: list, ar: list | None, model: LoadedModel | None, *, key: str) -> None:
     """Why this run is or is not faster than AR: the cost model's inputs measured on this run, its predicted
     speedup beside the measured one, and sliders asking what acceptance or cost would break even."""

@@ -44,7 +44,7 @@ def race_html(runs: dict[str, list]) -> str | None:
         ],
     }
     speeds = "".join(f"<option value='{s}'{' selected' if s == 1.0 else ''}>{s:g}×</option>" for s in SPEEDS)
-    page = _PAGE.replace("__SPEEDS__", speeds).replace("__END__", f"{data['end']:.3f}")
+    page = _PAGE.replace("__SPEEDS__", speeds).replace("__END__", repr(data["end"]))
     return page.replace("__DATA__", json.dumps(data).replace("</", "<\\/"))
 
 

@@ -15,6 +15,7 @@ from core.config import DEVICES, DTYPES, ConfigError, GenerationConfig, ModelSpe
 from core.engine import warm_up
 from core.models import EMBEDDED, TINY, LoadedModel, ModelLoadError, load_model
 from core.runner import on_decoder
+from core.served import Served, ServedError
 
 OTHER = "other (Hugging Face id, folder or .gguf path)"
 CHOICES = [EMBEDDED, TINY, "gemma3-270m", OTHER]
@@ -30,6 +31,7 @@ LABELS = {
 class Settings:
     spec: ModelSpec
     gen: GenerationConfig
+    served: Served | None = None  # an OpenAI-compatible server for AR, SoT and SGD (core.served)
 
 
 @st.cache_resource(show_spinner=False, max_entries=3)
@@ -50,6 +52,10 @@ _DEFAULTS = {
     "top_k": 0,
     "top_p": 1.0,
     "seed": 0,
+    "served_url": "",
+    "served_models": "",
+    "served_key_env": "",
+    "served_timeout": 60,
 }
 
 
@@ -74,6 +80,7 @@ def sidebar() -> Settings | None:
     top_k = sb.number_input("Top-k (0 = off)", 0, 1000, key="top_k")
     top_p = sb.slider("Top-p", 0.05, 1.0, step=0.05, key="top_p")
     seed = sb.number_input("Seed", 0, 2**31 - 1, key="seed")
+    served = _served(sb)
     if not name:
         sb.info("Type a Hugging Face model id, a model folder or a .gguf path.")
         return None
@@ -81,8 +88,29 @@ def sidebar() -> Settings | None:
         return Settings(
             ModelSpec(name, device, dtype),
             GenerationConfig(int(max_new), SamplingConfig(float(temperature), int(top_k), float(top_p), int(seed))),
+            served,
         )
     except ConfigError as exc:
+        sb.error(str(exc))
+        return None
+
+
+def _served(sb) -> Served | None:
+    """The served-model settings (an expander): None until a URL is given, or when they are wrong (said)."""
+    with sb.expander("Served model (OpenAI-compatible server)"):
+        url = st.text_input("Endpoint URL", key="served_url", placeholder="http://localhost:8000/v1").strip()
+        names = st.text_input("Model name(s), cheapest first", key="served_models")
+        key_env = st.text_input("API key: environment variable", key="served_key_env", placeholder="OPENAI_API_KEY")
+        timeout = st.number_input("Request timeout (s)", 1, 3600, key="served_timeout")
+        st.caption(
+            "When set, AR, SoT and SGD on the Skeleton graph and Compare pages run through this server; times are "
+            "measured by this client. The key is read from the variable at each request and never stored."
+        )
+    if not url:
+        return None
+    try:
+        return Served(url, tuple(n.strip() for n in names.split(",") if n.strip()), key_env.strip(), float(timeout))
+    except ServedError as exc:
         sb.error(str(exc))
         return None
 

@@ -26,6 +26,7 @@ from core.metrics import RunMetrics, depth_counts, rates, ratio, summarize, time
 from core.models import ModelLoadError, load_model
 from core.prompts import SPLITS, SUITE, Prompt, load_prompts, split_prompts
 from core.registry import METHODS, RUN_ERRORS, get_method
+from core.served import SERVED, SERVED_METHODS, Served, base_method, baseline
 from core.skeleton.quality import proxy_scores
 from core.speculative.drafts import DRAFTS
 from core.text import InputError
@@ -34,8 +35,20 @@ from core.trace import dumps
 WARMUP_TOKENS = 8
 
 
+def check_methods(methods: list[str], served) -> None:
+    """Every name is a method; "@served" only for ar, sot and sgd and only with an endpoint."""
+    for name in methods:
+        get_method(base_method(name))
+        if name.endswith(SERVED) and base_method(name) not in SERVED_METHODS:
+            raise ValueError(f"Only {', '.join(SERVED_METHODS)} run through a server, not {base_method(name)}.")
+        if name.endswith(SERVED) and served is None:
+            raise ValueError(f"{name} needs --endpoint URL and --served-model NAME.")
+
+
 def method_overrides(method: str, options: dict) -> dict:
     """The bench's method options (k, depth, draft, layer, draft_model) that this method lets a user set."""
+    if method.endswith(SERVED):
+        return {}
     return {k: v for k, v in options.items() if k in get_method(method).tunable}
 
 
@@ -44,7 +57,8 @@ def ignored_options(methods: list[str], options: dict) -> dict[str, list[str]]:
     bench says so instead of dropping them silently."""
     out = {}
     for name in methods:
-        ignored = sorted(k for k in options if k not in get_method(name).tunable)
+        tunable = () if name.endswith(SERVED) else get_method(name).tunable
+        ignored = sorted(k for k in options if k not in tunable and k != "served")
         if ignored:
             out[name] = ignored
     return out
@@ -53,7 +67,11 @@ def ignored_options(methods: list[str], options: dict) -> dict[str, list[str]]:
 def run_once(
     model, method: str, prompt: str, gen: GenerationConfig, options: dict | None = None
 ) -> tuple[list, RunMetrics]:
-    events = list(get_method(method).run(model, prompt, gen, **method_overrides(method, options or {})))
+    options = options or {}
+    if method.endswith(SERVED):
+        events = list(SERVED_METHODS[base_method(method)](options["served"], prompt, gen))
+    else:
+        events = list(get_method(method).run(model, prompt, gen, **method_overrides(method, options)))
     return events, summarize(events)
 
 
@@ -110,7 +128,11 @@ def summarize_runs(runs: list[dict], methods: list[str], curve: dict | None = No
             "ttft_s": sum(r["ttft_s"] or 0 for r in mine) / len(mine) if mine else None,
             "mean_accepted": sum(r["tokens"] for r in accepted) / forwards if forwards else None,
             "acceptance_rate": sum(r["acceptance_rate"] for r in rates) / len(rates) if rates else None,
-            "identical_to_ar": sum(ar_ids.get(r["id"]) == r["output_ids"] for r in mine) if ar_ids else None,
+            "identical_to_ar": (
+                sum(ar_ids.get(r["id"]) == r["output_ids"] for r in mine)
+                if ar_ids and not name.endswith(SERVED)  # a served run sees no token ids
+                else None
+            ),
             "acceptance_per_depth": _pooled_depth_rates(mine),
             "proxy_loglik": _mean_of(mine, "proxy_loglik"),
             "proxy_overlap_with_ar": _mean_of(mine, "proxy_overlap_with_ar"),
@@ -118,20 +140,23 @@ def summarize_runs(runs: list[dict], methods: list[str], curve: dict | None = No
             "expected_acceptance": _pooled_expected(mine),
             **_mean_extras(mine),
         }
-    if "ar" in out and out["ar"]["tok_s"]:
-        for name, rec in out.items():
-            rec["speedup_vs_ar"] = ratio(rec["tok_s"], out["ar"]["tok_s"])
-            rec["wall_speedup_vs_ar"] = ratio(out["ar"]["wall_s"], rec["wall_s"])
-            rec["equal_length_speedup_vs_ar"] = _equal_length([r for r in runs if r["method"] == name], runs)
-            rec.update(_relative_costs([r for r in runs if r["method"] == name], 1.0 / out["ar"]["tok_s"]))
-            rec["cost_model"] = _cost_model([r for r in runs if r["method"] == name], rec, out["ar"], curve)
+    for name, rec in out.items():
+        ar = out.get(baseline(name))
+        if not ar or not ar["tok_s"]:
+            continue
+        mine = [r for r in runs if r["method"] == name]
+        rec["speedup_vs_ar"] = ratio(rec["tok_s"], ar["tok_s"])
+        rec["wall_speedup_vs_ar"] = ratio(ar["wall_s"], rec["wall_s"])
+        rec["equal_length_speedup_vs_ar"] = _equal_length(mine, [r for r in runs if r["method"] == baseline(name)])
+        rec.update(_relative_costs(mine, 1.0 / ar["tok_s"]))
+        rec["cost_model"] = _cost_model(mine, rec, ar, curve)
     return out
 
 
-def _equal_length(mine: list[dict], runs: list[dict]) -> float | None:
+def _equal_length(mine: list[dict], ar_runs: list[dict]) -> float | None:
     """Time to complete answers of equal length: over the prompts, AR's time to as many tokens as this method's
     answer holds (core.metrics.time_to; extrapolated past AR's own answer) over this method's wall time."""
-    ar = {r["id"]: r for r in runs if r["method"] == "ar" and "token_times" in r}
+    ar = {r["id"]: r for r in ar_runs if "token_times" in r}
     pairs = [(r, ar[r["id"]]) for r in mine if r["id"] in ar]
     if not pairs:
         return None
@@ -200,13 +225,20 @@ def add_quality_proxies(model, prompts: list[Prompt], runs: list[dict]) -> None:
     beside them: ``proxy_loglik`` (the full model's mean log-likelihood of the answer, nats per token)
     and ``proxy_overlap_with_ar`` (unigram F1 with AR's answer; None without an AR run), core.skeleton.quality."""
     for p in prompts:
-        mine = [r for r in runs if r["id"] == p.id and (r["method"] == "ar" or not get_method(r["method"]).lossless)]
-        if all(r["method"] == "ar" for r in mine) or "ar" not in {r["method"] for r in mine}:
-            continue
-        scores = proxy_scores(model, p.prompt, {r["method"]: r["text"] for r in mine})
-        for r in mine:
-            r["proxy_loglik"] = scores[r["method"]]["loglik"]
-            r["proxy_overlap_with_ar"] = scores[r["method"]]["overlap_with_ar"]
+        for ar in ("ar", "ar" + SERVED):
+            mine = [
+                r
+                for r in runs
+                if r["id"] == p.id
+                and baseline(r["method"]) == ar
+                and (r["method"] == ar or not get_method(base_method(r["method"])).lossless)
+            ]
+            if all(r["method"] == ar for r in mine) or ar not in {r["method"] for r in mine}:
+                continue
+            scores = proxy_scores(model, p.prompt, {r["method"]: r["text"] for r in mine}, reference=ar)
+            for r in mine:
+                r["proxy_loglik"] = scores[r["method"]]["loglik"]
+                r["proxy_overlap_with_ar"] = scores[r["method"]]["overlap_with_ar"]
 
 
 def _mean_of(runs: list[dict], key: str) -> float | None:
@@ -258,8 +290,7 @@ def run_bench(
 
     ``options``: k, depth, draft, layer, draft_model for the methods that take them."""
     options = options or {}
-    for name in methods:
-        get_method(name)
+    check_methods(methods, options.get("served"))
     warm_up(model, prompts, methods, gen, options)
     runs, total, done = [], len(prompts) * len(methods), 0
     for p in prompts:
@@ -281,7 +312,11 @@ def run_bench(
         "model": model.display_name,
         "device": model.device.type,
         "dtype": str(model.dtype).removeprefix("torch."),
-        "config": {**gen.to_dict(), **{k: v for k, v in options.items() if k not in ("draft_model", "pool_models")}},
+        "config": {
+            **gen.to_dict(),
+            **{k: v for k, v in options.items() if k not in ("draft_model", "pool_models", "served")},
+            **(options["served"].describe() if "served" in options else {}),
+        },
         "ignored_options": ignored_options(methods, options),
         "methods": summarize_runs(runs, methods, known_curve(model)),
         "runs": runs,
@@ -339,6 +374,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also measure v(n), a forward of n = 1..64 new tokens relative to one (--methods '' for it alone)",
     )
+    ap.add_argument(
+        "--endpoint", default="", help="an OpenAI-compatible server's URL, for ar@served, sot@served, sgd@served"
+    )
+    ap.add_argument("--served-model", default="", help="the model name(s) there, cheapest first, comma-separated")
+    ap.add_argument("--api-key-env", default="", help="the environment variable holding the server's API key")
+    ap.add_argument("--served-timeout", type=float, default=60.0, help="seconds a served request may stay silent")
     ap.add_argument("--json", required=True, help="where to write the results")
     return ap
 
@@ -350,6 +391,16 @@ def _progress_bar(done: int, total: int, label: str) -> None:
     if done == total:
         sys.stderr.write("\n")
     sys.stderr.flush()
+
+
+def served_from_args(args) -> Served | None:
+    """The server the @served methods use (--endpoint, --served-model, --api-key-env), or None."""
+    if not args.endpoint:
+        if args.served_model:
+            raise ValueError("--served-model needs --endpoint URL.")
+        return None
+    names = tuple(n.strip() for n in args.served_model.split(",") if n.strip())
+    return Served(args.endpoint, names, args.api_key_env, args.served_timeout)
 
 
 def check_output_path(path: str) -> None:
@@ -369,8 +420,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_output_path(args.json)
         methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-        for name in methods:
-            get_method(name)
+        served = served_from_args(args)
+        check_methods(methods, served)
         gen = GenerationConfig(args.max_new_tokens, SamplingConfig(args.temperature, args.top_k, args.top_p, args.seed))
         spec = ModelSpec(args.model, args.device, args.dtype)
         prompts = split_prompts(load_prompts(args.prompts), args.split)
@@ -390,6 +441,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             if getattr(args, k) is not None
         }
+        if served is not None:
+            options["served"] = served
         if args.draft_model:
             options["draft_model"] = load_model(ModelSpec(args.draft_model, args.device, args.dtype))
         if args.pool_models:

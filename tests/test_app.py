@@ -171,6 +171,9 @@ def test_compare_page_runs_methods_side_by_side_and_keeps_results(tiny):
     table = at.dataframe[0].value
     assert list(table["method"]) == ["ar", "hf", "pld"]
     assert (table["identical to AR"] == "yes").all()  # greedy
+    costs = table_with(at, "break-even acceptance")  # the cost model of each drafting method
+    assert list(costs["method"]) == ["pld"] and float(costs["tokens per step, measured"][0]) >= 1.0
+    assert any(e.label.startswith("Cost model") for e in at.expander)
     at.run()
     assert list(at.dataframe[0].value["method"]) == ["ar", "hf", "pld"]  # still there after a rerun
     at.button(key="cmp_clear").click().run()

@@ -31,6 +31,7 @@ from core.registry import get_method
 from core.replay import finish_order, lane, race_end, race_lanes
 from core.skeleton import join_points, parse_skeleton
 from core.skeleton.format import plain_title, point_opening
+from core.skeleton.rows import new_item
 from core.text import encode_prompt
 from core.trace import PipelineTick, RunFinished, RunStarted, StepCommitted, TreeStep
 
@@ -162,19 +163,32 @@ def test_skeleton_titles_are_plain_words_and_each_point_continues_its_opening():
     sk = parse_skeleton("1. **Renting**\n2. __Diversion__: costs\n3. `Code` tips\n4. ### Heading", graph=False)
     assert [p.title for p in sk.points] == ["Renting", "Diversion: costs", "Code tips", "Heading"]
     assert plain_title("**Costs** - ") == "Costs"
-    assert join_points(["Costs", "Risks"], [" are low.", "\nMany.\n"]) == "1. Costs are low.\n2. Risks\nMany."
+    assert join_points(["Costs", "Risks"], [" low.", "\nMany.\n"]) == "1. Costs: low.\n2. Risks:\nMany."
 
 
 def test_point_expansion_prompts_end_with_the_points_number_and_title(tiny):
     ids = encode_prompt(tiny, "Why?", 4, answer_prefix=point_opening(2, "Costs"))
-    opening = tiny.tokenizer("2. Costs", add_special_tokens=False)["input_ids"]
+    opening = tiny.tokenizer("2. Costs:", add_special_tokens=False)["input_ids"]
     assert ids[-len(opening) :] == opening and ids[: -len(opening)] == encode_prompt(tiny, "Why?", 4)
 
 
 def test_sot_answers_open_each_point_with_its_title(tiny):
     events = list(get_method("sot").run(tiny, "Compare tea and coffee.", G0, skeleton="1. Taste\n2. Price"))
     text = summarize(events).text
-    assert text.startswith("1. Taste") and "\n2. Price" in text
+    assert text.startswith("1. Taste:") and "\n2. Price:" in text
+
+
+def test_a_point_ends_where_the_next_numbered_item_would_start(tiny):
+    tok = tiny.tokenizer
+
+    def ids(text: str) -> list[int]:
+        return tok(text, add_special_tokens=False)["input_ids"]
+
+    dot = ids(".")[-1]
+    assert new_item(tok, ids("low costs\n3"), dot)  # "\n3.": the next point's number
+    assert new_item(tok, ids("Cost of renting: 2"), dot)  # "...: 2.": the next point, on the same line
+    assert not new_item(tok, ids("moved in 2019"), dot)  # a year ends a sentence
+    assert not new_item(tok, ids("low costs\n3"), ids("x")[-1])
 
 
 # --- readable views -----------------------------------------------------------------------------------------

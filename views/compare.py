@@ -5,6 +5,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from components.answer import render_metrics, render_notices, render_token_strip
+from components.cost import render_cost_comparison
 from components.live import stream_run, warm_up
 from components.race import render_race
 from components.session import current_model, sidebar
@@ -12,6 +13,7 @@ from components.tables import render_table
 from components.traces import download_trace, load_trace_widget, trace_method
 from core.metrics import speedup, summarize
 from core.registry import METHODS, RUN_ERRORS, get_method
+from core.served import SERVED, SERVED_METHODS, base_method, baseline
 
 CHOOSABLE = [name for name in METHODS if name not in ("ar", "hf-assisted")]  # hf-assisted needs a draft model
 
@@ -22,13 +24,26 @@ st.caption(
 )
 settings = sidebar()
 prompt = st.text_area("Prompt", "Give three tips for writing clear emails.", key="cmp_prompt", height=90)
+served = settings.served if settings else None
+offered = CHOOSABLE + ([name + SERVED for name in SERVED_METHODS] if served is not None else [])
 chosen = st.multiselect(
     "Methods",
-    CHOOSABLE,
+    offered,
     default=["hf", "pld", "rrs"],
     key="cmp_methods",
-    format_func=lambda n: f"{n}: {METHODS[n].title}",
+    format_func=lambda n: (
+        f"{n}: {METHODS[base_method(n)].title}" + (" (through the server)" if n.endswith(SERVED) else "")
+    ),
 )
+
+
+def start(name: str):
+    """The run of ``name``; a name ending in @served runs through the sidebar's server."""
+    if name.endswith(SERVED):
+        return lambda g: SERVED_METHODS[base_method(name)](served, prompt, g)
+    return lambda g: get_method(name).run(model, prompt, g)
+
+
 b1, b2 = st.columns([1, 5])
 run = b1.button("Run", type="primary", key="cmp_run")
 clear = b2.button("Clear results", key="cmp_clear")
@@ -41,20 +56,20 @@ if uploaded is not None:
 
 model = current_model(settings)
 if run and model is not None:
-    names = ["ar", *[n for n in chosen if n != "ar"]]
+    chosen = [n for n in chosen if n in offered]  # a served method stays chosen only while a server is set
+    names = ["ar", *(["ar" + SERVED] if any(n.endswith(SERVED) for n in chosen) else []), *chosen]
+    names = list(dict.fromkeys(names))
     progress = st.progress(0.0, "warming up every method (a short untimed run each, as the bench does)")
     live_area = st.empty()  # the live answers give way to the results below, so each answer shows once
     live = live_area.container()
     try:
         for name in names:
-            warm_up(lambda g, name=name: get_method(name).run(model, prompt, g), settings.gen)
+            warm_up(start(name), settings.gen)
         for i, name in enumerate(names):
             progress.progress(i / len(names), f"running {name} ({i + 1}/{len(names)})")
             try:
                 live.markdown(f"**{name}**")
-                results[name] = stream_run(
-                    get_method(name).run(model, prompt, settings.gen), key=f"cmp-live-{name}", container=live
-                )
+                results[name] = stream_run(start(name)(settings.gen), key=f"cmp-live-{name}", container=live)
             except RUN_ERRORS as exc:
                 st.warning(f"{name}: {exc}")
     except RUN_ERRORS as exc:
@@ -65,10 +80,10 @@ elif run:
     st.info("Choose a model that loads in the sidebar to run.")
 
 if results:
-    ar = summarize(results["ar"]) if "ar" in results else None
     rows = []
     for name, events in results.items():
         m = summarize(events)
+        ar = summarize(results[baseline(name)]) if baseline(name) in results else None  # served: ar@served
         rows.append(
             {
                 "method": name,
@@ -77,7 +92,7 @@ if results:
                 "speedup vs AR": speedup(m, ar) if ar else None,
                 "mean accepted length": m.mean_accepted,
                 "acceptance rate": m.acceptance_rate,
-                "identical to AR": (m.output_ids == ar.output_ids) if ar else None,
+                "identical to AR": (m.output_ids == ar.output_ids) if ar and not name.endswith(SERVED) else None,
             }
         )
     table = pd.DataFrame(rows)
@@ -87,6 +102,7 @@ if results:
     fig.update_layout(height=280, yaxis_title="speedup vs AR (tokens/s)", margin={"t": 20, "b": 40})
     st.plotly_chart(fig, key="cmp-speedups", width="stretch")
     render_race(results, key="cmp-race")
+    render_cost_comparison(results, model, key="cmp-cost")
     names = list(results)
     for row in range(0, len(names), 3):
         for col, name in zip(st.columns(3), names[row : row + 3], strict=False):

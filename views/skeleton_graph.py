@@ -8,6 +8,7 @@ from components.skeleton import RUNS, render_dag, render_quality, render_skeleto
 from components.traces import load_trace_widget, trace_method
 from core.heads import fitted_exit_layer
 from core.registry import RUN_ERRORS, get_method
+from core.served import SERVED_METHODS, api_base
 from core.skeleton import DEFAULT_POOL_LAYER
 
 st.title("Skeleton graph")
@@ -63,6 +64,23 @@ def options(name: str) -> dict:
     return opts
 
 
+served = settings.served
+
+
+def start(name: str):
+    """The run of ``name`` (ar, sot, sgd): through the served model when the sidebar names one, else local."""
+    if served is not None:
+        return lambda g: SERVED_METHODS[name](served, question, g)
+    return lambda g: get_method(name).run(model, question, g, **options(name))
+
+
+if served is not None:
+    st.info(
+        f"AR, SoT and SGD run through {served.model} at {api_base(served.url)} (client-side times; the pool and "
+        "typed-skeleton settings above are local-only). Quality proxies use the local model."
+    )
+
+
 def dag_view(name: str, slot):
     """The live view of one run: its DAG, redrawn in the shared slot above the columns."""
     return lambda events, _: render_dag(events, key=f"sg-live-{name}-{len(events)}", container=slot)
@@ -75,10 +93,10 @@ if run:
     try:
         with st.spinner("Warming up AR, SoT and SGD (a short untimed run each, as the bench does)…"):
             for name in RUNS:
-                warm_up(lambda g, name=name: get_method(name).run(model, question, g, **options(name)), settings.gen)
+                warm_up(start(name), settings.gen)
         for name, col in zip(RUNS, live_area.container().columns(3), strict=True):
             col.subheader(RUNS[name])
-            run_it = get_method(name).run(model, question, settings.gen, **options(name))
+            run_it = start(name)(settings.gen)
             state[name] = stream_run(run_it, key=f"sg-live-{name}", container=col, live=dag_view(name, dag_slot))
     except RUN_ERRORS as exc:
         st.warning(str(exc))

@@ -16,6 +16,7 @@ run's max new tokens shared between the points), so the answer never exceeds the
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 
@@ -39,6 +40,8 @@ from core.skeleton.rows import decode_rows
 from core.skeleton.writer import write_skeleton
 from core.text import IncrementalDetokenizer, encode_prompt
 from core.trace import NodeStep, SkeletonReady
+
+ITEM_NUMBER = re.compile(r"[\s:*(]*\d{1,2}\s*$")
 
 
 def expansion_prompt(question: str, skeleton: Skeleton, node: int, answers: dict[int, str]) -> str:
@@ -117,6 +120,8 @@ def run_skeleton(
     for message in [*sk.warnings, fitted, notice, capped]:
         if message:
             yield rec.notice(message)
+    for message in sk.notes:
+        yield rec.notice(message, level="info")
     yield SkeletonReady(
         text=sk.text,
         titles=[p.title for p in sk.points],
@@ -161,7 +166,9 @@ def _decode_wave(question, sk, w, nodes, pool, member_of, answers, budget, gen, 
             for n in mine
         ]
         detok = {n: IncrementalDetokenizer(member.model.tokenizer) for n in mine}
-        streams.append((member, mine, detok, decode_rows(member, prompts, [budget] * len(mine), gen.sampling, rng)))
+        streams.append(
+            (member, mine, detok, decode_rows(member, prompts, [budget] * len(mine), gen.sampling, rng, one_item=True))
+        )
     while streams:
         for stream in list(streams):
             member, mine, detok, rows = stream
@@ -177,6 +184,8 @@ def _decode_wave(question, sk, w, nodes, pool, member_of, answers, budget, gen, 
                 eos = r.token in member.model.eos_ids
                 pieces[node] = "" if eos else detok[node].add([r.token])[0]
                 answers[node] = answers.get(node, "") + pieces[node]
+                if r.item_end:  # it began the next point: its number is not this point's text
+                    answers[node] = ITEM_NUMBER.sub("", answers[node])
             yield NodeStep(
                 wave=w,
                 model=member.name,

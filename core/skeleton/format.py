@@ -49,7 +49,8 @@ class Point:
 class Skeleton:
     points: list[Point]
     text: str
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # repairs the reader should know of
+    notes: list[str] = field(default_factory=list)  # how the skeleton was written, nothing repaired
 
     def listing(self) -> str:
         """The numbered titles, as shown to the model in every expansion prompt."""
@@ -58,8 +59,10 @@ class Skeleton:
 
 def point_opening(index: int, title: str) -> str:
     """How the answer to point ``index`` (1-based) begins: the SoT paper prefills each point-expanding answer
-    with "{index}. {point}" so the model continues that point instead of restarting the answer."""
-    return f"{index}. {title}"
+    with "{index}. {point}" so the model continues that point instead of restarting the answer. The colon
+    is ours: measured on the multi-part prompts, after "2. Practice" the 135M model lists the next points,
+    after "2. Practice:" it writes about the point (log-likelihood proxy -1.36 against -1.48)."""
+    return f"{index}. {title}:"
 
 
 def join_points(titles: list[str], answers: list[str]) -> str:

@@ -11,16 +11,14 @@ A judge, when the user gives one, scores each answer 1-5 with the same instructi
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 
 import torch
 
 from core.engine import make_engine
 from core.models import LoadedModel
+from core.served.client import Served, ServedError, complete
 from core.text import encode_prompt
 
 JUDGE_PROMPT = (
@@ -88,32 +86,13 @@ def judge_with_model(judge: LoadedModel, question: str, answer: str) -> float:
     return float(sum(s * float(ps) for s, ps in zip(SCORES, p, strict=True)))
 
 
-def chat_url(url: str) -> str:
-    url = url.strip().rstrip("/")
-    if not re.match(r"^https?://", url):
-        raise JudgeError(f"The judge endpoint must be an http(s) URL, got {url!r}.")
-    return url if url.endswith("/chat/completions") else url + "/chat/completions"
-
-
-def judge_with_endpoint(
-    url: str, question: str, answer: str, *, model: str = "", api_key: str = "", timeout: float = 60.0
-) -> float:
-    """The score 1-5 an OpenAI-compatible chat endpoint gives (temperature 0)."""
-    body = {
-        "model": model or "default",
-        "messages": [{"role": "user", "content": JUDGE_PROMPT.format(question=question, answer=answer)}],
-        "temperature": 0,
-        "max_tokens": 8,
-    }
-    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {api_key}"} if api_key else {})}
-    request = urllib.request.Request(chat_url(url), json.dumps(body).encode(), headers, method="POST")
+def judge_with_endpoint(url: str, question: str, answer: str, *, model: str = "", timeout: float = 60.0) -> float:
+    """The score 1-5 an OpenAI-compatible chat endpoint gives (temperature 0), through ``core.served.client``."""
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            reply = json.loads(response.read())["choices"][0]["message"]["content"]
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        raise JudgeError(f"The judge endpoint {url} could not be reached ({exc}).") from None
-    except (KeyError, IndexError, TypeError, json.JSONDecodeError):
-        raise JudgeError(f"The judge endpoint {url} did not answer like an OpenAI chat completion.") from None
+        served = Served(url, (model or "default",), timeout_s=timeout)
+        reply = complete(served, JUDGE_PROMPT.format(question=question, answer=answer), max_tokens=8)
+    except ServedError as exc:
+        raise JudgeError(f"The judge endpoint: {exc}") from None
     m = re.search(r"[1-5]", reply or "")
     if m is None:
         raise JudgeError(f"The judge replied {reply!r}, which holds no score from 1 to 5.")

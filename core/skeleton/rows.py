@@ -10,6 +10,7 @@ rows (the transformers fallback) decode their rows one after another.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ class RowToken:
     row: int
     token: int
     done: bool
+    item_end: bool = False  # one_item: the row ended because it began the next list item (its number was emitted)
     hidden: torch.Tensor | None = None  # with_hidden: the row's last hidden states [n, H] of the positions fed
     # since its previous token (the first token: every prompt position; the shared prefix too), float on the CPU
 
@@ -44,15 +46,28 @@ def decode_rows(
     sampling: SamplingConfig,
     rng: torch.Generator,
     with_hidden: bool = False,
+    one_item: bool = False,
 ) -> Iterator[list[RowToken]]:
     """Decode every prompt; yield, per batched forward, the new token of each row still running.
-    ``with_hidden``: each RowToken also carries the hidden states that produced it (self-distillation)."""
+    ``with_hidden``: each RowToken also carries the hidden states that produced it (self-distillation).
+    ``one_item``: a row writes one list item: it ends, like at EOS, when it begins the next one ("2." after a
+    space, a line break or a colon; ``new_item``), as a SoT point's expansion should."""
     if not member.batched:
         for row, prompt in enumerate(prompts):  # the transformers fallback engine holds one row
-            for tokens in _decode_batch(member, [prompt], [budgets[row]], sampling, rng, with_hidden):
-                yield [RowToken(row, t.token, t.done, t.hidden) for t in tokens]
+            for tokens in _decode_batch(member, [prompt], [budgets[row]], sampling, rng, with_hidden, one_item):
+                yield [RowToken(row, t.token, t.done, t.item_end, t.hidden) for t in tokens]
         return
-    yield from _decode_batch(member, prompts, budgets, sampling, rng, with_hidden)
+    yield from _decode_batch(member, prompts, budgets, sampling, rng, with_hidden, one_item)
+
+
+ITEM = re.compile(r"(?:^|[\s:*(])\d{1,2}\.\s*$")  # " 2." / "\n3." / ": 4.": a numbered list item begins
+
+
+def new_item(tokenizer, recent: list[int], token: int) -> bool:
+    """Does ``token`` complete the number of a new list item ("2." after a space, a line break or a colon),
+    given the row's ``recent`` tokens? (Years and decimals, "2019." and "3.5", do not count.)"""
+    piece = tokenizer.decode([token])
+    return piece.lstrip().startswith(".") and bool(ITEM.search(tokenizer.decode(recent[-3:] + [token])))
 
 
 def shared_prefix(prompts: list[list[int]]) -> int:
@@ -65,7 +80,13 @@ def shared_prefix(prompts: list[list[int]]) -> int:
 
 
 def _decode_batch(
-    member: PoolMember, prompts: list[list[int]], budgets: list[int], sampling: SamplingConfig, rng, with_hidden: bool
+    member: PoolMember,
+    prompts: list[list[int]],
+    budgets: list[int],
+    sampling: SamplingConfig,
+    rng,
+    with_hidden: bool,
+    one_item: bool = False,
 ) -> Iterator[list[RowToken]]:
     """Prefill: the rows' common prefix once (``prefill_shared``), then each row's own suffix, left-padded
     (the padding sits between the shared prefix and the suffix; positions skip it)."""
@@ -81,17 +102,23 @@ def _decode_batch(
     out = engine.forward(ids.to(model.device), last_only=True, **pad, **kwargs)
     engine.commit(ids.shape[1])
     active, counts = list(range(len(prompts))), [0] * len(prompts)
+    recent: list[list[int]] = [[] for _ in prompts]
     while active:
         logits = member.logits(engine, out)
         step = []
         for i, row in enumerate(active):
             tok = next_token(logits[i], sampling, rng)
+            item_end = one_item and new_item(model.tokenizer, recent[row], tok)
+            if item_end:
+                tok = next(iter(model.eos_ids))  # the next item is another point's: this one ends here
+            recent[row] = recent[row][-3:] + [tok]
             counts[row] += 1
             hidden = None
             if with_hidden:
                 hidden = out.last_hidden[i, real[row]] if counts[row] == 1 else out.last_hidden[i, -1:]
                 hidden = torch.cat([prefix[0], hidden]) if counts[row] == 1 else hidden
-            step.append(RowToken(row, tok, tok in model.eos_ids or counts[row] >= budgets[row], hidden))
+            done = tok in model.eos_ids or counts[row] >= budgets[row]
+            step.append(RowToken(row, tok, done, item_end, hidden))
         yield step
         running = [i for i, t in enumerate(step) if not t.done]
         if not running:

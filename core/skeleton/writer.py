@@ -138,13 +138,17 @@ def write_skeleton(model: LoadedModel, question: str, graph: bool) -> tuple[Skel
     w = _Writer(model, skeleton_prompt_ids(model, question, graph), SKELETON_BUDGET)
     titles: list[str] = []
     warnings: list[str] = []
+    notes: list[str] = []
     for n in range(1, MAX_POINTS + 1):
         title = _write_title(w, n, titles, graph)
-        if title in titles:  # a small model loops; a repeated point ends the skeleton
-            warnings.append(
-                f"The model repeated point {titles.index(title) + 1} as point {n}; the skeleton ends there"
-                + (f" with fewer than {MIN_POINTS} points." if n <= MIN_POINTS else ".")
+        if title in titles:  # a small model ends a list by repeating a point; the repeat is rolled back
+            said = (
+                f"The model's point {n} repeated point {titles.index(title) + 1}, so the skeleton ends at point {n - 1}"
             )
+            if n <= MIN_POINTS:
+                warnings.append(said + f", fewer than {MIN_POINTS} points.")
+            else:
+                notes.append(said + ".")
             break
         titles.append(title)
         if graph:
@@ -155,6 +159,7 @@ def write_skeleton(model: LoadedModel, question: str, graph: bool) -> tuple[Skel
             break
     skeleton = parse_skeleton(w.tok.decode(w.written, skip_special_tokens=True), graph)
     skeleton.warnings = warnings + skeleton.warnings
+    skeleton.notes = notes
     return skeleton, w.forwards
 
 

@@ -147,7 +147,7 @@ class Fake(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self):
-        self._json(200, {"data": [{"id": m} for m in ("fine", "slow", "broken", "garbled", "flaky")]})
+        self._json(200, {"data": [{"id": m} for m in ("fine", "slow", "broken", "garbled", "flaky", "runaway")]})
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -167,11 +167,17 @@ class Fake(BaseHTTPRequestHandler):
             self.wfile.write(b"data: {not json\n\n")
             return
         text = "1. Taste\n2. Caffeine\n3. Price" if "organizer" in prompt else "It differs a lot."
-        for word in text.split(" "):
-            chunk = {"choices": [{"delta": {"content": word + " "}, "finish_reason": None}]}
-            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-            self.wfile.flush()
-        self.wfile.write(b"data: [DONE]\n\n")
+        text += (
+            " 9. Then the model runs on to other points." if model == "runaway" and "organizer" not in prompt else ""
+        )
+        try:
+            for word in text.split(" "):
+                chunk = {"choices": [{"delta": {"content": word + " "}, "finish_reason": None}]}
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self.wfile.flush()
+            self.wfile.write(b"data: [DONE]\n\n")
+        except (BrokenPipeError, ConnectionResetError):  # the client stopped reading (a point it cut)
+            pass
 
 
 @pytest.fixture(scope="module")
@@ -206,6 +212,18 @@ def test_a_failed_point_is_named_and_the_other_points_are_kept(fake):
     assert any("free text" in e.message for e in events if isinstance(e, Notice))  # no JSON schema: free text
 
 
+def test_a_served_point_ends_where_the_next_numbered_item_starts(fake):
+    events = list(served_sot(Served(fake, ("runaway",)), QUESTION, G))
+    text = summarize(events).text
+    assert text.splitlines() == [
+        "1. Taste: It differs a lot.",
+        "2. Caffeine: It differs a lot.",
+        "3. Price: It differs a lot.",
+    ]
+    stops = [body.get("stop") for _, body in Fake.seen]
+    assert ["\n2.", " 2. "] in stops and ["\n\n"] in stops  # point 1 stops at "2."; the skeleton at a blank line
+
+
 def test_the_key_comes_from_the_environment_and_urls_are_checked(fake, monkeypatch):
     monkeypatch.setenv("LAB_FAKE_KEY", "sk-abc")
     list(served_ar(Served(fake, ("fine",), "LAB_FAKE_KEY"), "Hi", G))
@@ -230,3 +248,32 @@ def test_bench_refuses_served_methods_without_an_endpoint(tmp_path, capsys):
 def test_bench_stops_before_timed_work_when_the_server_fails(fake, tiny):
     with pytest.raises(ServedError, match="HTTP 500"):  # the warm-up meets it; main() prints it and exits 2
         run_bench(tiny, load_prompts()[:2], ["ar", "ar@served"], G, options={"served": Served(fake, ("broken",))})
+
+
+# --- the pages ------------------------------------------------------------------------------------------------
+
+
+def served_page(url: str, model: str):
+    from tests.test_app import app
+
+    at = app(max_new=24)
+    at.sidebar.text_input(key="served_url").set_value(url)
+    at.sidebar.text_input(key="served_models").set_value(model)
+    at.run()
+    at.switch_page("views/skeleton_graph.py").run()
+    at.button(key="sg_run").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_skeleton_page_runs_through_the_server_and_names_a_failed_point(fake):
+    at = served_page(fake, "flaky")
+    assert any("run through flaky" in i.value for i in at.info)
+    assert any(w.value.startswith("Point 2 (Caffeine) failed: The server answered") for w in at.warning)
+    assert [m.label for m in at.metric].count("speedup vs AR (wall-clock, equal length)") == 2  # sot and sgd
+    assert any("1. Taste: It differs a lot." in m.value for m in at.markdown if "dl-answer" in m.value)
+
+
+def test_skeleton_page_says_when_the_server_is_down():
+    at = served_page(f"http://127.0.0.1:{free_port()}", "m")
+    assert any("could not be reached" in w.value for w in at.warning)

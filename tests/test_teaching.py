@@ -161,7 +161,7 @@ def test_equal_length_speedup_measures_or_extrapolates_ars_time():
 
 def test_skeleton_titles_are_plain_words_and_each_point_continues_its_opening():
     sk = parse_skeleton("1. **Renting**\n2. __Diversion__: costs\n3. `Code` tips\n4. ### Heading", graph=False)
-    assert [p.title for p in sk.points] == ["Renting", "Diversion: costs", "Code tips", "Heading"]
+    assert [p.title for p in sk.points] == ["Renting", "Diversion", "Code tips", "Heading"]
     assert plain_title("**Costs** - ") == "Costs"
     assert join_points(["Costs", "Risks"], [" low.", "\nMany.\n"]) == "1. Costs: low.\n2. Risks:\nMany."
 

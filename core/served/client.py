@@ -137,8 +137,10 @@ def stream_chat(
     max_tokens: int,
     temperature: float = 0.0,
     response_format: dict | None = None,
+    stop: list[str] | None = None,
 ) -> Iterator[Chunk]:
-    """Stream one chat completion of ``prompt`` (one user message) and yield its text chunks as they arrive."""
+    """Stream one chat completion of ``prompt`` (one user message) and yield its text chunks as they arrive;
+    ``stop``: at most 4 strings that end the answer on the server."""
     body = {
         "model": model or served.model,
         "messages": [{"role": "user", "content": prompt}],
@@ -148,6 +150,7 @@ def stream_chat(
         "stream_options": {"include_usage": True},
         **served.extra,
         **({"response_format": response_format} if response_format else {}),
+        **({"stop": stop[:4]} if stop else {}),
     }
     with _open(served, _request(served, "/chat/completions", body), f"a request for {body['model']!r}") as response:
         for line in _lines(served, response):

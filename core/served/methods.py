@@ -24,15 +24,17 @@ from dataclasses import dataclass
 
 from core.config import GenerationConfig
 from core.served.client import Chunk, Served, ServedError, check_models, stream_chat
-from core.skeleton.decode import expansion_prompt, point_budget
+from core.skeleton.decode import ITEM_NUMBER, expansion_prompt, point_budget
 from core.skeleton.format import (
     GRAPH_RULES,
     MAX_POINTS,
     MIN_POINTS,
     SKELETON_PROMPT,
     Skeleton,
+    complete_points,
     join_points,
     parse_skeleton,
+    point_opening,
     skeleton_graph,
     waves,
 )
@@ -40,7 +42,9 @@ from core.skeleton.pool import member_index
 from core.trace import Clock, NodeStep, Notice, RunFinished, RunStarted, SkeletonReady, StepCommitted
 
 UNKNOWN_ID = -1  # a served run does not see token ids
-SKELETON_TOKENS = 256
+# A chat API cannot prefill the answer as a local run does ("{index}. {point}:"), so the prompt asks for it.
+OPENING = ' Begin your answer with "{opening}" and write one or two sentences.'
+SKELETON_TOKENS = 80  # 10 short points; the list ends at a blank line (``stop``)
 
 
 class _Run:
@@ -143,13 +147,16 @@ class _Arrival:
     chunk: Chunk | None = None  # a piece of text
     error: str | None = None  # the request failed
     done: bool = False  # the request ended
+    cut: bool = False  # ended by the client at the next item (whose number may have been passed on)
 
 
 def _wave(run: _Run, sk: Skeleton, w: int, nodes: list[int], names: list[str], answers, failed, budget) -> Iterator:
     """Send every point of the wave at once (a thread per request); yield each piece as it arrives."""
     inbox: queue.Queue[_Arrival] = queue.Queue()
     for n in nodes:
-        text = expansion_prompt(run.prompt, sk, n, answers)
+        text = expansion_prompt(run.prompt, sk, n, answers) + OPENING.format(
+            opening=point_opening(n + 1, sk.points[n].title)
+        )
         threading.Thread(target=_point, args=(run, names[n], text, n, budget, inbox), daemon=True).start()
     open_requests = set(nodes)
     while open_requests:
@@ -161,7 +168,9 @@ def _wave(run: _Run, sk: Skeleton, w: int, nodes: list[int], names: list[str], a
             continue
         if got.done:
             open_requests.discard(got.node)
-            answers[got.node] = _continuation(answers.get(got.node, ""), got.node + 1, sk.points[got.node].title)
+            text = answers.get(got.node, "")
+            text = ITEM_NUMBER.sub("", text) if got.cut else text
+            answers[got.node] = _continuation(text, got.node + 1, sk.points[got.node].title)
             continue
         piece = got.chunk.text
         answers[got.node] = answers.get(got.node, "") + piece
@@ -171,16 +180,34 @@ def _wave(run: _Run, sk: Skeleton, w: int, nodes: list[int], names: list[str], a
 
 
 def _point(run: _Run, model: str, prompt: str, node: int, budget: int, inbox: queue.Queue) -> None:
-    """One point's request, in its own thread: its chunks, then done or the error, into ``inbox``."""
+    """One point's request, in its own thread: its chunks, then done or the error, into ``inbox``. The point
+    ends where the next numbered item would start (the server stops at the next point's number; the client
+    also stops reading at any later item), as a local SoT row does."""
+    index, text = node + 1, ""
+    stop = [f"\n{index + 1}.", f" {index + 1}. "]
     try:
-        for chunk in stream_chat(
-            run.served, prompt, model=model, max_tokens=budget, temperature=run.gen.sampling.temperature
-        ):
+        chunks = stream_chat(
+            run.served, prompt, model=model, max_tokens=budget, temperature=run.gen.sampling.temperature, stop=stop
+        )
+        for chunk in chunks:
+            text += chunk.text
+            if NEXT_ITEM.search(text, _opening_end(text, index)):
+                inbox.put(_Arrival(node, done=True, cut=True))
+                return
             if chunk.tokens:
                 inbox.put(_Arrival(node, chunk))
         inbox.put(_Arrival(node, done=True))
     except ServedError as exc:
         inbox.put(_Arrival(node, error=str(exc)))
+
+
+NEXT_ITEM = re.compile(r"(?:^|[\s:*(])\d{1,2}\.\s")  # another numbered item begins (" 2. ", "\n3. ")
+
+
+def _opening_end(text: str, index: int) -> int:
+    """Where the point's own text starts: past a restated "{index}." at its very beginning."""
+    m = re.match(r"\s*\d{1,2}\s*[.)]\s*", text)  # a restated number, its own or (a small model) another
+    return m.end() if m else 0
 
 
 def _failure(sk: Skeleton, node: int, why: str) -> str:
@@ -221,19 +248,32 @@ def write_served_skeleton(served: Served, question: str, graph: bool, gen: Gener
     other answer read as text; either way ``parse_skeleton`` reads it with its repairs."""
     prompt = SKELETON_PROMPT.format(question=question) + (GRAPH_RULES if graph else "")
     fmt = {"type": "json_schema", "json_schema": {"name": "skeleton", "schema": SCHEMA}} if served.structured else None
-    ask = dict(max_tokens=SKELETON_TOKENS, temperature=gen.sampling.temperature)
+    ask = dict(max_tokens=SKELETON_TOKENS, temperature=gen.sampling.temperature, stop=["\n\n"])
     try:
-        text = "".join(c.text for c in stream_chat(served, prompt, response_format=fmt, **ask))
+        text = _read_skeleton(stream_chat(served, prompt, response_format=fmt, **ask))
     except ServedError:
         if fmt is None:
             raise
-        fmt, text = None, "".join(c.text for c in stream_chat(served, prompt, **ask))  # the field was refused
+        fmt, text = None, _read_skeleton(stream_chat(served, prompt, **ask))  # the field was refused
     listing = _from_json(text, graph)
     how = "JSON schema" if listing is not None else "free text" + (", the JSON schema ignored" if fmt else "")
     try:
         return parse_skeleton(listing or text, graph), how
     except ValueError as exc:
         raise ServedError(f"The server's skeleton could not be read: {exc}") from None
+
+
+def _read_skeleton(chunks: Iterator[Chunk]) -> str:
+    """The streamed skeleton, read until a point repeats an earlier one (a small model's way of ending a list)
+    or the list is full; a JSON answer is read whole."""
+    text = ""
+    for chunk in chunks:
+        text += chunk.text
+        if not text.lstrip().startswith("{"):
+            lines, over = complete_points(text)
+            if over:
+                return "\n".join(lines)
+    return text
 
 
 def _from_json(text: str, graph: bool) -> str | None:

@@ -72,12 +72,35 @@ def join_points(titles: list[str], answers: list[str]) -> str:
     )
 
 
+def gist(title: str) -> str:
+    """The first three words of a title, letters only: what makes two points the same point."""
+    return " ".join(re.sub(r"[^a-z ]", " ", title.lower()).split()[:3])
+
+
+def complete_points(text: str) -> tuple[list[str], bool]:
+    """The numbered lines of a skeleton being written, up to the first that repeats an earlier point (by
+    ``gist``) or past MAX_POINTS; (the lines kept, whether the list is over)."""
+    lines, seen = [], []
+    for line in text.split("\n")[:-1]:  # the last line may still be growing
+        m = LINE.match(line)
+        if not m:
+            continue
+        key = gist(plain_title(m.group("title")))
+        if key in seen or len(lines) == MAX_POINTS:
+            return lines, True
+        seen.append(key)
+        lines.append(line)
+    return lines, False
+
+
 MARKUP = re.compile(r"[*_#`]+")
 
 
 def plain_title(title: str) -> str:
-    """A title as plain words: markdown emphasis, heading and code markers removed ("**Renting**" -> "Renting")."""
-    return " ".join(MARKUP.sub("", title).split()).strip(" -:")
+    """A title as plain words: markdown emphasis, heading and code markers removed ("**Renting**" -> "Renting"),
+    and a description after a colon dropped ("Research: understand the company" -> "Research")."""
+    words = " ".join(MARKUP.sub("", title).split()).strip(" -:")
+    return words.split(": ", 1)[0].strip() or words
 
 
 MAX_TITLE_CHARS = 200  # a typed title beyond this is cut (the writer stops titles at 10 tokens)

@@ -9,13 +9,12 @@ token trie. A repeated point ends the skeleton. The result goes through ``parse_
 from __future__ import annotations
 
 import functools
-import re
 
 import torch
 
 from core.engine import make_engine
 from core.models import LoadedModel
-from core.skeleton.format import GRAPH_RULES, MAX_POINTS, MIN_POINTS, SKELETON_PROMPT, Skeleton, parse_skeleton
+from core.skeleton.format import GRAPH_RULES, MAX_POINTS, MIN_POINTS, SKELETON_PROMPT, Skeleton, gist, parse_skeleton
 from core.text import InputError, encode_prompt
 
 MAX_TITLE_TOKENS = 10
@@ -171,17 +170,12 @@ def _write_title(w: _Writer, n: int, titles: list[str], graph: bool) -> str:
         w.force(f"{n}." if n == 1 else f"\n{n}.")
         start = len(w.written)
         w.free(("\n", "|", ":") if graph else ("\n", ":"), MAX_TITLE_TOKENS, frozenset(banned))
-        title = _gist(w.tok.decode(w.written[start:], skip_special_tokens=True))
+        title = gist(w.tok.decode(w.written[start:], skip_special_tokens=True))
         if title not in titles:
             return title
         banned.add(w.written[start])
         w.restore(mark)
     return title
-
-
-def _gist(title: str) -> str:
-    """The first three words of a title, letters only: what makes two points the same point."""
-    return " ".join(re.sub(r"[^a-z ]", " ", title.lower()).split()[:3])
 
 
 def _write_dependencies(w: _Writer, n: int) -> None:

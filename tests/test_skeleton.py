@@ -204,6 +204,7 @@ def test_endpoint_judge_reads_an_openai_style_reply_and_reports_failures():
         assert "Q?" in seen["body"]["messages"][0]["content"]
     finally:
         server.shutdown()
+        server.server_close()  # nothing listens there now: refused, not silent
     with pytest.raises(JudgeError, match="could not be reached"):
         judge_with_endpoint(f"http://127.0.0.1:{server.server_port}/v1", "Q", "A", timeout=2)
     with pytest.raises(JudgeError, match="http"):

@@ -44,7 +44,7 @@ from core.trace import Clock, NodeStep, Notice, RunFinished, RunStarted, Skeleto
 UNKNOWN_ID = -1  # a served run does not see token ids
 # A chat API cannot prefill the answer as a local run does ("{index}. {point}:"), so the prompt asks for it.
 OPENING = ' Begin your answer with "{opening}" and write one or two sentences.'
-SKELETON_TOKENS = 80  # 10 short points; the list ends at a blank line (``stop``)
+SKELETON_TOKENS = 80  # 10 short points; the list ends at a blank line after it or a repeated point
 
 
 class _Run:
@@ -248,7 +248,7 @@ def write_served_skeleton(served: Served, question: str, graph: bool, gen: Gener
     other answer read as text; either way ``parse_skeleton`` reads it with its repairs."""
     prompt = SKELETON_PROMPT.format(question=question) + (GRAPH_RULES if graph else "")
     fmt = {"type": "json_schema", "json_schema": {"name": "skeleton", "schema": SCHEMA}} if served.structured else None
-    ask = dict(max_tokens=SKELETON_TOKENS, temperature=gen.sampling.temperature, stop=["\n\n"])
+    ask = dict(max_tokens=SKELETON_TOKENS, temperature=gen.sampling.temperature)
     try:
         text = _read_skeleton(stream_chat(served, prompt, response_format=fmt, **ask))
     except ServedError:
@@ -271,7 +271,7 @@ def _read_skeleton(chunks: Iterator[Chunk]) -> str:
         text += chunk.text
         if not text.lstrip().startswith("{"):
             lines, over = complete_points(text)
-            if over:
+            if over or (lines and "\n\n" in text[text.rfind(lines[-1]) :]):  # a blank line after the list ends it
                 return "\n".join(lines)
     return text
 

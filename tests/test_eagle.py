@@ -9,14 +9,26 @@ import core.heads.feature as feature
 import core.heads.vocab as vocab_mod
 from core.config import GenerationConfig, SamplingConfig
 from core.engine import make_engine
-from core.heads.corpus import CorpusConfig, build_corpus, keep_questions, load_corpus, save_corpus, suite_grams, topics
+from core.heads.corpus import (
+    CorpusConfig,
+    TasksConfig,
+    build_corpus,
+    extend_with_tasks,
+    keep_questions,
+    load_corpus,
+    save_corpus,
+    suite_grams,
+    topics,
+    write_corpus,
+)
 from core.heads.feature import FeatureHead, load_feature_head, save_feature_head
 from core.heads.modules import HeadInfo
+from core.heads.tasks import first_sentence, task_prompts
 from core.heads.vocab import build_vocab, coverage_curve, load_draft_vocab, reduced_projection, smallest_size
 from core.metrics import summarize
 from core.prompts import load_prompts
 from core.registry import METHODS
-from core.speculative.eagle import DynamicTree, best_size
+from core.speculative.eagle import DynamicTree, best_size, worth_a_level
 from core.trace import TreeStep
 
 PROMPT = "Hello there, how are you"
@@ -123,6 +135,12 @@ def test_best_size_follows_the_verify_cost_curve():
         DynamicTree(max_nodes=100).check()
 
 
+def test_a_level_is_drafted_only_while_the_frontier_can_pay_for_it():
+    assert worth_a_level([0.3, 0.2, 0.1], 0.5)  # up to 0.6 expected tokens for a level costing 0.5 forwards
+    assert not worth_a_level([0.2, 0.1], 0.5)
+    assert not worth_a_level([], 0.0)
+
+
 def test_feature_head_round_trips_and_refuses_another_models_file(tiny, tiny_head, tmp_path, embedded):
     head, info = load_feature_head(tiny)
     x = torch.randn(1, 2, tiny.config.hidden_size)
@@ -145,6 +163,33 @@ def test_corpus_questions_exclude_the_suite_and_repeats(tiny, tmp_path):
     assert corpus.seqs == [p + a for p, a in built["seqs"]]
     assert [len(f) for f in built["features"]] == [len(s) - 1 for s in corpus.seqs]
     assert corpus.meta["generated_tokens"] == len(corpus.generated_tokens())
+
+
+def test_task_prompts_cover_other_kinds_of_request_and_extend_the_corpus(tiny, tmp_path):
+    answers = ["Bees make honey from the nectar of flowers in spring and summer. They also pollinate crops."]
+    prompts = task_prompts(topics(), answers, 40, seed=3)
+    assert prompts == task_prompts(topics(), answers, 40, seed=3)  # deterministic for a seed
+    assert any(p.startswith("In Python, write a function") for p in prompts)
+    assert sum(" plus " in p or " times " in p for p in prompts) >= 5
+    assert any(p.startswith("Write a short poem about") or p.startswith("Write the first lines") for p in prompts)
+    assert (
+        "Translate this sentence into French: Bees make honey from the nectar of flowers in spring and summer."
+        in prompts
+    )
+    assert first_sentence("1. **Bold** heading: x. Short one. " + answers[0]) == answers[0].split(" They")[0]
+    assert first_sentence("Too short. Also short.") is None
+    built = build_corpus(tiny, CorpusConfig(topics=2, questions=1, answer_tokens=5, batch=4))
+    corpus = load_corpus(tiny.key, save_corpus(tmp_path / "c.npz", tiny, CorpusConfig(topics=2), built))
+    before, features = len(corpus.seqs), list(built["features"])
+    added = extend_with_tasks(tiny, corpus, TasksConfig(per_kind=2, answer_tokens=4, batch=8), features)
+    assert added["prompts"] and not set(added["prompts"]) & {p.prompt for p in load_prompts()}
+    assert len(corpus.seqs) == before + len(added["prompts"]) == len(features) == len(corpus.meta["kinds"])
+    assert corpus.meta["kinds"][before:] == ["task"] * len(added["prompts"])
+    path = write_corpus(tmp_path / "c2.npz", tiny, corpus.seqs, corpus.prompt_lengths, corpus.meta)
+    again = load_corpus(tiny.key, path)
+    assert again.seqs == corpus.seqs and again.meta["tasks"]["tokens"] == sum(
+        len(s) - n for s, n in zip(again.seqs[before:], again.prompt_lengths[before:], strict=True)
+    )
 
 
 @pytest.mark.slow

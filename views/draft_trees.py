@@ -22,7 +22,7 @@ from core.heads import fitted_exit_layer
 from core.heads.feature import feature_head_path
 from core.metrics import acceptance_per_depth, summarize
 from core.registry import RUN_ERRORS, get_method
-from core.speculative.eagle import MAX_DYNAMIC_NODES
+from core.speculative.eagle import MAX_DYNAMIC_NODES, DynamicTree
 from core.speculative.tree import MAX_TREE_NODES, full_tree_size
 from core.trace import TreeStep
 
@@ -54,11 +54,12 @@ shape = c1.selectbox("Tree", list(SHAPES), format_func=SHAPES.get, key="dt_shape
 dynamic = shape == "dynamic"
 rule = c2.selectbox("Rule", list(RULES), format_func=RULES.get, key="dt_rule", disabled=dynamic)
 if dynamic:
-    k = c3.number_input("nodes expanded per level", 1, 16, 8, key="dt_topk")
-    depth = c4.number_input("depth L", 1, 12, 4, key="dt_dyn_depth")
-    max_nodes = c5.number_input("most nodes verified", 2, MAX_DYNAMIC_NODES, 48, key="dt_max_nodes")
+    k = c3.number_input("nodes expanded per level", 1, 16, DynamicTree.topk, key="dt_topk")
+    depth = c4.number_input("depth L (at most)", 1, 12, DynamicTree.depth, key="dt_dyn_depth")
+    max_nodes = c5.number_input("most nodes verified", 2, MAX_DYNAMIC_NODES, DynamicTree.max_nodes, key="dt_max_nodes")
     st.caption(
-        "Each step grows the tree where the draft is most confident, then keeps the n best nodes (n at most the "
+        "Each step grows the tree where the draft is most confident, one level deeper only while the frontier's "
+        "total confidence exceeds a level's draft cost, then keeps the n best nodes (n at most the "
         "limit), n chosen so that the expected accepted tokens per unit of time, with the verify cost v(n) of "
         "this device, is highest. Verified greedily at temperature 0 and by drawing from p (match) above it."
     )

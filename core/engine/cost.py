@@ -25,20 +25,36 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def forward_seconds(model: LoadedModel, n: int, context: int, repeats: int) -> float:
-    """Median seconds of a forward of n new tokens after ``context`` committed ones (nothing is committed)."""
-    engine = make_engine(model, batch=1, max_len=context + n)
-    ids = torch.arange(context + n, device=model.device)[None] % model.config.vocab_size
-    engine.forward(ids[:, :context], last_only=True)
-    engine.commit(context)
-    times = []
-    for _ in range(repeats + 1):  # the first is a warm-up
-        _sync(model.device)
+class _Probe:
+    """One engine holding ``context`` committed tokens, timing forwards of n new tokens (nothing committed)."""
+
+    def __init__(self, model: LoadedModel, n: int, context: int) -> None:
+        self.device = model.device
+        self.engine = make_engine(model, batch=1, max_len=context + n)
+        ids = torch.arange(context + n, device=model.device)[None] % model.config.vocab_size
+        self.engine.forward(ids[:, :context], last_only=True)
+        self.engine.commit(context)
+        self.new = ids[:, context:]
+        self.engine.forward(self.new)  # warm-up
+
+    def seconds(self) -> float:
+        _sync(self.device)
         t0 = time.perf_counter()
-        engine.forward(ids[:, context:])
-        _sync(model.device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times[1:])
+        self.engine.forward(self.new)
+        _sync(self.device)
+        return time.perf_counter() - t0
+
+
+def forward_seconds(model: LoadedModel, sizes: tuple[int, ...], context: int, repeats: int) -> list[float]:
+    """Median seconds of a forward of n new tokens after ``context`` committed ones, for each n of ``sizes``.
+    The sizes are timed round-robin, one forward each per round, so a machine that speeds up or slows down
+    during the measurement shifts every size alike instead of skewing the ratios."""
+    probes = [_Probe(model, n, context) for n in sizes]
+    times: list[list[float]] = [[] for _ in sizes]
+    for _ in range(repeats):
+        for probe, out in zip(probes, times, strict=True):
+            out.append(probe.seconds())
+    return [statistics.median(t) for t in times]
 
 
 def verify_cost_curve(model: LoadedModel, sizes: tuple[int, ...] = SIZES, context: int = 128, repeats: int = 5) -> dict:
@@ -46,7 +62,7 @@ def verify_cost_curve(model: LoadedModel, sizes: tuple[int, ...] = SIZES, contex
     if not sizes or min(sizes) < 1:
         raise ValueError("The verify-cost curve needs sizes of at least 1 new token.")
     sizes = tuple(sorted({1, *sizes}))
-    seconds = [forward_seconds(model, n, context, repeats) for n in sizes]
+    seconds = forward_seconds(model, sizes, context, repeats)
     return {
         "n": list(sizes),
         "seconds": seconds,
@@ -71,7 +87,7 @@ def device_curve(model: LoadedModel) -> dict:
         if path.is_file():
             _CURVES[key] = json.loads(path.read_text())
         else:
-            _CURVES[key] = verify_cost_curve(model, RUN_SIZES, repeats=3)
+            _CURVES[key] = verify_cost_curve(model, RUN_SIZES, repeats=7)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(_CURVES[key]))
     return _CURVES[key]

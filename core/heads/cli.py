@@ -5,6 +5,7 @@
     python -m core.train hit-rates --model embedded
     python -m core.train ngram --model embedded
     python -m core.train corpus --model embedded [--topics 0] [--questions 2] [--batch 32] [--seed 0]
+    python -m core.train tasks --model embedded [--per-kind 300] [--answer-tokens 96] [--seed 0]
     python -m core.train vocab --model embedded [--coverage 0.97]
     python -m core.train eagle --model embedded [--steps 400] [--seed 0]
 
@@ -18,9 +19,22 @@ import json
 import sys
 from pathlib import Path
 
+import torch
+
 from core.blockwise.ngram import ngram_path
 from core.config import ModelSpec
-from core.heads.corpus import CorpusConfig, build_corpus, corpus_path, load_corpus, save_corpus, save_features
+from core.heads.corpus import (
+    CorpusConfig,
+    TasksConfig,
+    build_corpus,
+    corpus_path,
+    extend_with_tasks,
+    features_path,
+    load_corpus,
+    save_corpus,
+    save_features,
+    write_corpus,
+)
 from core.heads.data import distill_sequences, log
 from core.heads.feature import feature_head_path, save_feature_head
 from core.heads.feature_training import FeatureTrainingConfig, train_feature_head
@@ -70,6 +84,24 @@ def corpus(model: LoadedModel, args: argparse.Namespace, command: str) -> Path:
     return save_corpus(Path(args.out) if args.out else corpus_path(model.key), model, cfg, built)
 
 
+def tasks(model: LoadedModel, args: argparse.Namespace, command: str) -> Path:
+    """Coding, math, writing and rewriting answers appended to the corpus (``core.heads.tasks``)."""
+    cfg = TasksConfig(args.per_kind, args.answer_tokens, args.batch, args.seed, command)
+    if min(cfg.per_kind, cfg.answer_tokens, cfg.batch) < 1:
+        raise ValueError("--per-kind, --answer-tokens and --batch must be at least 1.")
+    corpus = load_corpus(model.key)
+    if "tasks" in corpus.meta:
+        raise ValueError("The corpus already holds task answers: rebuild it with `corpus` before adding them again.")
+    cached = features_path(model.key)
+    features = torch.load(cached, weights_only=True) if cached.is_file() else None
+    if features is not None and len(features) != len(corpus.seqs):
+        features = None
+    extend_with_tasks(model, corpus, cfg, features)
+    if features is not None:
+        log(f"  extended the cached hidden states at {save_features(model.key, features)}")
+    return write_corpus(corpus_path(model.key), model, corpus.seqs, corpus.prompt_lengths, corpus.meta)
+
+
 def vocab(model: LoadedModel, args: argparse.Namespace, command: str) -> Path:
     """The reduced draft vocabulary: the smallest N covering ``--coverage`` of the corpus's answer tokens."""
     corpus = load_corpus(model.key)
@@ -85,8 +117,8 @@ def eagle(model: LoadedModel, args: argparse.Namespace, command: str) -> Path:
         raise ValueError(f"No reduced vocabulary for {model.key}: run `python -m core.train vocab` first.")
     keys = ("steps", "batch", "lr", "seed", "init")
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
-    if not kinds or set(kinds) - {"greedy", "sampled"}:
-        raise ValueError("--kinds takes greedy, sampled or both (comma-separated).")
+    if not kinds or set(kinds) - {"greedy", "sampled", "task"}:
+        raise ValueError("--kinds takes greedy, sampled and task answers (comma-separated).")
     head, info = train_feature_head(
         model, draft_vocab, FeatureTrainingConfig(**{k: getattr(args, k) for k in keys}, kinds=kinds, command=command)
     )
@@ -176,6 +208,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="", help="default: assets/corpus/<model>.npz")
     p.set_defaults(run=corpus)
+    p = sub.add_parser("tasks", help="append coding, math, writing and rewriting answers to the corpus")
+    p.add_argument("--model", default="embedded")
+    p.add_argument("--per-kind", type=int, default=300, help="math, writing and rewriting prompts each")
+    p.add_argument("--answer-tokens", type=int, default=96)
+    p.add_argument("--batch", type=int, default=32, help="rows decoded together")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=tasks)
     p = sub.add_parser("vocab", help="reduced draft vocabulary from the corpus (coverage curve, chosen N)")
     p.add_argument("--model", default="embedded")
     p.add_argument("--coverage", type=float, default=COVERAGE_TARGET, help="share of answer tokens to cover")
@@ -188,7 +227,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", default="", help="a head file to continue training from")
-    p.add_argument("--kinds", default="greedy,sampled", help="corpus answers to train on: greedy, sampled or both")
+    p.add_argument(
+        "--kinds", default="greedy,sampled,task", help="corpus answers to train on: greedy, sampled, task (any of them)"
+    )
     p.add_argument("--out", default="", help="default: assets/heads/<model>-eagle.pt")
     p.set_defaults(run=eagle)
     return ap

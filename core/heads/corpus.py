@@ -29,6 +29,7 @@ import torch
 from core.config import SamplingConfig
 from core.heads.data import log
 from core.heads.modules import ASSETS
+from core.heads.tasks import task_prompts
 from core.models import LoadedModel, cache_root
 from core.prompts import load_prompts
 from core.skeleton.pool import full_member
@@ -204,8 +205,6 @@ def build_corpus(model: LoadedModel, cfg: CorpusConfig) -> dict:
 
 
 def save_corpus(path: Path, model: LoadedModel, cfg: CorpusConfig, built: dict) -> Path:
-    flat = [p + a for p, a in built["seqs"]]
-    lengths = np.array([len(s) for s in flat], dtype=np.int64)
     meta = {
         "model": model.key,
         "config": asdict(cfg),
@@ -214,17 +213,53 @@ def save_corpus(path: Path, model: LoadedModel, cfg: CorpusConfig, built: dict) 
         "dropped_questions": built["dropped"],
         "generated_tokens": int(sum(len(a) for _, a in built["seqs"])),
     }
+    return write_corpus(path, model, [p + a for p, a in built["seqs"]], [len(p) for p, _ in built["seqs"]], meta)
+
+
+def write_corpus(path: Path, model: LoadedModel, seqs: list[list[int]], prompt_lengths: list[int], meta: dict) -> Path:
+    """Token ids (uint16 where the vocabulary fits), sequence offsets, prompt lengths and metadata, compressed."""
+    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
         path,
         tokens=np.array(
-            [t for s in flat for t in s], dtype=np.uint16 if model.config.vocab_size <= 2**16 else np.uint32
+            [t for s in seqs for t in s], dtype=np.uint16 if model.config.vocab_size <= 2**16 else np.uint32
         ),
         offsets=np.concatenate([[0], np.cumsum(lengths)]),
-        prompt_lengths=np.array([len(p) for p, _ in built["seqs"]], dtype=np.int64),
+        prompt_lengths=np.array(prompt_lengths, dtype=np.int64),
         meta=np.array(json.dumps(meta)),
     )
     return path
+
+
+@dataclass
+class TasksConfig:
+    per_kind: int = 300  # math, writing and rewriting prompts each (coding: its whole list)
+    answer_tokens: int = 96
+    batch: int = 32
+    seed: int = 0
+    command: str = ""
+
+
+def extend_with_tasks(model: LoadedModel, corpus: Corpus, cfg: TasksConfig, features: list | None) -> dict:
+    """Greedy answers to ``core.heads.tasks`` prompts (rewriting ones over the corpus's own greedy answers),
+    appended to ``corpus`` as kind "task"; ``features``: the cached target features, extended in place."""
+    answers = [
+        model.tokenizer.decode(s[n:], skip_special_tokens=True)
+        for s, n, kind in zip(corpus.seqs, corpus.prompt_lengths, corpus.meta["kinds"], strict=True)
+        if kind == "greedy"
+    ]
+    prompts = task_prompts(topics(), answers, cfg.per_kind, cfg.seed)
+    kept, dropped = keep_questions(prompts, suite_grams())
+    log(f"  {len(kept)} task prompts kept, {dropped} dropped (too short, repeated or close to a suite prompt)")
+    rng = torch.Generator(device=model.device).manual_seed(cfg.seed)
+    ids, out = generate(model, kept, cfg.answer_tokens, SamplingConfig(0.0), cfg.batch, rng, "task answers", features)
+    corpus.seqs += [p + a for p, a in zip(ids, out, strict=True)]
+    corpus.prompt_lengths += [len(p) for p in ids]
+    corpus.meta["kinds"] += ["task"] * len(out)
+    corpus.meta["tasks"] = {**asdict(cfg), "prompts": kept, "dropped": dropped, "tokens": int(sum(map(len, out)))}
+    corpus.meta["generated_tokens"] = int(corpus.meta.get("generated_tokens", 0)) + corpus.meta["tasks"]["tokens"]
+    return corpus.meta["tasks"]
 
 
 def corpus_path(model_key: str) -> Path:

@@ -50,7 +50,7 @@ class FeatureTrainingConfig:
     seed: int = 0
     command: str = ""
     init: str = ""  # a head file to continue from ("" = a fresh head)
-    kinds: tuple[str, ...] = ("greedy", "sampled")  # which corpus answers to train on
+    kinds: tuple[str, ...] = ("greedy", "sampled", "task")  # which corpus answers to train on
 
 
 @dataclass
@@ -137,10 +137,12 @@ def train_feature_head(
         e for e, kind in zip(corpus_examples(model, corpus), corpus.meta["kinds"], strict=True) if kind in cfg.kinds
     ]
     log(f"  {len(examples)} sequences, {sum(len(e.tokens) for e in examples):,} tokens, N = {vocab.size}")
-    head = FeatureHead(model.model).to(model.device)
+    head, init = FeatureHead(model.model).to(model.device), {}
     if cfg.init:
-        head.load_state_dict(load_feature_head(model, Path(cfg.init))[0].state_dict())
+        start, start_info = load_feature_head(model, Path(cfg.init))
+        head.load_state_dict(start.state_dict())
         head.float().train().requires_grad_(True)
+        init = {"init": {"command": start_info.command, "held_out_top1": start_info.metrics.get("held_out_top1")}}
     else:
         head.net.model.layers[0].load_state_dict(model.model.model.layers[-1].state_dict())  # the last layer
         with torch.no_grad():  # and g = f + E x: the residual stream plus the token, not a random mix
@@ -164,7 +166,7 @@ def train_feature_head(
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if step % 25 == 0 or step == cfg.steps - 1:
             log(
                 f"  step {step + 1}/{cfg.steps}: loss {loss:.3f} (ce {ce:.3f}, reg {reg:.3f}), train top-1 "
@@ -183,7 +185,13 @@ def train_feature_head(
         cfg.seed,
         cfg.steps,
         [round(x, 4) for x in losses],
-        {**metrics, "corpus_sequences": len(examples), "corpus": corpus.meta.get("config", {})},
+        {
+            **metrics,
+            "corpus_sequences": len(examples),
+            "corpus": corpus.meta.get("config", {}),
+            "corpus_tasks": corpus.meta.get("tasks", {}).get("command"),
+            **init,
+        },
     )
     return head, info
 

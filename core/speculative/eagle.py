@@ -7,7 +7,9 @@ The draft keeps its own KV cache of pairs (f_i, x_{i+1}) with the target's true 
                 ``spechub`` with ``--draft eagle``), or
               * a dynamic tree (method ``eagle``): every depth, the K nodes of highest cumulative
                 draft confidence c(u) = prod q along the path are expanded (one draft forward of K
-                tokens, tree mask), each into its top-K children; after ``depth`` levels the nodes are
+                tokens, tree mask), each into its top-K children, while the frontier's total
+                confidence (a bound on what the level can add) exceeds a level's draft cost
+                (``worth_a_level``); after at most ``depth`` levels the nodes are
                 ranked by c and the tree keeps the n best, n maximising the predicted tokens per
                 unit of time  (1 + sum_{kept} c(u)) / (D + v(n + 1)),  D the step's draft cost and v
                 the verify-cost curve (both in target forwards of one token, this device);
@@ -44,8 +46,8 @@ class DynamicTree:
     """EAGLE-2 tree shape: ``depth`` levels, ``topk`` nodes expanded per level into ``topk`` children each,
     at most ``max_nodes`` verified (root included)."""
 
-    depth: int = 4
-    topk: int = 8
+    depth: int = 2  # measured on the suite's train split (CPU, 64 tokens, T = 0): depth 2, top-4 1.02x ar,
+    topk: int = 4  # depth 2, top-8 0.97x, depth 4 (with ``worth_a_level``), top-8 0.90x
     max_nodes: int = 48
 
     def check(self) -> None:
@@ -68,6 +70,14 @@ def best_size(confidence: list[float], draft_cost: float, curve: dict, max_nodes
         if value > best_value:
             best, best_value = n, value
     return best
+
+
+def worth_a_level(frontier_confidence: list[float], level_cost: float) -> bool:
+    """Whether to draft one level deeper. Nodes of one depth are mutually exclusive (at most one is on the
+    accepted path), so the level's children add at most sum_u c(u) over the frontier u expected tokens; it
+    is drafted only if that bound exceeds the level's cost (the last level's draft time, in target forwards
+    of one token: a step yields about one token per forward)."""
+    return sum(frontier_confidence) > level_cost
 
 
 class FeatureDrafter(DraftDefaults):
@@ -148,9 +158,13 @@ class FeatureDrafter(DraftDefaults):
         shape = self.dynamic
         parents, tokens, depth, logc = [-1], [root], [0], [0.0]
         feats, slots, q_of = {0: f_root}, {}, {}
-        frontier = [0]
+        frontier, level_start = [0], t0
         for d in range(shape.depth):
             if d:
+                level_cost = (time.perf_counter() - level_start) / self.t1
+                if not worth_a_level([math.exp(logc[u]) for u in frontier], level_cost):
+                    break
+                level_start = time.perf_counter()
                 out = self._level(parents, slots, frontier, feats, tokens, depth)
                 feats.update(zip(frontier, out, strict=True))
             q = self._q(torch.stack([feats[u] for u in frontier]), sampling)

@@ -247,9 +247,9 @@ def run_eagle(
     gen: GenerationConfig,
     *,
     name: str = "eagle",
-    depth: int = 4,
-    topk: int = 8,
-    max_nodes: int = 48,
+    depth: int = DynamicTree.depth,
+    topk: int = DynamicTree.topk,
+    max_nodes: int = DynamicTree.max_nodes,
 ) -> Iterator:
     """Yield RunStarted, then per step a TreeStep and a StepCommitted, then RunFinished."""
     shape = DynamicTree(depth, topk, max_nodes)

@@ -71,6 +71,7 @@ def test_a_clean_graph_skeleton_parses_into_waves():
         ("2. A | depends on: none | difficulty: 1\n5. B | depends on: 2 | difficulty: 1", "renumbered"),
         ("Here is my plan:\n1. A | depends on: none | difficulty: 1", "not a numbered point"),
         ("1. A | depends on: 7 | difficulty: 3", "does not exist"),
+        ("| 1. Structure: open well\n| 2. Slides |", "table or list marker"),
     ],
 )
 def test_invalid_skeletons_are_repaired_with_a_warning(text, warning):
@@ -78,6 +79,11 @@ def test_invalid_skeletons_are_repaired_with_a_warning(text, warning):
     assert any(warning in w for w in sk.warnings), sk.warnings
     g = skeleton_graph(sk)
     assert all(j < i for j, i in g.edges) and all(1 <= p.difficulty <= 5 for p in sk.points)
+
+
+def test_points_written_as_table_rows_keep_their_titles():
+    sk = parse_skeleton("The skeleton is:\n\n| 1. Structure: 1. Open well.\n| 2. Slides |\n|---|", graph=False)
+    assert [p.title for p in sk.points] == ["Structure", "Slides"]
 
 
 def test_renumbered_points_keep_their_dependencies():

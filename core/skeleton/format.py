@@ -99,14 +99,14 @@ MARKUP = re.compile(r"[*_#`]+")
 def plain_title(title: str) -> str:
     """A title as plain words: markdown emphasis, heading and code markers removed ("**Renting**" -> "Renting"),
     and a description after a colon dropped ("Research: understand the company" -> "Research")."""
-    words = " ".join(MARKUP.sub("", title).split()).strip(" -:")
+    words = " ".join(MARKUP.sub("", title).split()).strip(" -:|")
     return words.split(": ", 1)[0].strip() or words
 
 
 MAX_TITLE_CHARS = 200  # a typed title beyond this is cut (the writer stops titles at 10 tokens)
 
 LINE = re.compile(
-    r"^\s*(\d+)\s*[.)]\s*(?P<title>.*?)\s*"
+    r"^\s*(?P<mark>[|>*-]+\s*)?(\d+)\s*[.)]\s*(?P<title>.*?)\s*"
     r"(?:\|\s*depends\s+on\s*:?\s*(?P<deps>[^|]*?)\s*)?"
     r"(?:\|\s*difficulty\s*:?\s*(?P<diff>[^|]*?)\s*)?$",
     re.IGNORECASE,
@@ -126,7 +126,11 @@ def parse_skeleton(text: str, graph: bool) -> Skeleton:
         if not m:
             warnings.append(f"Ignored a line that is not a numbered point: {line.strip()[:60]!r}.")
             continue
-        rows.append((int(m.group(1)), plain_title(m.group("title")), m.group("deps"), m.group("diff")))
+        if m.group("mark"):
+            warnings.append(
+                f"Point {m.group(2)} began with {m.group('mark').strip()!r} (a table or list marker); removed."
+            )
+        rows.append((int(m.group(2)), plain_title(m.group("title")), m.group("deps"), m.group("diff")))
     if not rows:
         raise ValueError("The skeleton has no numbered points ('1. ...' on its own line); nothing to expand.")
     if len(rows) > MAX_POINTS:

@@ -32,7 +32,7 @@ from core.config import SamplingConfig
 from core.engine import Engine, make_engine, require
 from core.engine.cost import device_curve, relative_cost
 from core.engine.llama import LlamaEngine
-from core.heads.feature import FeatureHead, load_feature_head
+from core.heads.feature import FeatureHead, shared_feature_head
 from core.heads.vocab import load_draft_vocab, reduced_projection
 from core.models import LoadedModel
 from core.speculative.drafts import DraftDefaults, DraftTree, draft_probs, grow_level
@@ -220,7 +220,7 @@ def make_feature_drafter(
     model: LoadedModel, engine: Engine, max_len: int, dynamic: DynamicTree | None = None
 ) -> FeatureDrafter:
     require(type(engine), "supports_trees", "The EAGLE draft")
-    head, _ = load_feature_head(model)
+    head, _ = shared_feature_head(model)
     return FeatureDrafter(model, head, max_len, dynamic)
 
 

@@ -49,6 +49,15 @@ def click_node(page, frame, index: int) -> str:
     return frame.locator("#dl-detail").inner_text()
 
 
+def wait_until_idle(page) -> None:
+    """Until Streamlit's status widget no longer says the script is running (a rerun has finished drawing)."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')?.innerText?.includes('Running')",
+        timeout=TIMEOUT,
+    )
+    page.wait_for_timeout(300)
+
+
 def test_method_page_races_the_run_against_ar_and_explains_its_speedup(server, browser):  # noqa: F811
     page = open_page(browser, server + "/draft_trees")
     set_max_new_tokens(page, 32)
@@ -83,6 +92,7 @@ def test_method_page_races_the_run_against_ar_and_explains_its_speedup(server, b
         arg=before,
         timeout=TIMEOUT,
     )
+    wait_until_idle(page)  # the slider reran the page: the chart is redrawn before it can be scrolled to
     page.get_by_text("Predicted speedup against acceptance").first.scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "teaching-cost-panel.png"), full_page=True)
 

@@ -25,7 +25,7 @@ run: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/streamlit run app.py --server.headless true --server.port 8501 --server.address 0.0.0.0 --browser.gatherUsageStats false
 
 test: $(STAMP) browser
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q --durations=15
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m core.bench --methods ar,hf --max-new-tokens 64 --json bench-ar.json

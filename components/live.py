@@ -11,7 +11,7 @@ that is left (a rerun, a closed tab) cancels the run.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 import streamlit as st
 
@@ -57,6 +57,27 @@ def warm_up(start: Callable[[GenerationConfig], Iterator], gen: GenerationConfig
     on_decoder(lambda: [None for _ in start(warm)])
 
 
+def warm_up_all(
+    starts: Mapping[str, Callable[[GenerationConfig], Iterator]], gen: GenerationConfig, *, container=None
+) -> None:
+    """``warm_up`` for each method, under a status line (in ``container``) that stays on the page: the reader
+    sees that the speeds below exclude one-off costs (a spinner shows only for blocks over half a second)."""
+    names = " and ".join([", ".join(list(starts)[:-1]), list(starts)[-1]] if len(starts) > 1 else list(starts))
+    box = (container or st).status(f"Warming up {names} (a short untimed run each, as the bench does)…")
+    t0 = time.perf_counter()
+    try:
+        for start in starts.values():
+            warm_up(start, gen)
+    except BaseException:
+        box.update(label=f"Warming up {names} failed", state="error")
+        raise
+    box.update(
+        label=f"Warmed up {names} in {time.perf_counter() - t0:.1f} s: one untimed run of at most "
+        f"{WARMUP_TOKENS} tokens each, not counted in the speeds below",
+        state="complete",
+    )
+
+
 def run_beside_ar(
     start: Callable[[GenerationConfig], Iterator],
     *,
@@ -71,9 +92,7 @@ def run_beside_ar(
     answer, cleared when the run ends: the page draws the finished view itself), then AR on the same
     prompt in the right column; returns both event lists."""
     ar = lambda g: get_method("ar").run(model, prompt, g)  # noqa: E731
-    with st.spinner("Warming up both methods (a short untimed run each, as the bench does)…"):
-        warm_up(start, gen)
-        warm_up(ar, gen)
+    warm_up_all({title: start, "AR": ar}, gen)
     left, right = st.columns(2)
     left.subheader(title)
     events = stream_run(start(gen), key=f"{key}-run", container=left, live=live)

@@ -33,8 +33,8 @@ def method_runs(
     generator), which replaces whatever was shown; else the page's last run or a recorded trace of one of
     ``methods``."""
     state = st.session_state.setdefault(f"{key}_results", {})
-    recorded = load_trace_widget(methods, key=f"{key}-trace", preselect=not state)
-    if recorded is not None and not run:
+    recorded = load_trace_widget(methods, key=f"{key}-trace", preselect=not state, live=run)
+    if recorded is not None:
         state.clear()
         state["method"] = recorded
     if run:

@@ -54,13 +54,16 @@ def download_trace(events: list, *, key: str, container=None) -> None:
     )
 
 
-def load_trace_widget(methods: tuple[str, ...], *, key: str, preselect: bool = False) -> list | None:
+def load_trace_widget(
+    methods: tuple[str, ...], *, key: str, preselect: bool = False, live: bool = False
+) -> list | None:
     """An uploader plus the shipped examples for ``methods``; the chosen trace's events when the
     choice is new (so a later live run is not replaced by it on a rerun), else None.
 
     ``preselect``: on the page's first visit, choose the first shipped example, so the page shows
-    something before anything is run. A file that is not a trace, or a trace of another method,
-    gets a message, not a traceback."""
+    something before anything is run. ``live``: the page is starting a live run, which is what it shows;
+    the widget is drawn but no trace is loaded or announced. A file that is not a trace, or a trace of
+    another method, gets a message, not a traceback."""
     examples = shipped_examples(methods)
     with st.expander("Replay a recorded trace"):
         uploaded = st.file_uploader("Trace JSON", type=["json"], key=f"{key}-upload")
@@ -70,6 +73,8 @@ def load_trace_widget(methods: tuple[str, ...], *, key: str, preselect: bool = F
     if choice == "(none)" or st.session_state.get(f"{key}-shown") == choice:
         return None
     st.session_state[f"{key}-shown"] = choice
+    if live:
+        return None
     try:
         events = loads(uploaded.getvalue() if uploaded is not None else (EXAMPLES / example).read_text())
     except ValueError as exc:

@@ -46,6 +46,19 @@ def test_autoregressive_page_runs_both_methods(tiny):
     assert len(answers) == 2
 
 
+def test_a_live_run_shows_its_warm_up_and_no_recorded_example(tiny):
+    at = app()
+    at.selectbox(key="ar-trace-example").set_value("hf-writing-01.json")  # chosen in the same rerun as Run
+    at.button(key="ar_run").click().run()
+    assert not at.exception and not messages(at)
+    assert not [c.value for c in at.caption if "Showing the recorded example" in c.value]
+    labels = [s.label for s in at.status]  # the warm-up's status stays on the page, finished
+    assert len(labels) == 1 and labels[0].startswith("Warmed up ar and hf in"), labels
+    at.run()  # a later rerun keeps the live run: the example chosen during it is not loaded then either
+    assert [m.value for m in at.metric if m.label == "tokens"] == ["6", "6"]
+    assert not [c.value for c in at.caption if "Showing the recorded example" in c.value]
+
+
 def test_empty_prompt_gets_a_message_and_the_page_stays(tiny):
     at = app()
     at.text_area(key="ar_prompt").set_value("  ")

@@ -4,7 +4,7 @@ import streamlit as st
 
 from components.answer import render_metrics, render_token_strip
 from components.charts import render_latency_chart
-from components.live import stream_run, warm_up
+from components.live import stream_run, warm_up_all
 from components.race import render_race
 from components.session import require_model, sidebar
 from components.traces import download_trace, example_prompt, load_trace_widget, trace_method
@@ -24,9 +24,10 @@ run = st.button("Run", type="primary", key="ar_run")
 model = require_model(settings)
 
 results = st.session_state.setdefault("ar_results", {})
-recorded = load_trace_widget(("ar", "hf", "hf-pld"), key="ar-trace", preselect=not results)
-if recorded is not None and not run:
+recorded = load_trace_widget(("ar", "hf", "hf-pld"), key="ar-trace", preselect=not results, live=run)
+if recorded is not None:
     results[trace_method(recorded).replace("hf-pld", "hf")] = recorded
+warm_area = st.container()
 cols = dict(zip(("ar", "hf"), st.columns(2), strict=True))
 for name, col in cols.items():
     col.subheader(f"{name}: {get_method(name).title}")
@@ -34,9 +35,8 @@ for name, col in cols.items():
 if run:
     results.clear()
     try:
-        with st.spinner("Warming up ar and hf (a short untimed run each, as the bench does)…"):
-            for name in cols:
-                warm_up(lambda g, name=name: get_method(name).run(model, prompt, g), settings.gen)
+        starts = {name: lambda g, name=name: get_method(name).run(model, prompt, g) for name in cols}
+        warm_up_all(starts, settings.gen, container=warm_area)
         for name, col in cols.items():
             results[name] = stream_run(
                 get_method(name).run(model, prompt, settings.gen), key=f"ar-live-{name}", container=col

@@ -6,7 +6,7 @@ import streamlit as st
 
 from components.answer import render_metrics, render_notices, render_token_strip
 from components.cost import render_cost_comparison
-from components.live import stream_run, warm_up
+from components.live import stream_run, warm_up_all
 from components.race import render_race
 from components.session import current_model, sidebar
 from components.tables import render_table
@@ -59,12 +59,11 @@ if run and model is not None:
     chosen = [n for n in chosen if n in offered]  # a served method stays chosen only while a server is set
     names = ["ar", *(["ar" + SERVED] if any(n.endswith(SERVED) for n in chosen) else []), *chosen]
     names = list(dict.fromkeys(names))
-    progress = st.progress(0.0, "warming up every method (a short untimed run each, as the bench does)")
+    progress = st.progress(0.0, "warming up every method")
     live_area = st.empty()  # the live answers give way to the results below, so each answer shows once
     live = live_area.container()
     try:
-        for name in names:
-            warm_up(start(name), settings.gen)
+        warm_up_all({name: start(name) for name in names}, settings.gen)
         for i, name in enumerate(names):
             progress.progress(i / len(names), f"running {name} ({i + 1}/{len(names)})")
             try:

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from components.live import stream_run, warm_up
+from components.live import stream_run, warm_up_all
 from components.session import bounded_number, cached_model, require_model, sidebar
 from components.skeleton import RUNS, render_dag, render_quality, render_skeleton_results
 from components.traces import load_trace_widget, trace_method
@@ -46,8 +46,8 @@ with st.expander("Use my own skeleton instead of the model's"):
 run = st.button("Run AR, SoT and SGD", type="primary", key="sg_run")
 
 state = st.session_state.setdefault("sg_results", {})
-recorded = load_trace_widget(("sot", "sgd"), key="sg-trace", preselect=not state)
-if recorded is not None and not run:
+recorded = load_trace_widget(("sot", "sgd"), key="sg-trace", preselect=not state, live=run)
+if recorded is not None:
     state.clear()
     state[trace_method(recorded)] = recorded
 
@@ -89,11 +89,10 @@ def dag_view(name: str, slot):
 if run:
     state.clear()
     st.session_state.pop("sg_judge", None)
+    warm_area = st.container()
     dag_slot, live_area = st.empty(), st.empty()  # the live views give way to the results once every run is done
     try:
-        with st.spinner("Warming up AR, SoT and SGD (a short untimed run each, as the bench does)…"):
-            for name in RUNS:
-                warm_up(start(name), settings.gen)
+        warm_up_all({name: start(name) for name in RUNS}, settings.gen, container=warm_area)
         for name, col in zip(RUNS, live_area.container().columns(3), strict=True):
             col.subheader(RUNS[name])
             run_it = start(name)(settings.gen)

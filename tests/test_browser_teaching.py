@@ -5,7 +5,7 @@ explorers show a clicked node's details. Screenshots are kept under artifacts/."
 import time
 
 from tests.test_browser import ARTIFACTS, browser, pytestmark, server  # noqa: F401  (fixtures, marks)
-from tests.test_browser_trust import TIMEOUT, no_exception, open_page, set_max_new_tokens
+from tests.test_browser_trust import TIMEOUT, no_exception, open_page, set_max_new_tokens, wait_until_idle
 
 
 def frame_with(page, selector: str, timeout_s: float = 60):
@@ -47,15 +47,6 @@ def click_node(page, frame, index: int) -> str:
     page.mouse.click(box["x"] + pos["x"], box["y"] + pos["y"])
     page.wait_for_timeout(400)
     return frame.locator("#dl-detail").inner_text()
-
-
-def wait_until_idle(page) -> None:
-    """Until Streamlit's status widget no longer says the script is running (a rerun has finished drawing)."""
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')?.innerText?.includes('Running')",
-        timeout=TIMEOUT,
-    )
-    page.wait_for_timeout(300)
 
 
 def test_method_page_races_the_run_against_ar_and_explains_its_speedup(server, browser):  # noqa: F811

@@ -14,12 +14,24 @@ def open_page(browser, url: str):  # noqa: F811
     return page
 
 
+def wait_until_idle(page) -> None:
+    """Until Streamlit's status widget no longer says the script is running (a rerun has finished drawing)."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')?.innerText?.includes('Running')",
+        timeout=TIMEOUT,
+    )
+    page.wait_for_timeout(300)
+
+
 def set_max_new_tokens(page, n: int) -> None:
+    """Set the sidebar's max new tokens and wait for the rerun it starts to finish, so a click that
+    follows lands on a page that is drawn and idle."""
     box = page.get_by_label("Max new tokens")
     box.wait_for(timeout=TIMEOUT)
     box.fill(str(n))
     box.press("Enter")
-    page.wait_for_timeout(1500)
+    page.wait_for_timeout(500)
+    wait_until_idle(page)
 
 
 def no_exception(page) -> None:

@@ -9,6 +9,8 @@ import core.heads.feature as feature
 import core.heads.vocab as vocab_mod
 from core.config import GenerationConfig, SamplingConfig
 from core.engine import make_engine
+from core.engine.kv_cache import AutogradKVCache
+from core.engine.llama import LlamaEngine
 from core.heads.corpus import (
     CorpusConfig,
     TasksConfig,
@@ -22,6 +24,7 @@ from core.heads.corpus import (
     write_corpus,
 )
 from core.heads.feature import FeatureHead, load_feature_head, save_feature_head
+from core.heads.feature_training import draft_two_positions, lineage, second_pass_mask
 from core.heads.modules import HeadInfo
 from core.heads.tasks import first_sentence, task_prompts
 from core.heads.vocab import build_vocab, coverage_curve, load_draft_vocab, reduced_projection, smallest_size
@@ -206,6 +209,7 @@ def test_shipped_draft_assets_record_how_they_were_made():
     assert 0.95 <= blob["coverage"] < 1 and blob["size"] == len(blob["ids"]) < 49152 and "command" in blob
     info = torch.load(feature.HEADS / "smollm2-135m-instruct-eagle.pt", weights_only=True)["info"]
     assert info["kind"] == "eagle" and info["losses"] and info["metrics"]["held_out_top1"] > 0
+    assert info["metrics"]["held_out_top1_second"] > 0
 
 
 def test_bench_pools_exact_acceptance_and_prices_drafts_in_ar_steps():
@@ -235,3 +239,51 @@ def test_bench_pools_exact_acceptance_and_prices_drafts_in_ar_steps():
         and out["expected_acceptance"]["rrs"]["nodes"] == 4
     )
     assert summarize_runs(runs, ["ar", "rrs"])["ar"]["expected_acceptance"] is None
+
+
+def test_second_pass_mask_sees_the_true_prefix_and_itself():
+    assert second_pass_mask(3, "cpu").int().tolist() == [[1, 0, 0, 1, 0], [1, 1, 0, 0, 1]]
+
+
+def test_training_runs_the_second_draft_position_as_a_tree_node_and_backpropagates_through_both(tiny, tiny_head):
+    """The training-time test's second pass equals what a depth-1 tree node computes when drafting (the pair
+    (f^_{i+1}, x_{i+2}) at position i + 1 over the committed pairs 0..i), and autograd runs back through both
+    passes over one cache."""
+    torch.manual_seed(1)
+    H, n = tiny.config.hidden_size, 7
+    f, x = torch.randn(2, n, H), torch.randint(0, 500, (2, n))
+    embed = tiny.model.model.embed_tokens
+    head = tiny_head.float().requires_grad_(True)
+    first, second = draft_two_positions(
+        head, LlamaEngine(head.net, batch=2, max_len=2 * n, trainable=True), f, x, embed
+    )
+    (first.square().mean() + second.square().mean()).backward()
+    assert head.fc.weight.grad is not None and head.fc.weight.grad.abs().sum() > 0
+    for i in (0, 3, n - 2):
+        engine = LlamaEngine(head.net, batch=1, max_len=2 * n)
+        with torch.no_grad():
+            h = engine.forward(hidden_in=head.fuse(f[1:, : i + 1], embed(x[1:, : i + 1])), layers=range(1))
+            engine.commit(i + 1)
+            node = head.fuse(h.last_hidden[:, -1:], embed(x[1:, i + 1 : i + 2]))
+            out = engine.forward(
+                hidden_in=node, layers=range(1), positions=torch.tensor([[i + 1]]), tree_mask=torch.ones(1, 1).bool()
+            ).last_hidden
+        torch.testing.assert_close(h.last_hidden[0, -1], first[1, i].detach(), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(out[0, 0], second[1, i].detach(), rtol=1e-4, atol=1e-4)
+
+
+def test_the_training_cache_refuses_a_gap():
+    cache = AutogradKVCache(1, 1, 1, 2, 8, torch.device("cpu"), torch.float32)
+    cache.write(0, 0, torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2))
+    with pytest.raises(ValueError, match="must be written"):
+        cache.write(0, 3, torch.zeros(1, 1, 1, 2), torch.zeros(1, 1, 1, 2))
+
+
+def test_a_continued_head_records_every_head_it_continued_from():
+    fresh = HeadInfo("eagle", "m", 1, 1, 8, "train --steps 1100", metrics={"held_out_top1": 0.32})
+    more = HeadInfo("eagle", "m", 1, 1, 8, "train --init a", metrics={"held_out_top1": 0.40, "init": lineage(fresh)})
+    assert lineage(more) == {
+        "command": "train --init a",
+        "held_out_top1": 0.40,
+        "init": {"command": "train --steps 1100", "held_out_top1": 0.32},
+    }

@@ -70,3 +70,23 @@ class KVCache:
         self.v = self.v.index_select(1, index)
         self.valid = self.valid.index_select(0, index)
         self.padded = not bool(self.valid[:, : self.length].all())
+
+
+class AutogradKVCache(KVCache):
+    """The cache of an engine that trains a draft layer: each write builds new key/value tensors (the
+    committed prefix and the new slots) instead of copying into the preallocated ones, so autograd can run
+    back through several forwards over one cache (a copy in place would change a tensor an earlier
+    forward saved for its backward)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.written: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * self.k.shape[0]
+
+    def write(self, layer: int, start: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        old = self.written[layer]
+        if old is not None and old[0].shape[2] < start:
+            raise ValueError(f"Slots up to {start} must be written before slot {start}.")
+        keys = k if old is None else torch.cat([old[0][:, :, :start], k], dim=2)
+        values = v if old is None else torch.cat([old[1][:, :, :start], v], dim=2)
+        self.written[layer] = (keys, values)
+        return keys, values

@@ -21,7 +21,7 @@ from transformers.activations import ACT2FN
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
 from core.engine.base import EngineOutput, check_kv_budget, kv_bytes
-from core.engine.kv_cache import KVCache
+from core.engine.kv_cache import AutogradKVCache, KVCache
 from core.engine.linear import module_projections, projections
 
 SUPPORTED = ("llama", "mistral", "qwen2")
@@ -58,7 +58,8 @@ class LlamaEngine:
         check_kv_budget(
             kv_bytes(self.n_layers, batch, self.n_kv_heads, self.head_dim, max_len, itemsize), batch, max_len
         )
-        self.cache = KVCache(self.n_layers, batch, self.n_kv_heads, self.head_dim, max_len, self.device, self.dtype)
+        cache = AutogradKVCache if trainable else KVCache
+        self.cache = cache(self.n_layers, batch, self.n_kv_heads, self.head_dim, max_len, self.device, self.dtype)
         # committed valid tokens per row: the next position id of each row
         self.row_len = torch.zeros(batch, dtype=torch.long, device=self.device)
 

@@ -2,12 +2,17 @@
 
 Per corpus sequence x_0..x_{T-1} with the target's features f_0..f_{T-2} (captured while the corpus
 was decoded), the inputs are the pairs (f_i, x_{i+1}) and the targets the next features f_{i+1}:
-    L = CE(p_target, q_draft) + w_reg * SmoothL1(Norm(f^_{i+1}), Norm(f_{i+1}))
+    L_1 = CE(p_target, q_draft) + w_reg * SmoothL1(Norm(f^_{i+1}), Norm(f_{i+1}))
 where p_target is the target's distribution at f_{i+1} over the reduced vocabulary (soft labels),
 q_draft the head's, and Norm the target's frozen final norm (so the regression is measured where
 the LM head reads it, not in the raw residual stream with its outlier dimensions). Only positions
 that predict answer tokens count (i + 2 >= prompt length). Inputs get Gaussian noise (EAGLE) so
-the head tolerates its own imperfect features when it drafts deeper.
+the head tolerates imperfect features.
+
+Second draft position (EAGLE-3's training-time test): a draft tree's depth-1 node feeds the head its
+own f^_{i+1} with the drafted token x_{i+2}, at position i + 1, seeing the true pairs 0..i and itself.
+Training runs that second pass too, on the first pass's outputs, so the head learns to read its own
+features: L = L_1 + w_2 * L_2, with L_2 the same loss for f^_{i+2} against f_{i+2}.
 
 Held-out agreement: on the suite's held-out prompts' greedy continuations (never in the corpus),
 the share of answer positions where the head's top-1 (first draft position, true features) is
@@ -50,6 +55,7 @@ class FeatureTrainingConfig:
     seed: int = 0
     command: str = ""
     init: str = ""  # a head file to continue from ("" = a fresh head)
+    w_second: float = 1.0  # weight of the second draft position's loss (0 = first position only, EAGLE-1)
     kinds: tuple[str, ...] = ("greedy", "sampled", "task")  # which corpus answers to train on
 
 
@@ -99,32 +105,62 @@ def _batch(examples: list[Example], device) -> tuple[torch.Tensor, ...]:
     return f_in.to(device), nxt.to(device), f_out.to(device), mask.to(device)
 
 
-def draft_features(head: FeatureHead, engine: LlamaEngine, fused: torch.Tensor) -> torch.Tensor:
-    """f^ for fused inputs [B, n, H] at positions 0..n-1 (a fresh engine: causal, nothing committed)."""
-    B, n, _ = fused.shape
-    positions = torch.arange(n, device=fused.device)[None].expand(B, n)
-    h, _ = engine.run_layers(fused, positions, 0, range(1))
-    return h
+def second_pass_mask(n: int, device) -> torch.Tensor:
+    """[n - 1, 2n - 1] over slots 0..2n-2: the second pass's query i (the pair (f^_{i+1}, x_{i+2}) at slot
+    n + i) sees the first pass's true pairs in slots 0..i and itself, as a depth-1 tree node sees the
+    committed context and itself."""
+    mask = torch.ones(n - 1, 2 * n - 1, dtype=torch.bool, device=device).tril()
+    mask[:, n:] = torch.eye(n - 1, dtype=torch.bool, device=device)
+    return mask
+
+
+def draft_two_positions(head: FeatureHead, engine: LlamaEngine, f: torch.Tensor, x: torch.Tensor, embed):
+    """(f^_{i+1} [B, n, H], f^_{i+2} [B, n - 1, H]) from true features f_0..f_{n-1} [B, n, H] and the tokens
+    x_1..x_n [B, n]: the first draft position from (f_i, x_{i+1}) at position i, the second from the head's
+    own (f^_{i+1}, x_{i+2}) at position i + 1 (a fresh engine: nothing committed)."""
+    B, n, _ = f.shape
+    positions = torch.arange(n, device=f.device)[None].expand(B, n)
+    first, _ = engine.run_layers(head.fuse(f, embed(x)), positions, 0, range(1))
+    second, _ = engine.run_layers(
+        head.fuse(first[:, :-1], embed(x[:, 1:n])), positions[:, 1:n], n, range(1), second_pass_mask(n, f.device)
+    )
+    return first, second
+
+
+def _position_loss(pred: torch.Tensor, true: torch.Tensor, w: torch.Tensor, cfg: FeatureTrainingConfig, norm):
+    """(loss, cross-entropy, top-1 agreement) of predicted features against true ones (both pre-norm, [M, H])."""
+    pred = norm(pred)
+    with torch.no_grad():
+        true = norm(true)
+        p = torch.softmax(F.linear(true, w), -1)
+    logq = torch.log_softmax(F.linear(pred, w), -1)
+    ce = -(p * logq).sum(-1).mean()
+    agree = (logq.argmax(-1) == p.argmax(-1)).float().mean()
+    return ce + cfg.w_reg * F.smooth_l1_loss(pred, true), ce, agree
 
 
 def feature_loss(model: LoadedModel, head: FeatureHead, vocab: DraftVocab, batch, cfg: FeatureTrainingConfig, rng):
-    """(loss, cross-entropy, regression, top-1 agreement) over one batch's masked positions."""
+    """(loss, first-position cross-entropy, its top-1 agreement, second-position agreement) over one batch's
+    masked positions."""
     f_in, nxt, f_out, mask = batch
     net = model.model
     norm, w = net.model.norm, net.lm_head.weight[vocab.ids]
     scale = f_in.abs().mean(-1, keepdim=True)
     noisy = f_in + cfg.noise * scale * torch.randn(f_in.shape, generator=rng, device=f_in.device)
-    fused = head.fuse(noisy, net.model.embed_tokens(nxt))
-    engine = LlamaEngine(head.net, batch=fused.shape[0], max_len=fused.shape[1], trainable=True)
-    pred = norm(draft_features(head, engine, fused))[mask]
-    with torch.no_grad():
-        true = norm(f_out[mask])
-        p = torch.softmax(F.linear(true, w), -1)
-    logq = torch.log_softmax(F.linear(pred, w), -1)
-    ce = -(p * logq).sum(-1).mean()
-    reg = F.smooth_l1_loss(pred, true)
-    agree = (logq.argmax(-1) == p.argmax(-1)).float().mean()
-    return ce + cfg.w_reg * reg, float(ce.detach()), float(reg.detach()), float(agree)
+    engine = LlamaEngine(head.net, batch=f_in.shape[0], max_len=2 * f_in.shape[1], trainable=True)
+    first, second = draft_two_positions(head, engine, noisy, nxt, net.model.embed_tokens)
+    loss, ce, agree = _position_loss(first[mask], f_out[mask], w, cfg, norm)
+    mask2 = mask[:, 1:]  # the second position predicts x_{i+3}: a loss position when x_{i+3} is an answer token
+    loss2, _, agree2 = _position_loss(second[mask2], f_out[:, 1:][mask2], w, cfg, norm)
+    return loss + cfg.w_second * loss2, float(ce.detach()), float(agree), float(agree2)
+
+
+def lineage(info: HeadInfo) -> dict:
+    """How a head that training continues from was made: its command and held-out figures, and the same
+    for the head it continued from, back to a fresh start."""
+    keys = ("held_out_top1", "held_out_top1_second")
+    made = {"command": info.command, **{k: info.metrics[k] for k in keys if k in info.metrics}}
+    return {**made, "init": info.metrics["init"]} if "init" in info.metrics else made
 
 
 def train_feature_head(
@@ -142,7 +178,7 @@ def train_feature_head(
         start, start_info = load_feature_head(model, Path(cfg.init))
         head.load_state_dict(start.state_dict())
         head.float().train().requires_grad_(True)
-        init = {"init": {"command": start_info.command, "held_out_top1": start_info.metrics.get("held_out_top1")}}
+        init = {"init": lineage(start_info)}
     else:
         head.net.model.layers[0].load_state_dict(model.model.model.layers[-1].state_dict())  # the last layer
         with torch.no_grad():  # and g = f + E x: the residual stream plus the token, not a random mix
@@ -160,7 +196,7 @@ def train_feature_head(
     chunks = [by_length[i : i + cfg.batch] for i in range(0, len(by_length), cfg.batch)]
     losses, t0 = [], time.perf_counter()
     for step in range(cfg.steps):
-        loss, ce, reg, agree = feature_loss(model, head, vocab, _batch(order.choice(chunks), model.device), cfg, rng)
+        loss, ce, agree, agree2 = feature_loss(model, head, vocab, _batch(order.choice(chunks), model.device), cfg, rng)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -169,12 +205,15 @@ def train_feature_head(
         losses.append(float(loss.detach()))
         if step % 25 == 0 or step == cfg.steps - 1:
             log(
-                f"  step {step + 1}/{cfg.steps}: loss {loss:.3f} (ce {ce:.3f}, reg {reg:.3f}), train top-1 "
-                f"{agree:.2f} ({time.perf_counter() - t0:.0f} s)"
+                f"  step {step + 1}/{cfg.steps}: loss {loss:.3f} (first position: ce {ce:.3f}, top-1 {agree:.2f}; "
+                f"second position top-1 {agree2:.2f}) ({time.perf_counter() - t0:.0f} s)"
             )
     head.eval().requires_grad_(False)
-    metrics = {"held_out_top1": held_out_agreement(model, head, vocab), "vocab_size": vocab.size}
-    log(f"  held-out top-1 agreement (first draft position): {metrics['held_out_top1']:.3f}")
+    metrics = {**held_out_agreement(model, head, vocab), "vocab_size": vocab.size}
+    log(
+        f"  held-out top-1 agreement: first draft position {metrics['held_out_top1']:.3f}, "
+        f"second {metrics['held_out_top1_second']:.3f}"
+    )
     info = HeadInfo(
         "eagle",
         model.key,
@@ -197,24 +236,27 @@ def train_feature_head(
 
 
 @torch.inference_mode()
-def held_out_agreement(model: LoadedModel, head: FeatureHead, vocab: DraftVocab) -> float:
-    """Top-1 of the head (through the decoding engine, true features) vs the model's greedy next token, over the
-    answer positions of the suite's held-out prompts."""
+def held_out_agreement(model: LoadedModel, head: FeatureHead, vocab: DraftVocab) -> dict[str, float]:
+    """Top-1 of the head (true features, the drafting engine's arithmetic) vs the model's greedy next token,
+    over the answer positions of the suite's held-out prompts: ``held_out_top1`` at the first draft
+    position, ``held_out_top1_second`` at the second (the head reading its own f^ and the true token, as a
+    tree's depth-1 node on the model's path does)."""
     project = reduced_projection(model, vocab)
-    hits = total = 0
+    hits, total = [0, 0], [0, 0]
     for seq, start in held_out_continuations(model):
-        if len(seq) < start + 2:
+        if len(seq) < start + 3:
             continue
         tokens = torch.tensor(seq, device=model.device)
         target = make_engine(model, max_len=len(seq)).forward(tokens[None, :-1])
-        f, best = target.last_hidden[0], target.logits[0].argmax(-1)  # f_0..f_{T-2}; the model's own next tokens
-        engine = make_engine_for(head, len(seq))
-        fused = head.fuse(f[None, :-1], model.model.model.embed_tokens(tokens[None, 1:-1]))
-        draft = project(engine.forward(hidden_in=fused, layers=range(1)).last_hidden)[0].argmax(-1)  # predicts x_{i+2}
-        answer = torch.arange(len(seq) - 2, device=model.device) + 2 >= start
-        hits += int((draft == best[1:])[answer].sum())
-        total += int(answer.sum())
-    return hits / max(total, 1)
+        f, best = target.last_hidden[:, :-1], target.logits[0].argmax(-1)  # f_0..f_{T-3}; the model's next tokens
+        engine = LlamaEngine(head.net, batch=1, max_len=2 * len(seq))
+        drafts = draft_two_positions(head, engine, f, tokens[None, 1:-1], model.model.model.embed_tokens)
+        for d, draft in enumerate(drafts):  # draft at position i predicts x_{i+2+d}
+            n = draft.shape[1]
+            answer = torch.arange(n, device=model.device) + 2 + d >= start
+            hits[d] += int((project(draft)[0].argmax(-1) == best[1 + d : 1 + d + n])[answer].sum())
+            total[d] += int(answer.sum())
+    return {"held_out_top1": hits[0] / max(total[0], 1), "held_out_top1_second": hits[1] / max(total[1], 1)}
 
 
 def held_out_continuations(model: LoadedModel, tokens: int = 64) -> list[tuple[list[int], int]]:
@@ -226,8 +268,3 @@ def held_out_continuations(model: LoadedModel, tokens: int = 64) -> list[tuple[l
         for r in step:
             rows[r.row].append(r.token)
     return [(p + r, len(p)) for p, r in zip(prompts, rows, strict=True)]
-
-
-def make_engine_for(head: FeatureHead, max_len: int) -> LlamaEngine:
-    """The decoding engine of the head's one layer (packed weights; its own KV cache)."""
-    return LlamaEngine(head.net, batch=1, max_len=max_len)

@@ -20,6 +20,7 @@ from core.heads.corpus import (
     load_corpus,
     save_corpus,
     suite_grams,
+    task_rounds,
     topics,
     write_corpus,
 )
@@ -190,9 +191,26 @@ def test_task_prompts_cover_other_kinds_of_request_and_extend_the_corpus(tiny, t
     assert corpus.meta["kinds"][before:] == ["task"] * len(added["prompts"])
     path = write_corpus(tmp_path / "c2.npz", tiny, corpus.seqs, corpus.prompt_lengths, corpus.meta)
     again = load_corpus(tiny.key, path)
-    assert again.seqs == corpus.seqs and again.meta["tasks"]["tokens"] == sum(
+    assert again.seqs == corpus.seqs and task_rounds(again.meta)[0]["tokens"] == sum(
         len(s) - n for s, n in zip(again.seqs[before:], again.prompt_lengths[before:], strict=True)
     )
+    with pytest.raises(ValueError, match="seed 0"):
+        extend_with_tasks(tiny, again, TasksConfig(per_kind=2, answer_tokens=4, batch=8), None)
+    second = extend_with_tasks(tiny, again, TasksConfig(per_kind=2, answer_tokens=3, batch=8, seed=1), None)
+    assert second["prompts"] and not set(second["prompts"]) & set(added["prompts"])  # no prompt answered twice
+    assert [r["seed"] for r in task_rounds(again.meta)] == [0, 1]
+    assert task_rounds({"tasks": {"seed": 0, "prompts": []}}) == [{"seed": 0, "prompts": []}]  # a one-round corpus
+
+
+def test_task_kinds_select_prompts_and_advice_is_multi_part():
+    answers = ["Bees make honey from the nectar of flowers in spring and summer. They also pollinate crops."]
+    advice = task_prompts(topics(), answers, 12, seed=1, kinds=("advice",))
+    assert len(advice) == 12 and all("{" not in p for p in advice)
+    assert any(p.startswith("Compare ") for p in advice + task_prompts(topics(), answers, 40, 2, ("advice",)))
+    without = task_prompts(topics(), answers, 12, seed=1, kinds=("coding", "math", "writing", "rewriting"))
+    assert task_prompts(topics(), answers, 12, seed=1) == without + advice  # advice draws after the others
+    with pytest.raises(ValueError, match="Unknown task kinds"):
+        task_prompts(topics(), answers, 2, seed=1, kinds=("poetry",))
 
 
 @pytest.mark.slow

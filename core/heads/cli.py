@@ -5,7 +5,7 @@
     python -m core.train hit-rates --model embedded
     python -m core.train ngram --model embedded
     python -m core.train corpus --model embedded [--topics 0] [--questions 2] [--batch 32] [--seed 0]
-    python -m core.train tasks --model embedded [--per-kind 300] [--answer-tokens 96] [--seed 0]
+    python -m core.train tasks --model embedded [--per-kind 300] [--answer-tokens 96] [--seed 0] [--kinds ...]
     python -m core.train vocab --model embedded [--coverage 0.97]
     python -m core.train eagle --model embedded [--steps 400] [--seed 0]
 
@@ -40,6 +40,7 @@ from core.heads.feature import feature_head_path, save_feature_head
 from core.heads.feature_training import FeatureTrainingConfig, train_feature_head
 from core.heads.measure import hit_rate_path, layer_hit_rates
 from core.heads.modules import bpd_heads_path, check_exit_layer, exit_head_path
+from core.heads.tasks import KINDS
 from core.heads.training import TrainingConfig, train_bpd_heads, train_exit_head
 from core.heads.vocab import COVERAGE_TARGET, build_vocab, load_draft_vocab, vocab_path
 from core.models import LoadedModel, load_model
@@ -85,13 +86,12 @@ def corpus(model: LoadedModel, args: argparse.Namespace, command: str) -> Path:
 
 
 def tasks(model: LoadedModel, args: argparse.Namespace, command: str) -> Path:
-    """Coding, math, writing and rewriting answers appended to the corpus (``core.heads.tasks``)."""
-    cfg = TasksConfig(args.per_kind, args.answer_tokens, args.batch, args.seed, command)
+    """A round of coding, math, writing, rewriting and advice answers appended to the corpus (``core.heads.tasks``)."""
+    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+    cfg = TasksConfig(args.per_kind, args.answer_tokens, args.batch, args.seed, command, kinds)
     if min(cfg.per_kind, cfg.answer_tokens, cfg.batch) < 1:
         raise ValueError("--per-kind, --answer-tokens and --batch must be at least 1.")
     corpus = load_corpus(model.key)
-    if "tasks" in corpus.meta:
-        raise ValueError("The corpus already holds task answers: rebuild it with `corpus` before adding them again.")
     cached = features_path(model.key)
     features = torch.load(cached, weights_only=True) if cached.is_file() else None
     if features is not None and len(features) != len(corpus.seqs):
@@ -208,9 +208,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="", help="default: assets/corpus/<model>.npz")
     p.set_defaults(run=corpus)
-    p = sub.add_parser("tasks", help="append coding, math, writing and rewriting answers to the corpus")
+    p = sub.add_parser("tasks", help="append a round of coding, math, writing, rewriting and advice answers")
     p.add_argument("--model", default="embedded")
-    p.add_argument("--per-kind", type=int, default=300, help="math, writing and rewriting prompts each")
+    p.add_argument("--per-kind", type=int, default=300, help="math, writing, rewriting and advice prompts each")
+    p.add_argument("--kinds", default=",".join(KINDS), help="task kinds of this round (comma-separated)")
     p.add_argument("--answer-tokens", type=int, default=96)
     p.add_argument("--batch", type=int, default=32, help="rows decoded together")
     p.add_argument("--seed", type=int, default=0)

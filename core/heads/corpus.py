@@ -29,7 +29,7 @@ import torch
 from core.config import SamplingConfig
 from core.heads.data import log
 from core.heads.modules import ASSETS
-from core.heads.tasks import task_prompts
+from core.heads.tasks import KINDS, task_prompts
 from core.models import LoadedModel, cache_root
 from core.prompts import load_prompts
 from core.skeleton.pool import full_member
@@ -134,14 +134,20 @@ def suite_grams() -> set[tuple[str, ...]]:
     return out
 
 
-def keep_questions(candidates: list[str], banned: set[tuple[str, ...]]) -> tuple[list[str], int]:
-    """Clean questions (first line, no quotes or numbering), without near-copies of the suite or repeats;
-    returns (kept, dropped)."""
-    kept, seen, dropped = [], set(), 0
+def question_key(text: str) -> str:
+    return " ".join(_words(text))
+
+
+def keep_questions(
+    candidates: list[str], banned: set[tuple[str, ...]], asked: set[str] = frozenset()
+) -> tuple[list[str], int]:
+    """Clean questions (first line, no quotes or numbering), without near-copies of the suite, repeats or
+    questions already ``asked`` (their ``question_key``); returns (kept, dropped)."""
+    kept, seen, dropped = [], set(asked), 0
     for text in candidates:
         q = text.strip().splitlines()[0].strip() if text.strip() else ""
         q = re.sub(r"^(question:|q:|\d+[.)])\s*", "", q, flags=re.I).strip().strip('"').strip()
-        key = " ".join(_words(q))
+        key = question_key(q)
         if len(key.split()) < 4 or key in seen or _grams(q) & banned:
             dropped += 1
             continue
@@ -234,32 +240,49 @@ def write_corpus(path: Path, model: LoadedModel, seqs: list[list[int]], prompt_l
 
 @dataclass
 class TasksConfig:
-    per_kind: int = 300  # math, writing and rewriting prompts each (coding: its whole list)
+    per_kind: int = 300  # math, writing, rewriting and advice prompts each (coding: its whole list)
     answer_tokens: int = 96
     batch: int = 32
     seed: int = 0
     command: str = ""
+    kinds: tuple[str, ...] = KINDS
+
+
+def task_rounds(meta: dict) -> list[dict]:
+    """The task rounds appended so far (a corpus written before rounds held one, as a dict)."""
+    rounds = meta.get("tasks", [])
+    return [rounds] if isinstance(rounds, dict) else list(rounds)
+
+
+def asked_questions(meta: dict) -> set[str]:
+    """Keys of every prompt the corpus already answers (topic questions and task prompts)."""
+    return {question_key(q) for q in meta.get("questions", []) + [p for r in task_rounds(meta) for p in r["prompts"]]}
 
 
 def extend_with_tasks(model: LoadedModel, corpus: Corpus, cfg: TasksConfig, features: list | None) -> dict:
-    """Greedy answers to ``core.heads.tasks`` prompts (rewriting ones over the corpus's own greedy answers),
-    appended to ``corpus`` as kind "task"; ``features``: the cached target features, extended in place."""
+    """One round of greedy answers to ``core.heads.tasks`` prompts (rewriting ones over the corpus's own greedy
+    answers), appended to ``corpus`` as kind "task"; a round repeats no prompt the corpus already answers and
+    no seed of an earlier round. ``features``: the cached target features, extended in place."""
+    rounds = task_rounds(corpus.meta)
+    if cfg.seed in {r["seed"] for r in rounds}:
+        raise ValueError(f"The corpus already holds a task round with seed {cfg.seed}: pick another --seed.")
     answers = [
         model.tokenizer.decode(s[n:], skip_special_tokens=True)
         for s, n, kind in zip(corpus.seqs, corpus.prompt_lengths, corpus.meta["kinds"], strict=True)
         if kind == "greedy"
     ]
-    prompts = task_prompts(topics(), answers, cfg.per_kind, cfg.seed)
-    kept, dropped = keep_questions(prompts, suite_grams())
-    log(f"  {len(kept)} task prompts kept, {dropped} dropped (too short, repeated or close to a suite prompt)")
+    prompts = task_prompts(topics(), answers, cfg.per_kind, cfg.seed, cfg.kinds)
+    kept, dropped = keep_questions(prompts, suite_grams(), asked_questions(corpus.meta))
+    log(f"  {len(kept)} task prompts kept, {dropped} dropped (too short, already answered or close to a suite prompt)")
     rng = torch.Generator(device=model.device).manual_seed(cfg.seed)
     ids, out = generate(model, kept, cfg.answer_tokens, SamplingConfig(0.0), cfg.batch, rng, "task answers", features)
     corpus.seqs += [p + a for p, a in zip(ids, out, strict=True)]
     corpus.prompt_lengths += [len(p) for p in ids]
     corpus.meta["kinds"] += ["task"] * len(out)
-    corpus.meta["tasks"] = {**asdict(cfg), "prompts": kept, "dropped": dropped, "tokens": int(sum(map(len, out)))}
-    corpus.meta["generated_tokens"] = int(corpus.meta.get("generated_tokens", 0)) + corpus.meta["tasks"]["tokens"]
-    return corpus.meta["tasks"]
+    added = {**asdict(cfg), "prompts": kept, "dropped": dropped, "tokens": int(sum(map(len, out)))}
+    corpus.meta["tasks"] = rounds + [added]
+    corpus.meta["generated_tokens"] = int(corpus.meta.get("generated_tokens", 0)) + added["tokens"]
+    return added
 
 
 def corpus_path(model_key: str) -> Path:

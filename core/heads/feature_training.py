@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from core.config import SamplingConfig
 from core.engine import make_engine
 from core.engine.llama import LlamaEngine
-from core.heads.corpus import Corpus, features_path, load_corpus
+from core.heads.corpus import Corpus, features_path, load_corpus, task_rounds
 from core.heads.data import log
 from core.heads.feature import FeatureHead, load_feature_head
 from core.heads.modules import HeadInfo
@@ -228,7 +228,7 @@ def train_feature_head(
             **metrics,
             "corpus_sequences": len(examples),
             "corpus": corpus.meta.get("config", {}),
-            "corpus_tasks": corpus.meta.get("tasks", {}).get("command"),
+            "corpus_tasks": [r["command"] for r in task_rounds(corpus.meta)],
             **init,
         },
     )

@@ -8,7 +8,9 @@ a translation almost never. These tasks cover the other kinds of request a user 
 - math: arithmetic, primality, percentages and word problems, numbers drawn from ``seed``;
 - writing: poems, story openings, letters and product descriptions over the topic list;
 - rewriting and extraction: sentences the model itself wrote in its corpus answers, to translate,
-  summarise, turn into a list, make formal or mine for facts.
+  summarise, turn into a list, make formal or mine for facts;
+- advice: multi-part requests over the topic list (compare two topics, weigh pros and cons, plan, choose
+  under several criteria), the shape of the suite's multi-part prompts.
 
 Every prompt passes the corpus's filter (no word 6-gram shared with a suite prompt), so the suite's
 held-out prompts stay out; deterministic for a given corpus and seed.
@@ -71,6 +73,17 @@ REWRITE_TEMPLATES = (
     "List the key facts in this text: {text}",
 )
 
+ADVICE_TEMPLATES = (
+    "Compare {topic} and {other}: how are they alike and how do they differ?",
+    "What are the advantages and disadvantages of {topic}? Consider cost, time and effort.",
+    "How should a beginner get started with {topic}? Consider equipment, cost, time and common mistakes.",
+    "Describe the main parts of {topic} and how they fit together.",
+    "Plan a one-week schedule for someone who wants to learn about {topic}.",
+    "What should someone weigh when making a decision about {topic}? List the main factors.",
+)
+
+KINDS = ("coding", "math", "writing", "rewriting", "advice")
+
 ITEMS = ("apples", "notebooks", "pencils", "tickets", "books", "cups of coffee", "bus passes", "plants")
 
 
@@ -106,6 +119,11 @@ def writing_tasks(topics: list[str], rng: random.Random) -> list[str]:
     return [rng.choice(WRITING_TEMPLATES).format(topic=t) for t in topics]
 
 
+def advice_tasks(topics: list[str], n: int, rng: random.Random) -> list[str]:
+    """``n`` multi-part requests: a template and a topic (and a second topic to compare) drawn by ``rng``."""
+    return [rng.choice(ADVICE_TEMPLATES).format(topic=rng.choice(topics), other=rng.choice(topics)) for _ in range(n)]
+
+
 def first_sentence(text: str, lo: int = 8, hi: int = 32) -> str | None:
     """The first sentence of ``text`` with ``lo``..``hi`` words and no markup, else None."""
     for s in re.split(r"(?<=[.!?])\s+", text.replace("\n", " ")):
@@ -123,9 +141,20 @@ def rewriting_tasks(answers: list[str], n: int, rng: random.Random) -> list[str]
     return [REWRITE_TEMPLATES[i % len(REWRITE_TEMPLATES)].format(text=s) for i, s in enumerate(sentences[:n])]
 
 
-def task_prompts(topics: list[str], answers: list[str], per_kind: int, seed: int) -> list[str]:
-    """Coding, math, writing and rewriting prompts, about ``per_kind`` of each (coding: its whole list)."""
+def task_prompts(
+    topics: list[str], answers: list[str], per_kind: int, seed: int, kinds: tuple[str, ...] = KINDS
+) -> list[str]:
+    """About ``per_kind`` prompts of each of ``kinds`` (coding: its whole list), in the order of ``KINDS``."""
+    if set(kinds) - set(KINDS):
+        raise ValueError(f"Unknown task kinds {sorted(set(kinds) - set(KINDS))}; use {', '.join(KINDS)}.")
     rng = random.Random(seed)
     writing = writing_tasks(topics, rng)
     rng.shuffle(writing)
-    return coding_tasks() + math_tasks(per_kind, rng) + writing[:per_kind] + rewriting_tasks(answers, per_kind, rng)
+    made = {
+        "coding": coding_tasks(),
+        "math": math_tasks(per_kind, rng),
+        "writing": writing[:per_kind],
+        "rewriting": rewriting_tasks(answers, per_kind, rng),
+        "advice": advice_tasks(topics, per_kind, rng),
+    }
+    return [p for kind in KINDS if kind in kinds for p in made[kind]]

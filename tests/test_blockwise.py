@@ -7,11 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
+import core.heads.corpus as corpus_mod
 from core.blockwise.analysis import oracle_block
 from core.blockwise.ngram import NgramLM
 from core.blockwise.refine import Lattice, choose_paths, global_rescore, head_lattice, local_rescore
 from core.config import GenerationConfig, SamplingConfig
 from core.heads import Heads, bpd_heads_path
+from core.heads.training import TrainingConfig, train_bpd_heads
 from core.metrics import summarize
 from core.prompts import load_prompts
 from core.registry import METHODS
@@ -191,3 +193,24 @@ def test_train_heads_cli_saves_heads_with_their_settings(tmp_path):
     )
     assert res.returncode == 0, res.stderr
     assert '"sequences"' in ngram.read_text()
+
+
+def test_bpd_heads_train_on_the_corpus_and_are_measured_on_the_suite(tiny, tmp_path, monkeypatch):
+    monkeypatch.setattr(corpus_mod, "CORPUS", tmp_path / "corpus")
+    monkeypatch.setattr(corpus_mod, "features_path", lambda key: tmp_path / f"{key}-features.pt")
+    built = corpus_mod.build_corpus(tiny, corpus_mod.CorpusConfig(topics=2, questions=1, answer_tokens=5, batch=4))
+    corpus_mod.save_corpus(corpus_mod.corpus_path(tiny.key), tiny, corpus_mod.CorpusConfig(topics=2), built)
+    corpus_mod.save_features(tiny.key, built["features"])
+    data = corpus_mod.corpus_hidden(tiny)
+    corpus = corpus_mod.load_corpus(tiny.key)
+    for i, (f, n) in enumerate(zip(built["features"], corpus.prompt_lengths, strict=True)):
+        assert torch.equal(data.final[data.seq == i], f.float())  # f_0..f_{T-2} of sequence i, in order
+        assert data.generated[data.seq == i].tolist() == [j >= n - 2 for j in range(len(f))]
+    assert not data.held_out.any()
+    pairs = data.offset_pairs(2, data.generated)
+    assert len(pairs) and (data.seq[pairs] == data.seq[pairs + 2]).all()  # a head never reads across sequences
+    heads = train_bpd_heads(tiny, 3, TrainingConfig(steps=2, batch=8, tokens=4), data="corpus")
+    assert heads.info.metrics["data"] == "corpus" and len(heads.info.losses) == 4
+    assert len(heads.info.metrics["held_out_top1_per_head"]) == 2
+    with pytest.raises(ValueError, match="suite or corpus"):
+        train_bpd_heads(tiny, 3, TrainingConfig(steps=1), data="web")

@@ -1,7 +1,7 @@
 """``python -m core.train``: train and measure heads by self-distillation, one function per subcommand.
 
     python -m core.train exit-head --model embedded --layer 8 [--steps 300] [--seed 0] [--samples 8]
-    python -m core.train heads --model embedded --k 4 [--samples 8]
+    python -m core.train heads --model embedded --k 4 [--samples 8] [--data suite|corpus]
     python -m core.train hit-rates --model embedded
     python -m core.train ngram --model embedded
     python -m core.train corpus --model embedded [--topics 0] [--questions 2] [--batch 32] [--seed 0]
@@ -54,7 +54,7 @@ def exit_head(model: LoadedModel, args: argparse.Namespace, command: str) -> Pat
 
 
 def bpd_heads(model: LoadedModel, args: argparse.Namespace, command: str) -> Path:
-    heads = train_bpd_heads(model, args.k, _training(args, command))
+    heads = train_bpd_heads(model, args.k, _training(args, command), args.data)
     return _save(heads, Path(args.out) if args.out else bpd_heads_path(model.key, args.k))
 
 
@@ -176,14 +176,16 @@ def parser() -> argparse.ArgumentParser:
         300,
         "assets/heads/<model>-exit-L<layer>.pt",
     ).set_defaults(run=exit_head)
-    _trainer(
+    p = _trainer(
         sub,
         "heads",
         "k - 1 Blockwise Parallel Decoding heads on the last hidden state",
         ("--k", 4, False),
         600,
         "assets/heads/<model>-bpd-k<k>.pt",
-    ).set_defaults(run=bpd_heads)
+    )
+    p.add_argument("--data", choices=("suite", "corpus"), default="suite", help="training text: suite or corpus")
+    p.set_defaults(run=bpd_heads)
     _measure(
         sub,
         "hit-rates",

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from core.config import SamplingConfig
-from core.heads.data import log
+from core.engine import make_engine
+from core.heads.data import HiddenSet, log
 from core.heads.modules import ASSETS
 from core.heads.tasks import KINDS, task_prompts
 from core.models import LoadedModel, cache_root
@@ -292,6 +293,36 @@ def corpus_path(model_key: str) -> Path:
 def features_path(model_key: str) -> Path:
     """The target's hidden states over the corpus (hundreds of MB: a cache, not an asset)."""
     return cache_root() / "distill" / f"{model_key}-corpus-features.pt"
+
+
+def corpus_features(model: LoadedModel, corpus: Corpus) -> list[torch.Tensor]:
+    """Per sequence, f_0..f_{T-2} (bfloat16 [T - 1, H]): the cache written with the corpus, else one target
+    forward per sequence."""
+    path = features_path(model.key)
+    feats = torch.load(path, weights_only=True) if path.is_file() else None
+    if feats is None or len(feats) != len(corpus.seqs):
+        log(f"  no cached features at {path}: computing them from the corpus ids (one forward per sequence)")
+        feats = [target_features(model, s).to(torch.bfloat16) for s in corpus.seqs]
+    return feats
+
+
+@torch.inference_mode()
+def target_features(model: LoadedModel, seq: list[int]) -> torch.Tensor:
+    """f_0..f_{T-2}: the target's last hidden states (before its final norm) at every position but the last."""
+    engine = make_engine(model, max_len=len(seq))
+    return engine.forward(torch.tensor([seq[:-1]], device=model.device), last_only=True).last_hidden[0].float().cpu()
+
+
+def corpus_hidden(model: LoadedModel) -> HiddenSet:
+    """The corpus as training positions for heads that read the last hidden state (BPD): per answer position
+    its f (float32), none held out (the corpus holds no suite prompt)."""
+    corpus = load_corpus(model.key)
+    feats = corpus_features(model, corpus)
+    final = torch.cat([f.float() for f in feats])
+    which = torch.cat([torch.full((len(f),), i) for i, f in enumerate(feats)])
+    generated = torch.cat([torch.arange(len(f)) >= n - 2 for f, n in zip(feats, corpus.prompt_lengths, strict=True)])
+    log(f"  corpus: {len(feats):,} sequences, {int(generated.sum()):,} answer positions")
+    return HiddenSet({}, final, torch.zeros(len(final), dtype=torch.bool), which, generated)
 
 
 def save_features(model_key: str, features: list[torch.Tensor]) -> Path:

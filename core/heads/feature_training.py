@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from core.config import SamplingConfig
 from core.engine import make_engine
 from core.engine.llama import LlamaEngine
-from core.heads.corpus import Corpus, features_path, load_corpus, task_rounds
+from core.heads.corpus import Corpus, corpus_features, load_corpus, task_rounds
 from core.heads.data import log
 from core.heads.feature import FeatureHead, load_feature_head
 from core.heads.modules import HeadInfo
@@ -67,25 +67,12 @@ class Example:
 
 
 def corpus_examples(model: LoadedModel, corpus: Corpus) -> list[Example]:
-    """Every corpus sequence with its features (the cache written with the corpus, else one target forward
-    per sequence)."""
-    path = features_path(model.key)
-    feats = torch.load(path, weights_only=True) if path.is_file() else None
-    if feats is None or len(feats) != len(corpus.seqs):
-        log(f"  no cached features at {path}: computing them from the corpus ids (one forward per sequence)")
-        feats = [target_features(model, s).to(torch.bfloat16) for s in corpus.seqs]
+    """Every corpus sequence with its features (``corpus_features``)."""
     return [
         Example(torch.tensor(s), f, n)
-        for s, f, n in zip(corpus.seqs, feats, corpus.prompt_lengths, strict=True)
+        for s, f, n in zip(corpus.seqs, corpus_features(model, corpus), corpus.prompt_lengths, strict=True)
         if len(s) >= 4 and len(f) == len(s) - 1
     ]
-
-
-@torch.inference_mode()
-def target_features(model: LoadedModel, seq: list[int]) -> torch.Tensor:
-    """f_0..f_{T-2}: the target's last hidden states (before its final norm) at every position but the last."""
-    engine = make_engine(model, max_len=len(seq))
-    return engine.forward(torch.tensor([seq[:-1]], device=model.device), last_only=True).last_hidden[0].float().cpu()
 
 
 def _batch(examples: list[Example], device) -> tuple[torch.Tensor, ...]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from core.heads.corpus import corpus_hidden
 from core.heads.data import log, self_distilled
 from core.heads.measure import bpd_head_analysis, hit_rate
 from core.heads.modules import HeadInfo, Heads, check_exit_layer, head_logits, lm_projection
@@ -91,21 +92,30 @@ def train_exit_head(model: LoadedModel, layer: int, cfg: TrainingConfig) -> Head
     return heads
 
 
-def train_bpd_heads(model: LoadedModel, k: int, cfg: TrainingConfig) -> Heads:
+def train_bpd_heads(model: LoadedModel, k: int, cfg: TrainingConfig, data: str = "suite") -> Heads:
     """k - 1 BPD heads; head i reads h_t and learns p_{t+i}, the model's own distribution of token t+1+i.
-    Data: the greedy continuations, plus ``samples`` sampled ones per training prompt."""
+    ``data``: "suite", the greedy continuations of the suite's training prompts plus ``samples`` sampled ones
+    each; "corpus", the self-distillation corpus (``core.heads.corpus``). Either way the suite's held-out
+    prompts measure them."""
     if not 2 <= k <= 9:
         raise ValueError(f"--k must be between 2 and 9 (the block size: base + k - 1 heads), got {k}.")
-    data = self_distilled(model, cfg.tokens, cfg.samples, cfg.temperature, ())
+    if data not in ("suite", "corpus"):
+        raise ValueError(f"--data is suite or corpus, got {data!r}.")
+    suite = self_distilled(model, cfg.tokens, cfg.samples if data == "suite" else 0, cfg.temperature, ())
+    source = corpus_hidden(model) if data == "corpus" else suite
     heads = new_heads(model, "bpd", model.config.num_hidden_layers, k - 1, cfg)
     accuracy = []
     for i, head in enumerate(heads.heads, start=1):
-        train = data.offset_pairs(i, ~data.held_out & data.generated)
-        held = data.offset_pairs(i, data.held_out & data.generated)
+        train = source.offset_pairs(i, ~source.held_out & source.generated)
+        held = suite.offset_pairs(i, suite.held_out & suite.generated)
         log(f"head {i} (predicts token t+{i + 1}): {len(train)} training pairs, {len(held)} held out")
         per_head = replace(cfg, seed=cfg.seed + i)
-        heads.info.losses += train_head(model, head, data.final[train], data.final[train + i], per_head)
-        accuracy.append(hit_rate(model, head, data.final[held], data.final[held + i]))
+        heads.info.losses += train_head(model, head, source.final[train], source.final[train + i], per_head)
+        accuracy.append(hit_rate(model, head, suite.final[held], suite.final[held + i]))
         log(f"  head {i}: held-out top-1 agreement with the model {accuracy[-1]:.3f}")
-    heads.info.metrics = {"held_out_top1_per_head": accuracy, **bpd_head_analysis(model, heads, data)}
+    heads.info.metrics = {
+        "held_out_top1_per_head": accuracy,
+        "data": data,
+        **bpd_head_analysis(model, heads, suite),
+    }
     return heads

@@ -357,6 +357,7 @@ def _parser() -> argparse.ArgumentParser:
         "--draft-vocab", choices=list(VOCAB_CHOICES), help="self-draft and BPD heads: reduced (default) or full"
     )
     ap.add_argument("--max-nodes", type=int, help="eagle: most nodes of a dynamic tree (the verify-cost curve picks)")
+    ap.add_argument("--lookup", type=int, help="eagle: tokens of a chain copied from the context grafted on the tree")
     ap.add_argument(
         "--layer", type=int, help="self-draft, speed, bpd-neural: exit layer e; sgd: layers of the cheap pool member"
     )
@@ -437,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
             k: getattr(args, k)
             for k in (
                 *("k", "depth", "draft", "layer", "stages", "block", "topk", "paths", "alpha", "point_tokens"),
-                *("draft_vocab", "max_nodes"),
+                *("draft_vocab", "max_nodes", "lookup"),
             )
             if getattr(args, k) is not None
         }

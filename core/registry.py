@@ -104,7 +104,7 @@ METHODS: dict[str, MethodInfo] = {
             "One decoder layer over the model's own features drafts; EAGLE-2's dynamic tree (the most confident "
             "nodes, as many as the verify-cost curve pays for) is verified in one forward.",
             {"name": "eagle"},
-            ("depth", "topk", "max_nodes"),
+            ("depth", "topk", "max_nodes", "lookup"),
         ),
         MethodInfo(
             "bpd",

@@ -118,6 +118,8 @@ def test_draft_trees_page_runs_the_eagle_dynamic_tree_and_exact_rule_figures(tin
     at.switch_page("views/draft_trees.py").run()
     assert at.selectbox(key="dt_source").value == "eagle" and at.selectbox(key="dt_shape").value == "dynamic"
     at.number_input(key="dt_max_nodes").set_value(8)
+    assert at.number_input(key="dt_lookup").value == 8 and not [w for w in at.selectbox if w.key == "dt_rule"]
+    at.number_input(key="dt_lookup").set_value(4)
     at.button(key="dt_run").click().run()
     assert not at.exception
     assert any(m.value.startswith("Step ") for m in at.markdown)

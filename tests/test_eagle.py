@@ -1,6 +1,7 @@
 """EAGLE: the feature-level draft, the reduced draft vocabulary, dynamic trees, the corpus that trains them."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -32,8 +33,8 @@ from core.heads.vocab import build_vocab, coverage_curve, load_draft_vocab, redu
 from core.metrics import summarize
 from core.prompts import load_prompts
 from core.registry import METHODS
-from core.speculative.eagle import DynamicTree, best_size, worth_a_level
-from core.trace import TreeStep
+from core.speculative.eagle import ChainRate, DynamicTree, FeatureDrafter, best_size, graft_chain, worth_a_level
+from core.trace import StepCommitted, TreeStep
 
 PROMPT = "Hello there, how are you"
 
@@ -86,7 +87,10 @@ def test_reduced_projection_is_the_full_head_on_its_tokens_and_minus_infinity_el
     assert torch.softmax(reduced, -1)[..., outside].sum() == 0
 
 
-@pytest.mark.parametrize("name, options", [("eagle", {}), ("eagle", {"topk": 3, "depth": 3, "max_nodes": 8})])
+@pytest.mark.parametrize(
+    "name, options",
+    [("eagle", {}), ("eagle", {"topk": 3, "depth": 3, "max_nodes": 8}), ("eagle", {"lookup": 6, "max_nodes": 12})],
+)
 def test_eagle_is_identical_to_ar_at_temperature_0(tiny, tiny_head, name, options):
     gen = GenerationConfig(30)
     ar = summarize(run(tiny, "ar", PROMPT, gen)).output_ids
@@ -127,6 +131,56 @@ def test_eagle_samples_with_the_match_rule(tiny, tiny_head):
     assert len(summarize(events).output_ids) == 12
 
 
+REPEATS = "one two three four, one two three four, one two three four, one two three"
+
+
+def test_a_copied_chain_rides_on_the_tree_and_its_accepted_tokens_are_labelled(tiny, tiny_head):
+    """The tiny model's greedy answer to a repetitive prompt repeats itself, so the context holds its next
+    tokens: the copied chain is accepted (labelled ``lookup``) and the answer is still AR's."""
+    gen = GenerationConfig(40)
+    ar = summarize(run(tiny, "ar", REPEATS, gen)).output_ids
+    events = run(tiny, "eagle", REPEATS, gen, lookup=8)
+    assert summarize(events).output_ids == ar
+    extras = events[-1].extras
+    sources = [s for e in events if isinstance(e, StepCommitted) for s in e.sources]
+    assert extras["copied_tokens_accepted"] >= sources.count("lookup") > 0  # the last step may pass the budget
+    assert len(extras["copied_chain_rate"]) == 8 and all(0 < a < 1 for a in extras["copied_chain_rate"])
+    deep = [t for t in events if isinstance(t, TreeStep) and max(t.depths) > 2]
+    assert deep  # the chain reaches below the head's two levels
+    plain = run(tiny, "eagle", REPEATS, gen)
+    assert "copied_tokens_accepted" not in plain[-1].extras
+    assert summarize(events).forwards < summarize(plain).forwards  # fewer target forwards for the same answer
+
+
+def test_a_copied_chain_is_verified_by_match_when_sampling(tiny, tiny_head):
+    events = run(tiny, "eagle", REPEATS, GenerationConfig(16, SamplingConfig(1.0, seed=3)), lookup=6)
+    assert {t.rule for t in events if isinstance(t, TreeStep)} == {"match"}
+    assert len(summarize(events).output_ids) == 16
+
+
+def test_graft_chain_follows_the_trees_nodes_then_appends():
+    parents, tokens, depth, logc = [-1, 0, 0, 1], [9, 5, 6, 7], [0, 1, 1, 2], [0.0, -0.1, -2.0, -3.0]
+    added = graft_chain([6, 8, 4], [0.5, 0.3, 0.2], parents, tokens, depth, logc)
+    assert added == [4, 5]  # 6 is node 2 already; 8 and 4 hang below it
+    assert parents[4:] == [2, 4] and tokens[4:] == [8, 4] and depth[4:] == [2, 3]
+    assert logc[2] == pytest.approx(math.log(0.5))  # raised from -2.0 to the chain's confidence
+    assert logc[4:] == pytest.approx([math.log(0.3), math.log(0.2)])
+    assert graft_chain([5, 7], [0.01, 0.001], parents, tokens, depth, logc) == []
+    assert logc[1] == -0.1 and logc[3] == -3.0  # the tree's own, higher confidence is kept
+
+
+def test_chain_rate_counts_each_position_given_the_ones_before():
+    rate = ChainRate(3)
+    assert rate.confidence(3) == pytest.approx([1 / 3, 1 / 9, 1 / 27])  # the Beta(1, 2) prior
+    rate.update([1, 2, 3], [1, 2, 9, 4])  # right, right, wrong
+    rate.update([1, 2], [5])  # wrong at once: position 1 not tried
+    assert rate.hits == [2.0, 2.0, 1.0] and rate.tries == [5.0, 4.0, 4.0]
+    rate.update([], [7])  # no chain: nothing counted
+    assert rate.tries == [5.0, 4.0, 4.0]
+    with pytest.raises(ValueError, match="0 to 16 tokens"):
+        DynamicTree(lookup=17).check()
+
+
 def test_best_size_follows_the_verify_cost_curve():
     flat = {"n": [1, 64], "relative": [1.0, 1.0]}
     steep = {"n": [1, 2, 64], "relative": [1.0, 2.0, 64.0]}
@@ -151,6 +205,23 @@ def test_feature_head_round_trips_and_refuses_another_models_file(tiny, tiny_hea
     assert torch.allclose(head.fuse(x, x), tiny_head.fuse(x, x), atol=0.05)  # stored in bfloat16
     with pytest.raises((ValueError, FileNotFoundError)):
         load_feature_head(embedded, feature.feature_head_path(tiny.key))
+
+
+def test_a_two_layer_head_drafts_through_both_layers_and_stays_identical_to_ar(tiny, tiny_head):
+    """``--layers 2``: the file records the layer count, the draft runs both layers, the answer is AR's."""
+    torch.manual_seed(1)
+    two = FeatureHead(tiny.model, 2)
+    save_feature_head(
+        two, HeadInfo("eagle", tiny.key, 2, 1, tiny.config.hidden_size), feature.feature_head_path(tiny.key)
+    )
+    head, info = load_feature_head(tiny)
+    assert info.layer == 2 and len(head.net.model.layers) == 2 and head.layers == range(2)
+    gen = GenerationConfig(20)
+    events = run(tiny, "eagle", PROMPT, gen)
+    assert summarize(events).output_ids == summarize(run(tiny, "ar", PROMPT, gen)).output_ids
+    assert FeatureDrafter(tiny, head, 32).name.startswith("EAGLE feature head (2 layers")
+    with pytest.raises(ValueError, match="1 to 4 decoder layers, got 5"):
+        FeatureHead(tiny.model, 5)
 
 
 def test_corpus_questions_exclude_the_suite_and_repeats(tiny, tmp_path):

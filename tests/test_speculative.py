@@ -1,5 +1,7 @@
 """Speculative chains and trees: identical to AR at temperature 0, lossless by construction at T > 0."""
 
+import random
+
 import pytest
 import torch
 
@@ -7,7 +9,7 @@ from core.config import GenerationConfig, SamplingConfig
 from core.metrics import acceptance_per_depth, summarize
 from core.prompts import load_prompts
 from core.registry import METHODS
-from core.speculative.drafts import PromptLookup
+from core.speculative.drafts import ContextIndex, PromptLookup
 from core.speculative.tree import TreeTopology
 from core.trace import StepCommitted, TreeStep, dumps, loads
 
@@ -80,10 +82,41 @@ def test_acceptance_per_depth_from_hand_made_steps():
     assert acceptance_per_depth([step(0), step(1), step(3)]) == pytest.approx([2 / 3, 1 / 2, 1.0])
 
 
+def _scan(context: list[int], want: int, max_ngram: int) -> list[int]:
+    """The definition, by brute force: the longest suffix n-gram's latest earlier occurrence, what followed it."""
+    for n in range(min(max_ngram, len(context) - 1), 0, -1):
+        for start in range(len(context) - n - 1, -1, -1):
+            if context[start : start + n] == context[-n:]:
+                out = list(context)
+                while len(out) < len(context) + want:  # the copy runs on into what it copies
+                    out.append(out[start + n + len(out) - len(context)])
+                return out[len(context) :]
+    return []
+
+
+def _index(tokens: list[int], max_ngram: int) -> ContextIndex:
+    index = ContextIndex(max_ngram)
+    index.extend(tokens)
+    return index
+
+
+def test_context_index_copies_after_the_latest_match():
+    assert _index([1, 2, 3, 4, 9, 2, 3], 2).continuation(3) == [4, 9, 2]
+    assert _index([5, 6, 7], 2).continuation(2) == []
+    assert _index([7, 7], 3).continuation(4) == [7, 7, 7, 7]  # the latest match is one back: a loop of period 1
+    assert _index([1, 2, 3, 1, 2], 2).continuation(5) == [3, 1, 2, 3, 1]  # period 3
+    rng = random.Random(0)
+    for _ in range(300):  # the incremental index agrees with a scan of the context, token by token
+        seq, index = [rng.randrange(5) for _ in range(rng.randrange(1, 40))], ContextIndex(3)
+        for i, tok in enumerate(seq):
+            index.extend([tok])
+            assert index.continuation(4) == _scan(seq[: i + 1], 4, 3)
+    with pytest.raises(ValueError, match="n >= 1"):
+        ContextIndex(0)
+
+
 def test_prompt_lookup_copies_after_the_latest_match():
     pl = PromptLookup(vocab_size=100, max_ngram=2)
-    assert pl.lookup([1, 2, 3, 4, 9, 2, 3], 3) == [4, 9, 2]
-    assert pl.lookup([5, 6, 7], 2) == []
     pl.prefill([1, 2, 3, 4, 2, 3])  # context [1, 2, 3, 4, 2]; root 3 makes the tail (2, 3)
     tree = pl.propose(3, TreeTopology.full(1, 3), "rrs", SamplingConfig(1.0), torch.Generator())
     assert tree.tokens == [3, 4, 2, 3] and float(tree.q[0][4]) == 1.0 and tree.topology.depth == 3

@@ -22,7 +22,7 @@ from core.heads import fitted_exit_layer
 from core.heads.feature import feature_head_path
 from core.metrics import acceptance_per_depth, summarize
 from core.registry import RUN_ERRORS, get_method
-from core.speculative.eagle import MAX_DYNAMIC_NODES, DynamicTree
+from core.speculative.eagle import MAX_CHAIN, MAX_DYNAMIC_NODES, DynamicTree
 from core.speculative.tree import MAX_TREE_NODES, full_tree_size
 from core.trace import TreeStep
 
@@ -52,16 +52,20 @@ source = c0.selectbox(
 )
 shape = c1.selectbox("Tree", list(SHAPES), format_func=SHAPES.get, key="dt_shape") if source == "eagle" else "full"
 dynamic = shape == "dynamic"
-rule = c2.selectbox("Rule", list(RULES), format_func=RULES.get, key="dt_rule", disabled=dynamic)
+rule = "rrs" if dynamic else c2.selectbox("Rule", list(RULES), format_func=RULES.get, key="dt_rule")
 if dynamic:
     k = c3.number_input("nodes expanded per level", 1, 16, DynamicTree.topk, key="dt_topk")
     depth = c4.number_input("depth L (at most)", 1, 12, DynamicTree.depth, key="dt_dyn_depth")
     max_nodes = c5.number_input("most nodes verified", 2, MAX_DYNAMIC_NODES, DynamicTree.max_nodes, key="dt_max_nodes")
+    lookup = c2.number_input("tokens copied from the context", 0, MAX_CHAIN, DynamicTree.lookup, key="dt_lookup")
     st.caption(
         "Each step grows the tree where the draft is most confident, one level deeper only while the frontier's "
         "total confidence exceeds a level's draft cost, then keeps the n best nodes (n at most the "
         "limit), n chosen so that the expected accepted tokens per unit of time, with the verify cost v(n) of "
-        "this device, is highest. Verified greedily at temperature 0 and by drawing from p (match) above it."
+        "this device, is highest. Verified greedily at temperature 0 and by drawing from p (match) above it. "
+        "The tokens that followed the latest earlier occurrence of the context's last words are grafted on "
+        "the tree too, ranked by how often such copies were right so far in the run (0 turns this off); "
+        "accepted copies are marked 'lookup'."
     )
 else:
     k = c3.number_input("k (children per node)", 1, 4, 2, key="dt_k")
@@ -90,7 +94,8 @@ def options(rule_name: str, width: int) -> dict:
 
 def start(gen):
     if dynamic:
-        return get_method("eagle").run(model, prompt, gen, depth=int(depth), topk=int(k), max_nodes=int(max_nodes))
+        shape = {"depth": int(depth), "topk": int(k), "max_nodes": int(max_nodes), "lookup": int(lookup)}
+        return get_method("eagle").run(model, prompt, gen, **shape)
     return get_method("rrs").run(model, prompt, gen, **options(rule, k))
 
 

@@ -115,7 +115,7 @@ def eagle(model: LoadedModel, args: argparse.Namespace, command: str) -> Path:
     draft_vocab = load_draft_vocab(model)
     if draft_vocab is None:
         raise ValueError(f"No reduced vocabulary for {model.key}: run `python -m core.train vocab` first.")
-    keys = ("steps", "batch", "lr", "seed", "init", "w_second")
+    keys = ("steps", "batch", "lr", "seed", "init", "w_second", "layers")
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
     if not kinds or set(kinds) - {"greedy", "sampled", "task"}:
         raise ValueError("--kinds takes greedy, sampled and task answers (comma-separated).")
@@ -230,6 +230,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", default="", help="a head file to continue training from")
+    p.add_argument("--layers", type=int, default=1, help="decoder layers of the head (EAGLE: 1)")
     p.add_argument(
         "--w-second", type=float, default=1.0, help="weight of the second draft position's loss (0: first only)"
     )

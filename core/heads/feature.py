@@ -7,7 +7,7 @@ runs one decoder layer of the target's shape over g_0..g_i (its own KV cache, Ro
 and predicts the next feature f^_{i+1}; the target's frozen final norm and the reduced LM head
 (``core.heads.vocab``) turn it into q over x_{i+2}. Drafting deeper feeds f^ back in place of f.
 
-The layer is a transformers decoder of the target's own class with one layer and no vocabulary
+The layer is a transformers decoder of the target's own class with one layer (``--layers`` more) and no vocabulary
 (a 1-row embedding and LM head it never uses), so the compact llama engine runs it: KV cache,
 tree masks and ``keep`` come for free. Saved with the settings and figures that produced it.
 """
@@ -33,25 +33,29 @@ def feature_head_path(model_key: str) -> Path:
     return HEADS / f"{model_key}-eagle.pt"
 
 
-def _one_layer_config(config):
+def _head_config(config, layers: int):
     cfg = copy.deepcopy(config)
-    cfg.num_hidden_layers = 1
+    cfg.num_hidden_layers = layers
     cfg.vocab_size = 1
     cfg.pad_token_id = None
     cfg.tie_word_embeddings = False
     if getattr(cfg, "layer_types", None):
-        cfg.layer_types = list(cfg.layer_types[:1])
+        cfg.layer_types = list(cfg.layer_types[-layers:])
     return cfg
 
 
 class FeatureHead(nn.Module):
-    """fc over [f ; E x] (2H -> H) and a one-layer decoder ``net`` of the target's class."""
+    """fc over [f ; E x] (2H -> H) and a decoder ``net`` of the target's class with ``layers`` layers (1:
+    EAGLE's)."""
 
-    def __init__(self, target: nn.Module) -> None:
+    def __init__(self, target: nn.Module, layers: int = 1) -> None:
         super().__init__()
+        if not 1 <= layers <= target.config.num_hidden_layers:
+            raise ValueError(f"A feature head has 1 to {target.config.num_hidden_layers} decoder layers, got {layers}.")
         hidden = target.config.hidden_size
+        self.layers = range(layers)
         self.fc = nn.Linear(2 * hidden, hidden, bias=True)
-        self.net = type(target)(_one_layer_config(target.config))
+        self.net = type(target)(_head_config(target.config, layers))
 
     def fuse(self, features: torch.Tensor, embeds: torch.Tensor) -> torch.Tensor:
         """g = W_fc [f ; E x] + b for features f [..., H] and token embeddings E x [..., H]."""
@@ -81,7 +85,7 @@ def load_feature_head(model: LoadedModel, path: Path | None = None) -> tuple[Fea
     info = HeadInfo(**blob["info"])
     if info.hidden != model.config.hidden_size or info.model != model.key:
         raise ValueError(f"{path.name} was trained for {info.model}, not {model.key}.")
-    head = FeatureHead(model.model)
+    head = FeatureHead(model.model, info.layer)
     missing = head.load_state_dict({k: v.float() for k, v in blob["state"].items()}, strict=False)
     if missing.unexpected_keys or any(
         not k.startswith(("net.model.embed", "net.lm_head")) for k in missing.missing_keys

@@ -57,6 +57,7 @@ class FeatureTrainingConfig:
     init: str = ""  # a head file to continue from ("" = a fresh head)
     w_second: float = 1.0  # weight of the second draft position's loss (0 = first position only, EAGLE-1)
     kinds: tuple[str, ...] = ("greedy", "sampled", "task")  # which corpus answers to train on
+    layers: int = 1  # decoder layers of a fresh head (EAGLE: 1)
 
 
 @dataclass
@@ -107,9 +108,9 @@ def draft_two_positions(head: FeatureHead, engine: LlamaEngine, f: torch.Tensor,
     own (f^_{i+1}, x_{i+2}) at position i + 1 (a fresh engine: nothing committed)."""
     B, n, _ = f.shape
     positions = torch.arange(n, device=f.device)[None].expand(B, n)
-    first, _ = engine.run_layers(head.fuse(f, embed(x)), positions, 0, range(1))
+    first, _ = engine.run_layers(head.fuse(f, embed(x)), positions, 0, head.layers)
     second, _ = engine.run_layers(
-        head.fuse(first[:, :-1], embed(x[:, 1:n])), positions[:, 1:n], n, range(1), second_pass_mask(n, f.device)
+        head.fuse(first[:, :-1], embed(x[:, 1:n])), positions[:, 1:n], n, head.layers, second_pass_mask(n, f.device)
     )
     return first, second
 
@@ -160,14 +161,17 @@ def train_feature_head(
         e for e, kind in zip(corpus_examples(model, corpus), corpus.meta["kinds"], strict=True) if kind in cfg.kinds
     ]
     log(f"  {len(examples)} sequences, {sum(len(e.tokens) for e in examples):,} tokens, N = {vocab.size}")
-    head, init = FeatureHead(model.model).to(model.device), {}
+    head, init = FeatureHead(model.model, cfg.layers).to(model.device), {}
     if cfg.init:
         start, start_info = load_feature_head(model, Path(cfg.init))
+        if start_info.layer != cfg.layers:
+            raise ValueError(f"{cfg.init} has {start_info.layer} decoder layers, not --layers {cfg.layers}.")
         head.load_state_dict(start.state_dict())
         head.float().train().requires_grad_(True)
         init = {"init": lineage(start_info)}
     else:
-        head.net.model.layers[0].load_state_dict(model.model.model.layers[-1].state_dict())  # the last layer
+        for own, theirs in zip(head.net.model.layers, model.model.model.layers[-cfg.layers :], strict=True):
+            own.load_state_dict(theirs.state_dict())  # the target's last layers
         with torch.no_grad():  # and g = f + E x: the residual stream plus the token, not a random mix
             H = model.config.hidden_size
             head.fc.weight.copy_(torch.cat([torch.eye(H), torch.eye(H)], dim=1))
@@ -204,7 +208,7 @@ def train_feature_head(
     info = HeadInfo(
         "eagle",
         model.key,
-        1,
+        cfg.layers,
         1,
         model.config.hidden_size,
         cfg.command,

@@ -250,9 +250,11 @@ def run_eagle(
     depth: int = DynamicTree.depth,
     topk: int = DynamicTree.topk,
     max_nodes: int = DynamicTree.max_nodes,
+    lookup: int = DynamicTree.lookup,
 ) -> Iterator:
-    """Yield RunStarted, then per step a TreeStep and a StepCommitted, then RunFinished."""
-    shape = DynamicTree(depth, topk, max_nodes)
+    """Yield RunStarted, then per step a TreeStep and a StepCommitted, then RunFinished. ``lookup``: tokens of
+    the chain copied from the context grafted on each tree (0: the head's tree alone)."""
+    shape = DynamicTree(depth, topk, max_nodes, lookup)
     shape.check()
     prompt_ids = encode_prompt(model, prompt, gen.max_new_tokens)
     rule = "greedy" if gen.sampling.greedy else "match"

@@ -113,7 +113,7 @@ def test_neural_rescoring_with_a_separate_draft_model(tiny):
 
 
 def test_block_steps_record_the_lattice_and_the_drafts(tiny):
-    events = run(tiny, "bpd-ngram", "Tell me a story", GenerationConfig(16), topk=3, paths=3)
+    events = run(tiny, "bpd-ngram", "Tell me a story", GenerationConfig(16), block=4, topk=3, paths=3)
     blocks = [e for e in events if isinstance(e, BlockStep)]
     steps = [e for e in events if isinstance(e, StepCommitted)]
     assert len(blocks) == len(steps) == len([e for e in events if isinstance(e, TreeStep)])

@@ -6,7 +6,7 @@ from components.blockwise import render_block_efficiency, render_block_metrics, 
 from components.method_page import method_runs, render_beside_ar
 from components.session import bounded_number, cached_model, require_model, sidebar
 from components.traces import example_prompt
-from core.blockwise import bpd_heads_info
+from core.blockwise import BLOCK, bpd_heads_info
 from core.heads import fitted_exit_layer
 from core.registry import get_method
 from core.trace import BlockStep
@@ -31,7 +31,7 @@ layers = model.config.num_hidden_layers
 prompt = st.text_area("Prompt", example_prompt(tuple(METHODS), "List the planets."), key="bw_prompt", height=90)
 c = st.columns(6)
 method = c[0].selectbox("Draft", list(METHODS), format_func=METHODS.get, key="bw_method")
-block = c[1].number_input("block size k", 2, 9, 4, key="bw_block")
+block = c[1].number_input("block size k", 2, 9, BLOCK, key="bw_block")
 refining = method != "bpd"
 topk = c[2].number_input("lattice top-k", 1, 16, 4, key="bw_topk", disabled=not refining)
 paths = c[3].number_input("drafts verified p", 1, 16, 3, key="bw_paths", disabled=not refining)

@@ -2,6 +2,6 @@
 refinement (``refine``), the n-gram LM (``ngram``) and the head analysis (``analysis``). The heads
 themselves are trained in ``core.heads``."""
 
-from core.blockwise.bpd import BlockDrafter, bpd_heads_info, run_bpd
+from core.blockwise.bpd import BLOCK, BlockDrafter, bpd_heads_info, run_bpd
 
-__all__ = ["BlockDrafter", "bpd_heads_info", "run_bpd"]
+__all__ = ["BLOCK", "BlockDrafter", "bpd_heads_info", "run_bpd"]

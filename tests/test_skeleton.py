@@ -13,7 +13,7 @@ from core.prompts import load_prompts
 from core.registry import METHODS
 from core.skeleton.decode import expansion_prompt
 from core.skeleton.format import LINE, MAX_POINTS, parse_skeleton, skeleton_graph, waves
-from core.skeleton.pool import PoolMember, member_index
+from core.skeleton.pool import PoolMember, member_index, wave_members
 from core.skeleton.quality import JudgeError, answer_loglik, judge_with_endpoint, judge_with_model, overlap_f1
 from core.skeleton.rows import decode_rows
 from core.skeleton.writer import write_skeleton
@@ -24,6 +24,7 @@ GRAPH = """1. Define renting | depends on: none | difficulty: 1
 2. Define buying | depends on: none | difficulty: 2
 3. Compare costs | depends on: 1, 2 | difficulty: 4
 4. Advice | depends on: 3 | difficulty: 5"""
+EASY_FIRST = GRAPH.replace("buying | depends on: none | difficulty: 2", "buying | depends on: none | difficulty: 1")
 
 
 def run(model, name, prompt, gen, **options):
@@ -117,6 +118,15 @@ def test_the_embedded_model_writes_a_parsing_graph_skeleton(embedded):
         skeleton_graph(sk)
 
 
+def test_a_wave_runs_on_the_most_capable_member_its_points_were_given(tiny):
+    assert wave_members([[0, 1], [2], [3]], [0, 1, 1, 0]) == [1, 1, 1, 0]  # point 1 moves up; a lone easy point not
+    assert wave_members([[0, 1, 2]], [0, 2, 1]) == [2, 2, 2]
+    events = run(tiny, "sgd", "Rent or buy?", GenerationConfig(24), skeleton=GRAPH, layer=2, point_tokens=6)
+    ready = next(e for e in events if isinstance(e, SkeletonReady))
+    assert ready.difficulty[0] == 1 and set(ready.models) == {"tiny-random-llama (full)"}
+    assert {s.model for s in events if isinstance(s, NodeStep)} == {"tiny-random-llama (full)"}
+
+
 def test_difficulty_picks_the_pool_member():
     assert [member_index(d, 2) for d in range(1, 6)] == [0, 1, 1, 1, 1]
     assert [member_index(d, 1) for d in range(1, 6)] == [0] * 5
@@ -131,14 +141,15 @@ def test_a_dependent_point_sees_its_parents_answers():
 
 
 def test_sgd_decodes_waves_in_order_with_the_members_difficulty_picks(tiny):
-    events = run(tiny, "sgd", "Rent or buy?", GenerationConfig(24), skeleton=GRAPH, layer=2, point_tokens=6)
+    events = run(tiny, "sgd", "Rent or buy?", GenerationConfig(24), skeleton=EASY_FIRST, layer=2, point_tokens=6)
     ready = next(e for e in events if isinstance(e, SkeletonReady))
     assert ready.waves == [[0, 1], [2], [3]] and ready.depends == [[], [], [0, 1], [2]]
-    assert "exit head" in ready.models[0] and ready.models[1] == ready.models[3] == "tiny-random-llama (full)"
+    assert "exit head" in ready.models[0] == ready.models[1]  # a wave of easy points: the cheap member
+    assert ready.models[2] == ready.models[3] == "tiny-random-llama (full)"
     steps = [e for e in events if isinstance(e, NodeStep)]
     assert [s.wave for s in steps] == sorted(s.wave for s in steps)  # a wave starts after the last one ended
     assert {n for s in steps if s.wave == 0 for n in s.nodes} == {0, 1}
-    assert {s.model for s in steps if s.wave == 0} == {ready.models[0], ready.models[1]}  # two batches in lockstep
+    assert {s.model for s in steps if s.wave == 0} == {ready.models[0]}  # one batch
     m = summarize(events)
     assert m.extras["nodes"] == 4 and m.extras["waves"] == 3 and m.extras["mean_nodes_per_wave"] == pytest.approx(4 / 3)
     assert m.text.index("1. Define renting") < m.text.index("4. Advice")
@@ -149,11 +160,11 @@ def test_sgd_decodes_waves_in_order_with_the_members_difficulty_picks(tiny):
 def test_a_pool_of_the_full_model_alone_and_a_pool_of_given_models(tiny):
     events = run(tiny, "sgd", "Q", GenerationConfig(12), skeleton=GRAPH, layer=0, point_tokens=3)
     assert set(next(e for e in events if isinstance(e, SkeletonReady)).models) == {"tiny-random-llama (full)"}
-    events = run(tiny, "sgd", "Q", GenerationConfig(12), skeleton=GRAPH, pool_models=[tiny], point_tokens=3)
+    events = run(tiny, "sgd", "Q", GenerationConfig(12), skeleton=EASY_FIRST, pool_models=[tiny], point_tokens=3)
     models = next(e for e in events if isinstance(e, SkeletonReady)).models
     assert models == [
         "tiny-random-llama",
-        "tiny-random-llama (full)",
+        "tiny-random-llama",
         "tiny-random-llama (full)",
         "tiny-random-llama (full)",
     ]

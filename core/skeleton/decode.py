@@ -5,9 +5,10 @@ constrained so that it always parses); every point is then expanded in one batch
 one row per point (``core.skeleton.rows.decode_rows``); the answers are joined in order.
 
 SGD (Jin et al.): the skeleton also gives each point's dependencies and a difficulty; the
-points form a DAG; each wave of ready points (parents finished) is decoded as one batch
-per pool member, the members of a wave in lockstep; a dependent point's prompt carries its
-parents' finished answers; the difficulty picks the member from the pool (``core.skeleton.pool``).
+points form a DAG; each wave of ready points (parents finished) is decoded as one batch;
+a dependent point's prompt carries its parents' finished answers; the difficulty picks a member from
+the pool (``core.skeleton.pool``) and a wave runs on the most capable member any of its points was
+given (``wave_members``).
 
 Timing: the skeleton is part of the wall-clock; only the answer's tokens (the expansions)
 count as generated tokens. Each point gets ``point_tokens`` tokens (default and most: the
@@ -35,7 +36,7 @@ from core.skeleton.format import (
     skeleton_graph,
     waves,
 )
-from core.skeleton.pool import DEFAULT_POOL_LAYER, PoolMember, full_member, make_pool, member_index
+from core.skeleton.pool import DEFAULT_POOL_LAYER, PoolMember, full_member, make_pool, member_index, wave_members
 from core.skeleton.rows import decode_rows
 from core.skeleton.writer import write_skeleton
 from core.text import IncrementalDetokenizer, encode_prompt
@@ -115,7 +116,7 @@ def run_skeleton(
     fitted = fit_points(sk, gen.max_new_tokens)
     plan = waves(skeleton_graph(sk)) if graph else [list(range(len(sk.points)))]
     pool, notice = make_pool(model, pool_models or [], layer) if graph else ([full_member(model)], None)
-    member_of = [member_index(p.difficulty, len(pool)) if graph else 0 for p in sk.points]
+    member_of = wave_members(plan, [member_index(p.difficulty, len(pool)) if graph else 0 for p in sk.points])
     budget, capped = point_budget(gen.max_new_tokens, len(sk.points), point_tokens)
     for message in [*sk.warnings, fitted, notice, capped]:
         if message:
@@ -137,7 +138,7 @@ def run_skeleton(
     answers: dict[int, str] = {}
     rng = make_generator(gen.sampling.seed, model.device)
     for w, nodes in enumerate(plan):
-        yield from _decode_wave(prompt, sk, w, nodes, pool, member_of, answers, budget, gen, rng, rec)
+        yield from _decode_wave(prompt, sk, w, nodes, pool[member_of[nodes[0]]], answers, budget, gen, rng, rec)
     rec.answered(join_points([p.title for p in sk.points], [answers.get(i, "") for i in range(len(sk.points))]))
     yield rec.finished(
         {
@@ -150,57 +151,48 @@ def run_skeleton(
     )
 
 
-def _decode_wave(question, sk, w, nodes, pool, member_of, answers, budget, gen, rng, rec: Recorder) -> Iterator:
-    """One wave: a batch per pool member, all members stepped in lockstep (round robin)."""
-    streams = []
-    for m in sorted({member_of[n] for n in nodes}):
-        member: PoolMember = pool[m]
-        mine = [n for n in nodes if member_of[n] == m]
-        prompts = [
-            encode_prompt(
-                member.model,
-                expansion_prompt(question, sk, n, answers),
-                budget,
-                answer_prefix=point_opening(n + 1, sk.points[n].title),
-            )
-            for n in mine
-        ]
-        detok = {n: IncrementalDetokenizer(member.model.tokenizer) for n in mine}
-        streams.append(
-            (member, mine, detok, decode_rows(member, prompts, [budget] * len(mine), gen.sampling, rng, one_item=True))
+def _decode_wave(question, sk, w, nodes, member: PoolMember, answers, budget, gen, rng, rec: Recorder) -> Iterator:
+    """One wave: its points as one batch of rows on the wave's member."""
+    prompts = [
+        encode_prompt(
+            member.model,
+            expansion_prompt(question, sk, n, answers),
+            budget,
+            answer_prefix=point_opening(n + 1, sk.points[n].title),
         )
-    while streams:
-        for stream in list(streams):
-            member, mine, detok, rows = stream
-            t1 = time.perf_counter()
-            step = next(rows, None)
-            if step is None:
-                streams.remove(stream)
-                continue
-            elapsed = time.perf_counter() - t1
-            pieces = {}
-            for r in step:
-                node = mine[r.row]
-                eos = r.token in member.model.eos_ids
-                pieces[node] = "" if eos else detok[node].add([r.token])[0]
-                answers[node] = answers.get(node, "") + pieces[node]
-                if r.item_end:  # it began the next point: its number is not this point's text
-                    answers[node] = ITEM_NUMBER.sub("", answers[node])
-            yield NodeStep(
-                wave=w,
-                model=member.name,
-                nodes=[mine[r.row] for r in step],
-                texts=[pieces[mine[r.row]] for r in step],
-                done=[r.done for r in step],
-                t=rec.clock.now(),
-            )
-            kept = [r for r in step if r.token not in member.model.eos_ids]
-            yield rec.commit(
-                [r.token for r in kept],
-                elapsed,
-                texts=[pieces[mine[r.row]] for r in kept],
-                sources=[f"node {mine[r.row] + 1}" for r in kept],
-            )
+        for n in nodes
+    ]
+    detok = {n: IncrementalDetokenizer(member.model.tokenizer) for n in nodes}
+    rows = decode_rows(member, prompts, [budget] * len(nodes), gen.sampling, rng, one_item=True)
+    while True:
+        t1 = time.perf_counter()
+        step = next(rows, None)
+        if step is None:
+            return
+        elapsed = time.perf_counter() - t1
+        pieces = {}
+        for r in step:
+            node = nodes[r.row]
+            eos = r.token in member.model.eos_ids
+            pieces[node] = "" if eos else detok[node].add([r.token])[0]
+            answers[node] = answers.get(node, "") + pieces[node]
+            if r.item_end:  # it began the next point: its number is not this point's text
+                answers[node] = ITEM_NUMBER.sub("", answers[node])
+        yield NodeStep(
+            wave=w,
+            model=member.name,
+            nodes=[nodes[r.row] for r in step],
+            texts=[pieces[nodes[r.row]] for r in step],
+            done=[r.done for r in step],
+            t=rec.clock.now(),
+        )
+        kept = [r for r in step if r.token not in member.model.eos_ids]
+        yield rec.commit(
+            [r.token for r in kept],
+            elapsed,
+            texts=[pieces[nodes[r.row]] for r in kept],
+            sources=[f"node {nodes[r.row] + 1}" for r in kept],
+        )
 
 
 def run_sot(model: LoadedModel, prompt: str, gen: GenerationConfig, **options) -> Iterator:

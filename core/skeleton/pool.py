@@ -54,6 +54,21 @@ def make_pool(model: LoadedModel, extra: list[LoadedModel], layer: int) -> tuple
     return [cheap, full_member(model)], notice
 
 
+def wave_members(plan: list[list[int]], member_of: list[int]) -> list[int]:
+    """Each wave on one member: the most capable any of its points was given. A wave's batch costs about one
+    forward per step however many rows it holds (decoding a few rows reads every weight once: memory-bound),
+    while a second member's batch adds its own forward to every step of the wave; so a point whose wave
+    already pays for a stronger member is moved up to it, and a cheaper member runs only a wave of easy
+    points. (Measured on this CPU: ``sgd`` with the cheap member batched beside the full model 1.30x ``ar``,
+    with the full model alone 1.47x.)"""
+    out = list(member_of)
+    for wave in plan:
+        top = max(member_of[n] for n in wave)
+        for n in wave:
+            out[n] = top
+    return out
+
+
 def member_index(difficulty: int, size: int) -> int:
     """Difficulty 1-5 to a pool index, cheapest first: ceil((d - 1) (n - 1) / 4), so only the easiest points
     go to the cheapest member (2 members: 1 | 2-5; 3 members: 1 | 2-3 | 4-5)."""

@@ -15,8 +15,9 @@ st.title("Skeleton graph")
 st.caption(
     "The model first writes a skeleton of short points (constrained so that it always parses). SoT expands "
     "every point at once in one batch; SGD reads each point's dependencies and difficulty, decodes each wave of "
-    "ready points as a batch with their parents' answers in the prompt, and lets difficulty pick the model. "
-    "Speed comes from batching: one forward serves every point in the batch."
+    "ready points as a batch with their parents' answers in the prompt, and lets difficulty pick the model: a "
+    "wave runs on the strongest model any of its points needs, so the cheap one decodes only a wave of easy "
+    "points. Speed comes from batching: one forward serves every point in the batch."
 )
 settings = sidebar()
 model = require_model(settings)

@@ -10,6 +10,7 @@ import core.heads.feature as feature
 import core.heads.vocab as vocab_mod
 from core.config import GenerationConfig, SamplingConfig
 from core.engine import make_engine
+from core.engine.cost import best_size
 from core.engine.kv_cache import AutogradKVCache
 from core.engine.llama import LlamaEngine
 from core.heads.corpus import (
@@ -33,7 +34,8 @@ from core.heads.vocab import build_vocab, coverage_curve, load_draft_vocab, redu
 from core.metrics import summarize
 from core.prompts import load_prompts
 from core.registry import METHODS
-from core.speculative.eagle import ChainRate, DynamicTree, FeatureDrafter, best_size, graft_chain, worth_a_level
+from core.speculative.copies import ChainRate, graft_chain
+from core.speculative.eagle import DynamicTree, FeatureDrafter, worth_a_level
 from core.trace import StepCommitted, TreeStep
 
 PROMPT = "Hello there, how are you"

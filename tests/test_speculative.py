@@ -9,7 +9,7 @@ from core.config import GenerationConfig, SamplingConfig
 from core.metrics import acceptance_per_depth, summarize
 from core.prompts import load_prompts
 from core.registry import METHODS
-from core.speculative.drafts import ContextIndex, PromptLookup
+from core.speculative.copies import ContextIndex, PromptLookup
 from core.speculative.tree import TreeTopology
 from core.trace import StepCommitted, TreeStep, dumps, loads
 
@@ -120,6 +120,26 @@ def test_prompt_lookup_copies_after_the_latest_match():
     pl.prefill([1, 2, 3, 4, 2, 3])  # context [1, 2, 3, 4, 2]; root 3 makes the tail (2, 3)
     tree = pl.propose(3, TreeTopology.full(1, 3), "rrs", SamplingConfig(1.0), torch.Generator())
     assert tree.tokens == [3, 4, 2, 3] and float(tree.q[0][4]) == 1.0 and tree.topology.depth == 3
+
+
+def test_prompt_lookup_verifies_as_much_of_the_copy_as_pays():
+    """With a verify-cost curve the chain is cut where (1 + sum of c) / v(m + 1) peaks, c_j = a_0 ... a_j the
+    run's own copy hit rates: at the prior (1/3 each) only a near-free verify keeps the whole copy; a
+    copy that keeps coming true earns its length on a curve where each node costs 0.3 of a forward."""
+    topo, gen = TreeTopology.full(1, 4), torch.Generator()
+    cheap = PromptLookup(vocab_size=20, curve={"n": [1, 64], "relative": [1.0, 1.0]})
+    steep = PromptLookup(vocab_size=20, curve={"n": [1, 2, 64], "relative": [1.0, 1.4, 26.2]})
+    for pl in (cheap, steep):
+        pl.prefill([5, 1, 2, 3, 4, 1, 2, 3, 4, 1])  # the last prompt token is the first root
+    assert cheap.propose(1, topo, "rrs", SamplingConfig(0.0), gen).tokens == [1, 2, 3, 4, 1]  # root 1, copy
+    root, sizes = 1, []
+    for _ in range(30):  # the model keeps to the loop 1 2 3 4: every copied token comes true
+        tree = steep.propose(root, topo, "rrs", SamplingConfig(0.0), gen)
+        steep.accept(tree, list(range(len(tree.tokens))))
+        sizes.append(len(tree.tokens) - 1)
+        root = tree.tokens[-1] % 4 + 1  # the token the target emits after the accepted copy
+    assert sizes[0] == 0  # (1 + 1/3) / 1.4 < 1: at the prior the copy is not verified at all
+    assert sizes == sorted(sizes) and sizes[-1] == 4  # it earns its whole length as it keeps coming true
 
 
 @pytest.mark.parametrize(

@@ -112,3 +112,14 @@ def known_curve(model: LoadedModel) -> dict | None:
     """v(n) of this model and device if already measured (this process or the disk cache), else None."""
     key = (model.key, model.device.type, str(model.dtype))
     return _CURVES.get(key) or (device_curve(model) if _curve_path(model).is_file() else None)
+
+
+def best_size(confidence: list[float], draft_cost: float, curve: dict, max_nodes: int) -> int:
+    """n (nodes kept besides the root) maximising (1 + sum of the n best confidences) / (D + v(n + 1))."""
+    best, best_value, gain = 0, 1.0 / (draft_cost + relative_cost(curve, 1)), 1.0
+    for n, c in enumerate(confidence[: max_nodes - 1], start=1):
+        gain += c
+        value = gain / (draft_cost + relative_cost(curve, n + 1))
+        if value > best_value:
+            best, best_value = n, value
+    return best

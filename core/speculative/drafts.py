@@ -14,8 +14,8 @@ Sources here:
   (the self-draft: it writes layers [0, e) of the target's own KV cache and hands the hidden
   states after layer e to the verifier, which then runs layers [e, L) only), or a separate
   draft model sharing the target's tokenizer, with its own engine;
-- ``PromptLookup``: a chain copied from the context after the latest earlier match of its
-  last n-gram (q is one-hot on the copied token: a deterministic draft).
+- ``PromptLookup`` (``core.speculative.copies``): a chain copied from the context after the latest
+  earlier match of its last n-gram (q is one-hot on the copied token: a deterministic draft).
 BPD's heads (``core.blockwise.bpd.BlockDrafter``) are one more source.
 """
 
@@ -216,65 +216,3 @@ def check_same_vocabulary(target: LoadedModel, draft: LoadedModel) -> None:
             f"The draft model {draft.display_name} has a different vocabulary from the target "
             f"{target.display_name} ({len(b)} vs {len(a)} tokens); choose a draft with the same tokenizer."
         )
-
-
-class ContextIndex:
-    """The context's n-grams (n <= ``max_ngram``), each mapped to where its latest occurrence was followed, so
-    a copied continuation costs a dictionary look-up per n instead of a scan of the context."""
-
-    def __init__(self, max_ngram: int = 3) -> None:
-        if max_ngram < 1:
-            raise ValueError(f"A context look-up matches n-grams of n >= 1, got {max_ngram}.")
-        self.max_ngram = max_ngram
-        self.tokens: list[int] = []
-        self.after: list[dict[tuple[int, ...], int]] = [{} for _ in range(max_ngram)]
-
-    def extend(self, tokens: list[int]) -> None:
-        """Append tokens; each n-gram that ends just before a new token now points at it."""
-        for tok in tokens:
-            end = len(self.tokens)
-            for n in range(1, min(self.max_ngram, end) + 1):
-                self.after[n - 1][tuple(self.tokens[end - n :])] = end
-            self.tokens.append(tok)
-
-    def continuation(self, want: int) -> list[int]:
-        """``want`` tokens after the latest earlier occurrence of the longest suffix n-gram that occurred before
-        (n <= max_ngram), [] if none did. A copy that runs into the present keeps copying what it has just
-        copied (as LZ77 does), so a loop of period P = len - start continues as a loop."""
-        for n in range(min(self.max_ngram, len(self.tokens) - 1), 0, -1):
-            start = self.after[n - 1].get(tuple(self.tokens[-n:]))
-            if start is not None:
-                period = len(self.tokens) - start
-                return [self.tokens[start + i % period] for i in range(want)]
-        return []
-
-
-class PromptLookup(DraftDefaults):
-    """n-gram prompt lookup: copy the tokens that followed the latest earlier match of the context's last n-gram."""
-
-    def __init__(self, vocab_size: int, max_ngram: int = 3) -> None:
-        self.vocab_size, self.max_ngram = vocab_size, max_ngram
-        self.context = ContextIndex(max_ngram)
-        self.name = f"prompt lookup (n-gram <= {max_ngram})"
-
-    def prefill(self, ids: list[int], hidden: torch.Tensor | None = None) -> None:
-        self.context = ContextIndex(self.max_ngram)
-        self.context.extend(ids[:-1])
-
-    def propose(
-        self, root: int, topo: TreeTopology, rule: str, sampling: SamplingConfig, rng: torch.Generator
-    ) -> DraftTree:
-        self.context.extend([root])
-        chain = self.context.continuation(topo.depth)
-        q = {node: one_hot(tok, self.vocab_size) for node, tok in enumerate(chain)}  # node i's child is chain[i]
-        return DraftTree(TreeTopology.full(1, len(chain)), [root, *chain], q)
-
-    def accept(self, tree: DraftTree, nodes: list[int], hidden: torch.Tensor | None = None) -> None:
-        self.context.extend([tree.tokens[n] for n in nodes[1:]])
-
-
-def one_hot(token: int, size: int) -> torch.Tensor:
-    """q of a deterministic draft: all its mass on ``token``."""
-    q = torch.zeros(size)
-    q[token] = 1.0
-    return q

@@ -34,12 +34,13 @@ import torch
 
 from core.config import SamplingConfig
 from core.engine import Engine, make_engine, require
-from core.engine.cost import device_curve, relative_cost
+from core.engine.cost import best_size, device_curve
 from core.engine.llama import LlamaEngine
 from core.heads.feature import FeatureHead, shared_feature_head
 from core.heads.vocab import load_draft_vocab, reduced_projection
 from core.models import LoadedModel
-from core.speculative.drafts import ContextIndex, DraftDefaults, DraftTree, draft_probs, grow_level, one_hot
+from core.speculative.copies import ChainRate, ContextIndex, graft_chain, one_hot
+from core.speculative.drafts import DraftDefaults, DraftTree, draft_probs, grow_level
 from core.speculative.tree import MAX_TREE_NODES, TreeTopology
 from core.speculative.verify import Walk
 
@@ -71,68 +72,12 @@ class DynamicTree:
             raise ValueError(f"The copied chain holds 0 to {MAX_CHAIN} tokens, got {self.lookup}.")
 
 
-def best_size(confidence: list[float], draft_cost: float, curve: dict, max_nodes: int) -> int:
-    """n (nodes kept besides the root) maximising (1 + sum of the n best confidences) / (D + v(n + 1))."""
-    best, best_value, gain = 0, 1.0 / (draft_cost + relative_cost(curve, 1)), 1.0
-    for n, c in enumerate(confidence[: max_nodes - 1], start=1):
-        gain += c
-        value = gain / (draft_cost + relative_cost(curve, n + 1))
-        if value > best_value:
-            best, best_value = n, value
-    return best
-
-
 def worth_a_level(frontier_confidence: list[float], level_cost: float) -> bool:
     """Whether to draft one level deeper. Nodes of one depth are mutually exclusive (at most one is on the
     accepted path), so the level's children add at most sum_u c(u) over the frontier u expected tokens; it
     is drafted only if that bound exceeds the level's cost (the last level's draft time, in target forwards
     of one token: a step yields about one token per forward)."""
     return sum(frontier_confidence) > level_cost
-
-
-class ChainRate:
-    """How often a chain copied from the context is right, learnt over the run: a_j = P(the chain's token j is
-    the token the model emits | its tokens before j were), counted per chain position j with a Beta(1, 2)
-    prior (a first guess of 1/3). A copied node at chain position j gets confidence c = a_0 a_1 ... a_j."""
-
-    def __init__(self, length: int) -> None:
-        self.hits, self.tries = [1.0] * length, [3.0] * length
-
-    def confidence(self, n: int) -> list[float]:
-        out, c = [], 1.0
-        for hits, tries in zip(self.hits[:n], self.tries[:n], strict=True):
-            c *= hits / tries
-            out.append(c)
-        return out
-
-    def update(self, chain: list[int], emitted: list[int]) -> None:
-        """Count the last step's chain against what the model emitted (accepted tokens, then the final one)."""
-        for j, (tok, out) in enumerate(zip(chain, emitted, strict=False)):
-            self.tries[j] += 1
-            if tok != out:
-                return
-            self.hits[j] += 1
-
-
-def graft_chain(chain: list[int], confidence: list[float], parents, tokens, depth, logc) -> list[int]:
-    """Hang the copied chain below the root (0) of a tree given as flat per-node lists: where the tree already
-    has the chain's next token under the current node, follow that node (its confidence raised to the
-    chain's if higher), else append a node. Returns the appended nodes."""
-    child = {(parents[n], tokens[n]): n for n in range(1, len(tokens))}
-    u, added = 0, []
-    for tok, c in zip(chain, confidence, strict=True):
-        v = child.get((u, tok))
-        if v is None:
-            parents.append(u)
-            tokens.append(tok)
-            depth.append(depth[u] + 1)
-            logc.append(math.log(c))
-            v = len(tokens) - 1
-            added.append(v)
-        else:
-            logc[v] = max(logc[v], math.log(c))
-        u = v
-    return added
 
 
 class FeatureDrafter(DraftDefaults):

@@ -26,11 +26,13 @@ import torch
 
 from core.config import GenerationConfig, SamplingConfig
 from core.engine import Engine, EngineOutput, make_engine, prefill
+from core.engine.cost import device_curve
 from core.heads import fitted_exit_layer
 from core.models import LoadedModel
 from core.recorder import Recorder, excluding_consumer_time
 from core.sampling import make_generator, sample, target_probs
-from core.speculative.drafts import DraftChoice, DraftSource, DraftTree, LevelDrafter, PromptLookup, make_draft_lm
+from core.speculative.copies import PromptLookup
+from core.speculative.drafts import DraftChoice, DraftSource, DraftTree, LevelDrafter, make_draft_lm
 from core.speculative.eagle import DynamicTree, make_feature_drafter
 from core.speculative.expected import EXACT_RULES, ExpectedTally, expected_acceptance
 from core.speculative.tree import TreeTopology
@@ -190,7 +192,7 @@ def make_draft_source(
     """``lookup``, ``eagle`` (the feature head, k-ary trees), or a ``LevelDrafter`` over ``make_draft_lm``;
     returns (source, notice)."""
     if choice.draft == "lookup":
-        return PromptLookup(model.model.lm_head.out_features), None
+        return PromptLookup(model.model.lm_head.out_features, curve=device_curve(model)), None
     if choice.draft == "eagle":
         return make_feature_drafter(model, engine, max_len), None
     lm, notice = make_draft_lm(model, engine, choice, max_len)

@@ -1,6 +1,10 @@
-"""Prompt encoding (chat template, validation) and incremental detokenization."""
+"""Prompt encoding (chat template, validation), incremental detokenization and per-token text flags."""
 
 from __future__ import annotations
+
+import functools
+
+import torch
 
 from core.models import LoadedModel
 
@@ -58,3 +62,12 @@ class IncrementalDetokenizer:
             pieces.append(full[len(self.text) :] if full.startswith(self.text) else full)
             self.text = full
         return pieces
+
+
+@functools.lru_cache(maxsize=16)
+def token_flags(tokenizer, stops: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per token id: does its text hold one of ``stops``; is it digits only (computed once per tokenizer)."""
+    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+    ends = torch.tensor([any(s in t for s in stops) for t in texts])
+    digits = torch.tensor([t.strip().isdigit() for t in texts])
+    return ends, digits

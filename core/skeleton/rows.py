@@ -20,6 +20,9 @@ from core.config import SamplingConfig
 from core.engine import make_engine
 from core.sampling import next_token
 from core.skeleton.pool import PoolMember
+from core.text import token_flags
+
+MIN_ITEM_TOKENS = 3  # one_item: a point's expansion writes at least this many tokens before it may end
 
 
 @dataclass
@@ -51,13 +54,30 @@ def decode_rows(
     """Decode every prompt; yield, per batched forward, the new token of each row still running.
     ``with_hidden``: each RowToken also carries the hidden states that produced it (self-distillation).
     ``one_item``: a row writes one list item: it ends, like at EOS, when it begins the next one ("2." after a
-    space, a line break or a colon; ``new_item``), as a SoT point's expansion should."""
+    space, a line break or a colon; ``new_item``), as a SoT point's expansion should, and not before its
+    first MIN_ITEM_TOKENS tokens (``no_early_end``)."""
     if not member.batched:
         for row, prompt in enumerate(prompts):  # the transformers fallback engine holds one row
             for tokens in _decode_batch(member, [prompt], [budgets[row]], sampling, rng, with_hidden, one_item):
                 yield [RowToken(row, t.token, t.done, t.item_end, t.hidden) for t in tokens]
         return
     yield from _decode_batch(member, prompts, budgets, sampling, rng, with_hidden, one_item)
+
+
+def line_enders(model, width: int) -> torch.Tensor:
+    """[width] flags: the model's EOS tokens and every token whose text holds a line break."""
+    flags = torch.zeros(width, dtype=torch.bool)
+    breaks = token_flags(model.tokenizer, ("\n",))[0][:width]
+    flags[: len(breaks)] = breaks
+    flags[[t for t in model.eos_ids if t < width]] = True
+    return flags.to(model.device)
+
+
+def no_early_end(logits: torch.Tensor, counts: list[int], enders: torch.Tensor) -> torch.Tensor:
+    """Rows that have written fewer than MIN_ITEM_TOKENS tokens may not end or break the line yet, so a
+    point's expansion is never empty (a small model often answers a point's opening with the next number)."""
+    young = torch.tensor([c < MIN_ITEM_TOKENS for c in counts], device=logits.device)
+    return logits.masked_fill(young[:, None] & enders[None, :], float("-inf"))
 
 
 ITEM = re.compile(r"(?:^|[\s:*(])\d{1,2}\.\s*$")  # " 2." / "\n3." / ": 4.": a numbered list item begins
@@ -103,8 +123,12 @@ def _decode_batch(
     engine.commit(ids.shape[1])
     active, counts = list(range(len(prompts))), [0] * len(prompts)
     recent: list[list[int]] = [[] for _ in prompts]
+    enders = None
     while active:
         logits = member.logits(engine, out)
+        if one_item:
+            enders = line_enders(model, logits.shape[-1]) if enders is None else enders
+            logits = no_early_end(logits, [counts[row] for row in active], enders)
         step = []
         for i, row in enumerate(active):
             tok = next_token(logits[i], sampling, rng)

@@ -8,26 +8,15 @@ token trie. A repeated point ends the skeleton. The result goes through ``parse_
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
 from core.engine import make_engine
 from core.models import LoadedModel
 from core.skeleton.format import GRAPH_RULES, MAX_POINTS, MIN_POINTS, SKELETON_PROMPT, Skeleton, gist, parse_skeleton
-from core.text import InputError, encode_prompt
+from core.text import InputError, encode_prompt, token_flags
 
 MAX_TITLE_TOKENS = 10
 MAX_DEPENDENCIES = 3
-
-
-@functools.lru_cache(maxsize=16)
-def _token_flags(tokenizer, stops: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per token id: does its text hold one of ``stops``; is it digits only (computed once per tokenizer)."""
-    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
-    ends = torch.tensor([any(s in t for s in stops) for t in texts])
-    digits = torch.tensor([t.strip().isdigit() for t in texts])
-    return ends, digits
 
 
 class _Writer:
@@ -77,7 +66,7 @@ class _Writer:
         """Greedy text until the model picks a token holding one of ``stops`` (or EOS), at least one token;
         tokens that are only digits are not allowed (a title is words; numbers belong to the format), nor
         ``ban_first`` as the first token."""
-        ends, digits = (self._fit(f) for f in _token_flags(self.tok, stops))
+        ends, digits = (self._fit(f) for f in token_flags(self.tok, stops))
         ends[[t for t in self.model.eos_ids if t < self.vocab]] = True
         for n in range(max_tokens):
             logits = self._next_logits().masked_fill(digits, float("-inf"))

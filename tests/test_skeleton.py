@@ -15,7 +15,7 @@ from core.skeleton.decode import expansion_prompt
 from core.skeleton.format import LINE, MAX_POINTS, parse_skeleton, skeleton_graph, waves
 from core.skeleton.pool import PoolMember, member_index, wave_members
 from core.skeleton.quality import JudgeError, answer_loglik, judge_with_endpoint, judge_with_model, overlap_f1
-from core.skeleton.rows import MIN_ITEM_TOKENS, decode_rows, line_enders, no_early_end
+from core.skeleton.rows import MIN_ITEM_TOKENS, decode_rows, item_enders, no_early_end
 from core.skeleton.writer import write_skeleton
 from core.text import encode_prompt
 from core.trace import NodeStep, Notice, SkeletonReady, dumps, loads
@@ -54,17 +54,19 @@ def test_batched_rows_equal_each_row_decoded_alone(fixture, request):
 
 
 def test_a_point_expansion_writes_a_few_tokens_before_it_may_end(tiny):
-    """The random tiny model answers with line breaks at once (token 198 is a line break); a one-item row
-    may not end or break the line in its first MIN_ITEM_TOKENS tokens, so no point comes back empty."""
+    """A one-item row may not end (EOS) or begin the next item (a number) in its first MIN_ITEM_TOKENS
+    tokens, so no point comes back empty; a line break stays allowed (198 is one)."""
+    enders = item_enders(tiny, tiny.model.lm_head.out_features)
+    digit = tiny.tokenizer("7", add_special_tokens=False)["input_ids"][0]
+    assert bool(enders[digit]) and bool(enders[tiny.eos_ids[0]]) and not bool(enders[198])
+    logits = torch.zeros(2, enders.shape[0])
+    logits[:, digit] = 5.0  # both rows would write the next number at once
+    masked = no_early_end(logits, [MIN_ITEM_TOKENS - 1, MIN_ITEM_TOKENS], enders)
+    assert int(masked[0].argmax()) != digit and int(masked[1].argmax()) == digit  # only the young row is held
     ids = encode_prompt(tiny, "1. Cost:", 8)
-    enders = line_enders(tiny, tiny.model.lm_head.out_features)
-    assert greedy_alone(tiny, ids, 8)[0] == 198 and bool(enders[198]) and bool(enders[tiny.eos_ids[0]])
     rows = decode_rows(PoolMember("m", tiny), [ids, ids], [8, 8], SamplingConfig(0.0), torch.Generator(), one_item=True)
     first = [[t.token for t in step] for step in rows][:MIN_ITEM_TOKENS]
     assert len(first) == MIN_ITEM_TOKENS and not any(bool(enders[tok]) for step in first for tok in step)
-    logits = torch.zeros(2, enders.shape[0])
-    masked = no_early_end(logits, [MIN_ITEM_TOKENS - 1, MIN_ITEM_TOKENS], enders)
-    assert torch.isinf(masked[0, 198]) and masked[1, 198] == 0  # only the young row is held back
 
 
 def test_a_clean_graph_skeleton_parses_into_waves():

@@ -64,17 +64,18 @@ def decode_rows(
     yield from _decode_batch(member, prompts, budgets, sampling, rng, with_hidden, one_item)
 
 
-def line_enders(model, width: int) -> torch.Tensor:
-    """[width] flags: the model's EOS tokens and every token whose text holds a line break."""
+def item_enders(model, width: int) -> torch.Tensor:
+    """[width] flags: the model's EOS tokens and every digits-only token (the number that begins the next
+    item). Line breaks stay allowed: a point's text often starts on the line after its title."""
     flags = torch.zeros(width, dtype=torch.bool)
-    breaks = token_flags(model.tokenizer, ("\n",))[0][:width]
-    flags[: len(breaks)] = breaks
+    digits = token_flags(model.tokenizer, ("\n",))[1][:width]
+    flags[: len(digits)] = digits
     flags[[t for t in model.eos_ids if t < width]] = True
     return flags.to(model.device)
 
 
 def no_early_end(logits: torch.Tensor, counts: list[int], enders: torch.Tensor) -> torch.Tensor:
-    """Rows that have written fewer than MIN_ITEM_TOKENS tokens may not end or break the line yet, so a
+    """Rows that have written fewer than MIN_ITEM_TOKENS tokens may not end or begin the next item yet, so a
     point's expansion is never empty (a small model often answers a point's opening with the next number)."""
     young = torch.tensor([c < MIN_ITEM_TOKENS for c in counts], device=logits.device)
     return logits.masked_fill(young[:, None] & enders[None, :], float("-inf"))
@@ -127,7 +128,7 @@ def _decode_batch(
     while active:
         logits = member.logits(engine, out)
         if one_item:
-            enders = line_enders(model, logits.shape[-1]) if enders is None else enders
+            enders = item_enders(model, logits.shape[-1]) if enders is None else enders
             logits = no_early_end(logits, [counts[row] for row in active], enders)
         step = []
         for i, row in enumerate(active):

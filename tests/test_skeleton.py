@@ -11,7 +11,8 @@ from core.config import GenerationConfig, SamplingConfig
 from core.metrics import summarize
 from core.prompts import load_prompts
 from core.registry import METHODS
-from core.skeleton.decode import expansion_prompt
+from core.served.methods import expansion_prompt
+from core.skeleton.decode import answer_opening
 from core.skeleton.format import LINE, MAX_POINTS, parse_skeleton, skeleton_graph, waves
 from core.skeleton.pool import PoolMember, member_index, wave_members
 from core.skeleton.quality import JudgeError, answer_loglik, judge_with_endpoint, judge_with_model, overlap_f1
@@ -149,7 +150,16 @@ def test_difficulty_picks_the_pool_member():
     assert [member_index(d, 3) for d in range(1, 6)] == [0, 1, 1, 2, 2]
 
 
-def test_a_dependent_point_sees_its_parents_answers():
+def test_a_dependent_point_continues_its_parents_finished_points():
+    sk = parse_skeleton(GRAPH, graph=True)
+    answers = {0: " Renting is paying.", 1: " Buying is owning."}
+    assert answer_opening(sk, 2, answers) == (
+        f"1. {sk.points[0].title}: Renting is paying.\n2. {sk.points[1].title}: Buying is owning.\n3. Compare costs:"
+    )
+    assert answer_opening(sk, 0, answers) == f"1. {sk.points[0].title}:"
+
+
+def test_a_served_dependent_point_is_told_its_parents_answers():
     sk = parse_skeleton(GRAPH, graph=True)
     prompt = expansion_prompt("Rent or buy?", sk, 2, {0: "Renting is paying.", 1: "Buying is owning."})
     assert "Renting is paying." in prompt and "Buying is owning." in prompt and "point 3 (Compare costs)" in prompt

@@ -24,11 +24,13 @@ from dataclasses import dataclass
 
 from core.config import GenerationConfig
 from core.served.client import Chunk, Served, ServedError, check_models, stream_chat
-from core.skeleton.decode import ITEM_NUMBER, expansion_prompt, point_budget
+from core.skeleton.decode import ITEM_NUMBER, point_budget
 from core.skeleton.format import (
+    EXPAND_PROMPT,
     GRAPH_RULES,
     MAX_POINTS,
     MIN_POINTS,
+    PARENTS_BLOCK,
     SKELETON_PROMPT,
     Skeleton,
     complete_points,
@@ -37,6 +39,7 @@ from core.skeleton.format import (
     point_opening,
     skeleton_graph,
     waves,
+    written_points,
 )
 from core.skeleton.pool import member_index
 from core.trace import Clock, NodeStep, Notice, RunFinished, RunStarted, SkeletonReady, StepCommitted
@@ -139,6 +142,17 @@ def _served_skeleton(name: str, served: Served, prompt: str, gen: GenerationConf
     run.text = join_points([p.title for p in sk.points], [answers.get(i, "") for i in range(len(sk.points))])
     extras = {"nodes": len(sk.points), "waves": len(plan), "skeleton_s": skeleton_s, "failed_points": len(failed)}
     yield run.finished("answered", {**extras, "mean_nodes_per_wave": len(sk.points) / len(plan)})
+
+
+def expansion_prompt(question: str, skeleton: Skeleton, node: int, answers: dict[int, str]) -> str:
+    """The SoT paper's point-expanding instruction, with a dependent point's finished parents (SGD). A local
+    run prefills the answer after the plain question instead (``core.skeleton.decode.answer_opening``); a
+    chat API offers no prefill, so here the instruction says which point to write."""
+    parents = skeleton.points[node].depends
+    block = PARENTS_BLOCK.format(answers="\n".join(written_points(skeleton, parents, answers))) if parents else ""
+    return EXPAND_PROMPT.format(
+        question=question, skeleton=skeleton.listing(), parents=block, index=node + 1, title=skeleton.points[node].title
+    )
 
 
 @dataclass

@@ -65,6 +65,11 @@ def point_opening(index: int, title: str) -> str:
     return f"{index}. {title}:"
 
 
+def written_points(skeleton: Skeleton, indices: list[int], answers: dict[int, str]) -> list[str]:
+    """Finished points as the answer shows them: "{index}. {title}:" and the point's text."""
+    return [(point_opening(j + 1, skeleton.points[j].title) + answers[j]).strip() for j in indices]
+
+
 def join_points(titles: list[str], answers: list[str]) -> str:
     """The final answer in skeleton order: each point's opening and the model's continuation of it."""
     return "\n".join(

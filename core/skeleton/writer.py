@@ -105,7 +105,7 @@ class _Writer:
 
 
 SKELETON_BUDGET = MAX_POINTS * (MAX_TITLE_TOKENS + 24)  # tokens the constrained skeleton may take at most
-RETRIES = 3  # rewrites of a repeated point while the skeleton has fewer than MIN_POINTS
+RETRIES = 6  # rewrites of a repeated point while the skeleton has fewer than MIN_POINTS
 
 
 def skeleton_prompt_ids(model: LoadedModel, question: str, graph: bool) -> list[int]:

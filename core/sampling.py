@@ -43,10 +43,42 @@ def one_hot_argmax(logits: torch.Tensor) -> torch.Tensor:
     return out.scatter_(-1, logits.argmax(dim=-1, keepdim=True), 1.0)
 
 
+def draw(probs: torch.Tensor, generator: torch.Generator, n: int = 1) -> torch.Tensor:
+    """``n`` independent draws per row of probs [..., V] (any non-negative weights) -> ids [..., n].
+
+    By inverse CDF: x = the first token whose cumulative weight C(x) (float64) exceeds u * C(V), u ~ U[0, 1).
+    Why not ``torch.multinomial``: for one draw (or draws without replacement) it draws an exponential for
+    every token of the vocabulary, measured 1.4 ms a draw on 2 CPU cores for 49,152 tokens against 0.1 ms
+    here, and speculative sampling draws several times per step (drafts, residuals) where AR draws once."""
+    V = probs.shape[-1]
+    flat = probs.reshape(-1, V)
+    cdf = flat.double().cumsum(-1)
+    total = cdf[:, -1:]
+    if not bool(((total > 0) & torch.isfinite(total)).all()):
+        raise ValueError("Cannot draw from a distribution with no finite, positive mass.")
+    u = torch.rand(flat.shape[0], n, generator=generator, dtype=torch.float64, device=probs.device) * total
+    ids = torch.searchsorted(cdf, u, right=True).clamp_max(V - 1)
+    massless = flat.gather(-1, ids) <= 0
+    if bool(massless.any()):  # u * C(V) rounded up to C(V): the last token with mass, never one without
+        last = V - 1 - (flat.flip(-1) > 0).to(torch.int8).argmax(-1, keepdim=True)
+        ids = torch.where(massless, last, ids)
+    return ids.reshape(*probs.shape[:-1], n)
+
+
+def draw_distinct(probs: torch.Tensor, k: int, generator: torch.Generator) -> list[int]:
+    """Up to ``k`` distinct tokens from probs [V], drawn one after another, each from what is left
+    (sampling without replacement); fewer when probs has fewer than ``k`` tokens with mass."""
+    left, out = probs.clone(), []
+    for _ in range(min(k, int((probs > 0).sum()))):
+        x = int(draw(left, generator)[0])
+        out.append(x)
+        left[x] = 0
+    return out
+
+
 def sample(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """One draw per row of probs [..., V] -> ids [...]."""
-    flat = probs.reshape(-1, probs.shape[-1])
-    return torch.multinomial(flat, 1, generator=generator).reshape(probs.shape[:-1])
+    return draw(probs, generator)[..., 0]
 
 
 def next_token(logits: torch.Tensor, cfg: SamplingConfig, generator: torch.Generator) -> int:

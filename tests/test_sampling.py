@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from core.config import SamplingConfig
-from core.sampling import make_generator, next_token, sample, target_probs
+from core.sampling import draw, draw_distinct, make_generator, next_token, sample, target_probs
 
 LOGITS = torch.log(torch.tensor([0.40, 0.25, 0.15, 0.10, 0.06, 0.04]))
 
@@ -69,3 +69,27 @@ def test_explicit_generators_are_reproducible_and_leave_global_rng_alone():
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert torch.equal(state, torch.random.get_rng_state())
     assert math.isclose(float(p.sum()), 1.0, rel_tol=1e-6)
+
+
+def test_several_draws_per_row_follow_unnormalised_weights_and_never_hit_a_massless_token():
+    weights = torch.tensor([0.0, 3.0, 0.0, 1.0, 6.0, 0.0])  # zeros first, between and last
+    ids = draw(weights.expand(4, -1), make_generator(1, torch.device("cpu")), n=25_000)
+    assert ids.shape == (4, 25_000)
+    counts = torch.bincount(ids.flatten(), minlength=weights.numel()).float()
+    assert chi_square(counts, weights / weights.sum()) < CRITICAL
+
+
+def test_distinct_draws_are_sampling_without_replacement():
+    w = torch.tensor([0.5, 0.3, 0.2, 0.0])
+    rng = make_generator(2, torch.device("cpu"))
+    pairs = [tuple(draw_distinct(w, 2, rng)) for _ in range(30_000)]
+    order = [(a, b) for a in range(3) for b in range(3) if a != b]
+    counts = torch.tensor([float(pairs.count(pair)) for pair in order])
+    exact = torch.tensor([float(w[a] * w[b] / (1 - w[a])) for a, b in order])  # P(a first) P(b | a gone)
+    assert chi_square(counts, exact) < CRITICAL  # 6 ordered pairs: 5 degrees of freedom
+    assert len(draw_distinct(w, 5, rng)) == 3  # only 3 tokens have mass
+
+
+def test_a_distribution_without_mass_is_refused_in_words():
+    with pytest.raises(ValueError, match="no finite, positive mass"):
+        draw(torch.zeros(5), make_generator(0, torch.device("cpu")))

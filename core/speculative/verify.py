@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import torch
 
+from core.sampling import draw, draw_distinct
+
 RULES = ("greedy", "match", "rrs", "rrsw", "spechub")
 
 
@@ -45,7 +47,7 @@ def _norm(x: torch.Tensor) -> torch.Tensor:
 
 
 def _draw(dist: torch.Tensor, rng: torch.Generator) -> int:
-    return int(torch.multinomial(dist, 1, generator=rng))
+    return int(draw(dist, rng)[0])
 
 
 def _uniform(rng: torch.Generator, device) -> float:
@@ -57,10 +59,9 @@ def draw_children(rule: str, q: torch.Tensor, k: int, rng: torch.Generator) -> l
     if rule in ("greedy", "match"):
         return torch.topk(q, k).indices.tolist()
     if rule == "rrs":
-        return torch.multinomial(q, k, replacement=True, generator=rng).tolist()
+        return draw(q, rng, k).tolist()
     if rule == "rrsw":
-        distinct = min(k, int((q > 0).sum()))  # cannot draw more distinct tokens than q supports
-        return torch.multinomial(q, distinct, replacement=False, generator=rng).tolist()
+        return draw_distinct(q, k, rng)  # cannot draw more distinct tokens than q supports
     if rule == "spechub":
         if k != 2:
             raise ValueError("SpecHub drafts exactly 2 children per node.")

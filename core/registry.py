@@ -62,7 +62,7 @@ METHODS: dict[str, MethodInfo] = {
             "Speculative (chain, self-draft)",
             run_speculative,
             "Single draft chain from the model's first layers + exit head; Leviathan et al. acceptance.",
-            {"name": "spec", "rule": "rrs", "k": 1, "depth": 4, "draft": "self"},
+            {"name": "spec", "rule": "rrs", "k": 1, "draft": "self"},
             ("depth", "layer", "draft", "draft_model", "draft_vocab"),
         ),
         MethodInfo(
@@ -70,7 +70,7 @@ METHODS: dict[str, MethodInfo] = {
             "Prompt lookup",
             run_speculative,
             "Single chain copied from the context after a matching n-gram; verified like spec.",
-            {"name": "pld", "rule": "rrs", "k": 1, "depth": 6, "draft": "lookup"},
+            {"name": "pld", "rule": "rrs", "k": 1, "draft": "lookup"},
             ("depth",),
         ),
         MethodInfo(
@@ -78,7 +78,7 @@ METHODS: dict[str, MethodInfo] = {
             "Draft tree, RRS",
             run_speculative,
             "Draft tree (k children i.i.d. from q), recursive rejection sampling with replacement.",
-            {"name": "rrs", "rule": "rrs", "k": 2, "depth": 4, "draft": "self"},
+            {"name": "rrs", "rule": "rrs", "k": 2, "draft": "self"},
             ("k", "depth", "layer", "draft", "draft_model", "draft_vocab"),
         ),
         MethodInfo(
@@ -86,7 +86,7 @@ METHODS: dict[str, MethodInfo] = {
             "Draft tree, RRS without replacement",
             run_speculative,
             "Draft tree (k distinct children), recursive rejection sampling without replacement.",
-            {"name": "rrsw", "rule": "rrsw", "k": 2, "depth": 4, "draft": "self"},
+            {"name": "rrsw", "rule": "rrsw", "k": 2, "draft": "self"},
             ("k", "depth", "layer", "draft", "draft_model", "draft_vocab"),
         ),
         MethodInfo(
@@ -94,7 +94,7 @@ METHODS: dict[str, MethodInfo] = {
             "Draft tree, SpecHub",
             run_speculative,
             "Binary draft tree whose pairs always hold the hub argmax q; SpecHub's optimal transport.",
-            {"name": "spechub", "rule": "spechub", "k": 2, "depth": 4, "draft": "self"},
+            {"name": "spechub", "rule": "spechub", "k": 2, "draft": "self"},
             ("k", "depth", "layer", "draft", "draft_model", "draft_vocab"),
         ),
         MethodInfo(

@@ -104,14 +104,26 @@ def test_eagle_is_identical_to_ar_at_temperature_0(tiny, tiny_head, name, option
     assert finished["draft_forwards"] > 0 and 0 <= finished["first_token_agreement"] <= 1
 
 
+@pytest.mark.parametrize("depth", [None, 3])  # None: the eagle draft's default depth, 1
 @pytest.mark.parametrize("name", ["spec", "rrs", "rrsw", "spechub"])
-def test_rules_accept_the_eagle_draft_and_stay_identical_to_ar(tiny, tiny_head, tiny_vocab, name):
+def test_rules_accept_the_eagle_draft_and_stay_identical_to_ar(tiny, tiny_head, tiny_vocab, name, depth):
     gen = GenerationConfig(24)
     ar = summarize(run(tiny, "ar", PROMPT, gen)).output_ids
-    events = run(tiny, name, PROMPT, gen, draft="eagle")
+    events = run(tiny, name, PROMPT, gen, draft="eagle", **({} if depth is None else {"depth": depth}))
     assert summarize(events).output_ids == ar
-    for tree in (e for e in events if isinstance(e, TreeStep)):
+    trees = [e for e in events if isinstance(e, TreeStep)]
+    assert {max(t.depths) for t in trees} <= {depth or 1} and max(max(t.depths) for t in trees) == (depth or 1)
+    for tree in trees:
         assert all(t in tiny_vocab for t in tree.tokens[1:])  # drafts come from the reduced vocabulary only
+
+
+def test_each_draft_source_has_its_own_default_depth(tiny, tiny_head):
+    gen = GenerationConfig(4)
+    assert run(tiny, "rrs", PROMPT, gen, draft="eagle")[0].config["depth"] == 1
+    assert run(tiny, "rrs", PROMPT, gen)[0].config["depth"] == 4  # the self-draft
+    assert run(tiny, "pld", PROMPT, gen)[0].config["depth"] == 6
+    with pytest.raises(ValueError, match="Unknown draft source 'psychic'"):
+        run(tiny, "rrs", PROMPT, gen, draft="psychic")
 
 
 def test_sampled_rule_runs_report_each_rules_exact_acceptance(tiny, tiny_head):

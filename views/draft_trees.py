@@ -22,6 +22,7 @@ from core.heads import fitted_exit_layer
 from core.heads.feature import feature_head_path
 from core.metrics import acceptance_per_depth, summarize
 from core.registry import RUN_ERRORS, get_method
+from core.speculative.drafts import default_depth
 from core.speculative.eagle import MAX_CHAIN, MAX_DYNAMIC_NODES, DynamicTree
 from core.speculative.tree import MAX_TREE_NODES, full_tree_size
 from core.trace import TreeStep
@@ -69,7 +70,7 @@ if dynamic:
     )
 else:
     k = c3.number_input("k (children per node)", 1, 4, 2, key="dt_k")
-    depth = c4.number_input("depth L", 1, 8, 4, key="dt_depth")
+    depth = c4.number_input("depth L", 1, 8, default_depth(source), key=f"dt_depth_{source}")  # per source
     layer = bounded_number(c5, "exit layer e", 1, layers - 1, fitted_exit_layer(layers, None), "dt_layer")
     nodes = full_tree_size(int(k), int(depth))
     st.caption(

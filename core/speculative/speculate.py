@@ -32,7 +32,14 @@ from core.models import LoadedModel
 from core.recorder import Recorder, excluding_consumer_time
 from core.sampling import make_generator, sample, target_probs
 from core.speculative.copies import PromptLookup
-from core.speculative.drafts import DraftChoice, DraftSource, DraftTree, LevelDrafter, make_draft_lm
+from core.speculative.drafts import (
+    DraftChoice,
+    DraftSource,
+    DraftTree,
+    LevelDrafter,
+    default_depth,
+    make_draft_lm,
+)
 from core.speculative.eagle import DynamicTree, make_feature_drafter
 from core.speculative.expected import EXACT_RULES, ExpectedTally, expected_acceptance
 from core.speculative.tree import TreeTopology
@@ -118,14 +125,16 @@ def run_speculative(
     name: str = "rrs",
     rule: str = "rrs",
     k: int = 2,
-    depth: int = 4,
+    depth: int | None = None,
     draft: str = "self",
     layer: int | None = None,
     draft_model: LoadedModel | None = None,
     draft_vocab: str = "reduced",
 ) -> Iterator:
     """Yield RunStarted, then per step a TreeStep and a StepCommitted, then RunFinished. ``draft``: self,
-    model, lookup or eagle; ``draft_vocab``: reduced or full (what the self-draft's exit head projects onto)."""
+    model, lookup or eagle; ``depth``: None for the draft's own default (``DEPTHS``); ``draft_vocab``: reduced
+    or full (what the self-draft's exit head projects onto)."""
+    depth = default_depth(draft) if depth is None else depth
     prompt_ids = encode_prompt(model, prompt, gen.max_new_tokens)
     layer = fitted_exit_layer(model.config.num_hidden_layers, layer)
     if rule == "spechub" and k != 2:  # checked before T = 0 turns every rule greedy

@@ -107,17 +107,19 @@ def format_speedup(value: float | None) -> str:
 
 
 def depth_counts(events: list) -> tuple[list[int], list[int]]:
-    """For depth d = 1..L (index d - 1): how many steps reached depth d - 1 in a tree at least d deep,
-    and how many of those accepted a draft token at depth d."""
+    """For depth d = 1..L (index d - 1, L the deepest tree of the run): how many steps accepted through
+    depth d - 1, and how many of those accepted a draft token at depth d. A step whose tree had nothing
+    to offer at depth d (a dynamic tree stopped above it, or left the accepted node childless) counts as
+    reaching d - 1 without accepting at d, so that 1 + sum_d prod_{i<=d} a_i is the run's mean accepted
+    length plus the final token, whatever the trees' shapes (``core.cost_model``)."""
     steps = [e for e in events if isinstance(e, TreeStep)]
     deepest = max((max(s.depths) for s in steps), default=0)
     reached, accepted = [0] * deepest, [0] * deepest
     for s in steps:
         got = len(s.accepted_path) - 1
-        for d in range(1, max(s.depths) + 1):
-            if got >= d - 1:
-                reached[d - 1] += 1
-                accepted[d - 1] += got >= d
+        for d in range(1, min(got + 1, deepest) + 1):
+            reached[d - 1] += 1
+            accepted[d - 1] += got >= d
     return reached, accepted
 
 

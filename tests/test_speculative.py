@@ -80,6 +80,12 @@ def test_acceptance_per_depth_from_hand_made_steps():
 
     # accepted lengths 0, 1, 3: depth 1 accepted 2/3, depth 2 accepted 1/2, depth 3 accepted 1/1
     assert acceptance_per_depth([step(0), step(1), step(3)]) == pytest.approx([2 / 3, 1 / 2, 1.0])
+    # a shallower tree whose path reached its leaf cannot accept deeper: it counts as a stop at depth 2
+    steps = [step(0), step(1), step(3), step(1, depth=1)]
+    rates = acceptance_per_depth(steps)
+    assert rates == pytest.approx([3 / 4, 1 / 3, 1.0])
+    mean_accepted = sum(len(s.accepted_path) - 1 for s in steps) / len(steps)
+    assert 1 + rates[0] + rates[0] * rates[1] + rates[0] * rates[1] * rates[2] == pytest.approx(1 + mean_accepted)
 
 
 def _scan(context: list[int], want: int, max_ngram: int) -> list[int]:

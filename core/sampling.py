@@ -7,6 +7,8 @@ draw takes an explicit ``torch.Generator``: nothing here seeds globally.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from core.config import SamplingConfig
@@ -43,26 +45,40 @@ def one_hot_argmax(logits: torch.Tensor) -> torch.Tensor:
     return out.scatter_(-1, logits.argmax(dim=-1, keepdim=True), 1.0)
 
 
+NO_MASS = "Cannot draw from a distribution with no finite, positive mass."
+
+
 def draw(probs: torch.Tensor, generator: torch.Generator, n: int = 1) -> torch.Tensor:
     """``n`` independent draws per row of probs [..., V] (any non-negative weights) -> ids [..., n].
 
-    By inverse CDF: x = the first token whose cumulative weight C(x) (float64) exceeds u * C(V), u ~ U[0, 1).
-    Why not ``torch.multinomial``: for one draw (or draws without replacement) it draws an exponential for
-    every token of the vocabulary, measured 1.4 ms a draw on 2 CPU cores for 49,152 tokens against 0.1 ms
-    here, and speculative sampling draws several times per step (drafts, residuals) where AR draws once."""
+    By inverse CDF: x = the first token whose cumulative weight C(x) (float64) exceeds u C(V), u ~ U[0, 1);
+    a token without weight never does. Why not ``torch.multinomial``: for one draw (or draws without
+    replacement) it draws an exponential for every token, measured 1.4 ms a draw on 2 CPU cores over
+    49,152 tokens against 0.1-0.3 ms here, and speculative sampling draws several times per step (children,
+    residuals) where AR draws once."""
     V = probs.shape[-1]
     flat = probs.reshape(-1, V)
     cdf = flat.double().cumsum(-1)
     total = cdf[:, -1:]
     if not bool(((total > 0) & torch.isfinite(total)).all()):
-        raise ValueError("Cannot draw from a distribution with no finite, positive mass.")
+        raise ValueError(NO_MASS)
     u = torch.rand(flat.shape[0], n, generator=generator, dtype=torch.float64, device=probs.device) * total
-    ids = torch.searchsorted(cdf, u, right=True).clamp_max(V - 1)
-    massless = flat.gather(-1, ids) <= 0
-    if bool(massless.any()):  # u * C(V) rounded up to C(V): the last token with mass, never one without
+    ids = torch.searchsorted(cdf, u, right=True)
+    if int(ids.max()) >= V:  # u C(V) rounded up to C(V): the last token with weight
         last = V - 1 - (flat.flip(-1) > 0).to(torch.int8).argmax(-1, keepdim=True)
-        ids = torch.where(massless, last, ids)
+        ids = torch.where(ids >= V, last, ids)
     return ids.reshape(*probs.shape[:-1], n)
+
+
+def draw_one(probs: torch.Tensor, generator: torch.Generator) -> int:
+    """One draw from probs [V], as ``draw`` does it with the fewest tensor calls (a step draws several)."""
+    cdf = probs.double().cumsum(0)
+    total = float(cdf[-1])
+    if not (total > 0 and math.isfinite(total)):
+        raise ValueError(NO_MASS)
+    u = float(torch.rand((), generator=generator, dtype=torch.float64, device=probs.device)) * total
+    x = int(torch.searchsorted(cdf, u, right=True))
+    return x if x < len(probs) else int((probs > 0).nonzero()[-1])
 
 
 def draw_distinct(probs: torch.Tensor, k: int, generator: torch.Generator) -> list[int]:
@@ -70,19 +86,14 @@ def draw_distinct(probs: torch.Tensor, k: int, generator: torch.Generator) -> li
     (sampling without replacement); fewer when probs has fewer than ``k`` tokens with mass."""
     left, out = probs.clone(), []
     for _ in range(min(k, int((probs > 0).sum()))):
-        x = int(draw(left, generator)[0])
+        x = draw_one(left, generator)
         out.append(x)
         left[x] = 0
     return out
-
-
-def sample(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """One draw per row of probs [..., V] -> ids [...]."""
-    return draw(probs, generator)[..., 0]
 
 
 def next_token(logits: torch.Tensor, cfg: SamplingConfig, generator: torch.Generator) -> int:
     """The next token for one position's logits [V]: argmax at T = 0, else a draw from p."""
     if cfg.greedy:
         return int(logits.argmax())
-    return int(sample(target_probs(logits, cfg), generator))
+    return draw_one(target_probs(logits, cfg), generator)

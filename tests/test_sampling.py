@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from core.config import SamplingConfig
-from core.sampling import draw, draw_distinct, make_generator, next_token, sample, target_probs
+from core.sampling import draw, draw_distinct, draw_one, make_generator, next_token, target_probs
 
 LOGITS = torch.log(torch.tensor([0.40, 0.25, 0.15, 0.10, 0.06, 0.04]))
 
@@ -20,7 +20,7 @@ def chi_square(counts: torch.Tensor, probs: torch.Tensor) -> float:
 
 
 def draw_counts(probs: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
-    ids = sample(probs.expand(n, -1), make_generator(seed, torch.device("cpu")))
+    ids = draw(probs.expand(n, -1), make_generator(seed, torch.device("cpu")))[:, 0]
     return torch.bincount(ids, minlength=probs.numel()).float()
 
 
@@ -63,9 +63,9 @@ def test_the_distribution_check_rejects_a_wrong_sampler():
 def test_explicit_generators_are_reproducible_and_leave_global_rng_alone():
     p = target_probs(LOGITS, SamplingConfig(temperature=1.0))
     state = torch.random.get_rng_state()
-    a = sample(p.expand(50, -1), make_generator(5, torch.device("cpu")))
-    b = sample(p.expand(50, -1), make_generator(5, torch.device("cpu")))
-    c = sample(p.expand(50, -1), make_generator(6, torch.device("cpu")))
+    a = draw(p.expand(50, -1), make_generator(5, torch.device("cpu")))
+    b = draw(p.expand(50, -1), make_generator(5, torch.device("cpu")))
+    c = draw(p.expand(50, -1), make_generator(6, torch.device("cpu")))
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert torch.equal(state, torch.random.get_rng_state())
     assert math.isclose(float(p.sum()), 1.0, rel_tol=1e-6)
@@ -90,6 +90,16 @@ def test_distinct_draws_are_sampling_without_replacement():
     assert len(draw_distinct(w, 5, rng)) == 3  # only 3 tokens have mass
 
 
-def test_a_distribution_without_mass_is_refused_in_words():
-    with pytest.raises(ValueError, match="no finite, positive mass"):
-        draw(torch.zeros(5), make_generator(0, torch.device("cpu")))
+def test_single_draws_follow_p_and_skip_massless_tokens():
+    weights = torch.tensor([0.0, 3.0, 0.0, 1.0, 6.0, 0.0])
+    rng = make_generator(3, torch.device("cpu"))
+    counts = torch.bincount(torch.tensor([draw_one(weights, rng) for _ in range(20_000)]), minlength=6).float()
+    assert chi_square(counts, weights / weights.sum()) < CRITICAL
+
+
+@pytest.mark.parametrize("bad", [torch.zeros(5), torch.tensor([0.5, float("nan"), 0.5])])
+def test_a_distribution_without_mass_is_refused_in_words(bad):
+    rng = make_generator(0, torch.device("cpu"))
+    for drawer in (draw, draw_one):
+        with pytest.raises(ValueError, match="no finite, positive mass"):
+            drawer(bad, rng)

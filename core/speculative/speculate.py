@@ -30,7 +30,7 @@ from core.engine.cost import device_curve
 from core.heads import fitted_exit_layer
 from core.models import LoadedModel
 from core.recorder import Recorder, excluding_consumer_time
-from core.sampling import make_generator, sample, target_probs
+from core.sampling import draw_one, make_generator, target_probs
 from core.speculative.copies import PromptLookup
 from core.speculative.drafts import (
     DraftChoice,
@@ -74,7 +74,7 @@ def walk_tree(tree: DraftTree, logits: torch.Tensor, rule: str, sampling: Sampli
         p_at[node] = target_probs(logits[node], sampling)
         kids = tree.candidates(node)
         if not kids:
-            final = int(p_at[node].argmax()) if sampling.greedy else int(sample(p_at[node], rng))
+            final = int(p_at[node].argmax()) if sampling.greedy else draw_one(p_at[node], rng)
             return Walk(nodes, final, "bonus", examined, p_at)
         verdict = verify_node(rule, p_at[node], tree.q[node], [tree.tokens[c] for c in kids], rng)
         examined[node] = len(kids) if verdict.accepted is None else verdict.accepted + 1

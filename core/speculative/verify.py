@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-from core.sampling import draw, draw_distinct
+from core.sampling import draw, draw_distinct, draw_one
 
 RULES = ("greedy", "match", "rrs", "rrsw", "spechub")
 
@@ -44,10 +44,6 @@ class NodeVerdict:
 def _norm(x: torch.Tensor) -> torch.Tensor:
     total = x.sum()
     return x / total if total > 0 else x
-
-
-def _draw(dist: torch.Tensor, rng: torch.Generator) -> int:
-    return int(draw(dist, rng)[0])
 
 
 def _uniform(rng: torch.Generator, device) -> float:
@@ -66,12 +62,12 @@ def draw_children(rule: str, q: torch.Tensor, k: int, rng: torch.Generator) -> l
         if k != 2:
             raise ValueError("SpecHub drafts exactly 2 children per node.")
         hub = int(q.argmax())
-        first = _draw(q, rng)
+        first = draw_one(q, rng)
         if first != hub:
             return [first, hub]
         rest = q.clone()
         rest[hub] = 0
-        return [hub, _draw(_norm(rest), rng)] if rest.sum() > 0 else [hub]
+        return [hub, draw_one(_norm(rest), rng)] if rest.sum() > 0 else [hub]
     raise ValueError(f"Unknown verification rule {rule!r}; known: {', '.join(RULES)}.")
 
 
@@ -81,7 +77,7 @@ def verify_greedy(p: torch.Tensor, children: list[int]) -> NodeVerdict:
 
 
 def verify_match(p: torch.Tensor, children: list[int], rng: torch.Generator) -> NodeVerdict:
-    x = _draw(p, rng)
+    x = draw_one(p, rng)
     return NodeVerdict(children.index(x), None) if x in children else NodeVerdict(None, x)
 
 
@@ -91,7 +87,7 @@ def verify_rrs(p: torch.Tensor, q: torch.Tensor, children: list[int], rng: torch
         if _uniform(rng, p.device) < min(1.0, float(r[x] / q[x])):
             return NodeVerdict(j, None)
         r = _norm(torch.clamp(r - q, min=0))
-    return NodeVerdict(None, _draw(r, rng))
+    return NodeVerdict(None, draw_one(r, rng))
 
 
 def verify_rrsw(p: torch.Tensor, q: torch.Tensor, children: list[int], rng: torch.Generator) -> NodeVerdict:
@@ -102,7 +98,7 @@ def verify_rrsw(p: torch.Tensor, q: torch.Tensor, children: list[int], rng: torc
         r = _norm(torch.clamp(r - qj, min=0))
         qj[x] = 0
         qj = _norm(qj)
-    return NodeVerdict(None, _draw(r, rng))
+    return NodeVerdict(None, draw_one(r, rng))
 
 
 def spechub_parts(p: torch.Tensor, q: torch.Tensor) -> tuple[int, torch.Tensor, float]:
@@ -136,7 +132,7 @@ def verify_spechub(p: torch.Tensor, q: torch.Tensor, children: list[int], rng: t
         return NodeVerdict(1 - j_index, None)
     res = torch.clamp(p - s, min=0)
     res[hub] = max(float(p[hub]) - min(float(p[hub]), m), 0.0)
-    return NodeVerdict(None, _draw(_norm(res), rng))
+    return NodeVerdict(None, draw_one(_norm(res), rng))
 
 
 def verify_node(rule: str, p: torch.Tensor, q: torch.Tensor, children: list[int], rng: torch.Generator) -> NodeVerdict:

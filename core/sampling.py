@@ -58,7 +58,7 @@ def draw(probs: torch.Tensor, generator: torch.Generator, n: int = 1) -> torch.T
     residuals) where AR draws once."""
     V = probs.shape[-1]
     flat = probs.reshape(-1, V)
-    cdf = flat.double().cumsum(-1)
+    cdf = torch.cumsum(flat, -1, dtype=torch.float64)
     total = cdf[:, -1:]
     if not bool(((total > 0) & torch.isfinite(total)).all()):
         raise ValueError(NO_MASS)
@@ -72,20 +72,20 @@ def draw(probs: torch.Tensor, generator: torch.Generator, n: int = 1) -> torch.T
 
 def draw_one(probs: torch.Tensor, generator: torch.Generator) -> int:
     """One draw from probs [V], as ``draw`` does it with the fewest tensor calls (a step draws several)."""
-    cdf = probs.double().cumsum(0)
+    cdf = torch.cumsum(probs, 0, dtype=torch.float64)
     total = float(cdf[-1])
     if not (total > 0 and math.isfinite(total)):
         raise ValueError(NO_MASS)
     u = float(torch.rand((), generator=generator, dtype=torch.float64, device=probs.device)) * total
     x = int(torch.searchsorted(cdf, u, right=True))
-    return x if x < len(probs) else int((probs > 0).nonzero()[-1])
+    return x if x < probs.shape[0] else int((probs > 0).nonzero()[-1])
 
 
 def draw_distinct(probs: torch.Tensor, k: int, generator: torch.Generator) -> list[int]:
     """Up to ``k`` distinct tokens from probs [V], drawn one after another, each from what is left
     (sampling without replacement); fewer when probs has fewer than ``k`` tokens with mass."""
     left, out = probs.clone(), []
-    for _ in range(min(k, int((probs > 0).sum()))):
+    for _ in range(min(k, int(torch.count_nonzero(probs)))):
         x = draw_one(left, generator)
         out.append(x)
         left[x] = 0

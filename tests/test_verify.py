@@ -27,12 +27,12 @@ def emitted(rule, p, q, k, gen, verify=verify_node):
 
 def histogram(rule, k, verify=verify_node, p=P, q=Q, seed=0, n=N):
     gen = torch.Generator().manual_seed(seed)
-    counts, accepted = torch.zeros(len(p)), 0
+    counts, accepted = [0] * len(p), 0  # Python counts: a tensor update per draw costs as much as a rule's step
     for _ in range(n):
         tok, acc = emitted(rule, p, q, k, gen, verify)
         counts[tok] += 1
         accepted += acc
-    return counts, accepted / n
+    return torch.tensor(counts, dtype=torch.float32), accepted / n
 
 
 @pytest.mark.slow

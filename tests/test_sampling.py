@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from core.config import SamplingConfig
-from core.sampling import draw, draw_distinct, draw_one, make_generator, next_token, target_probs
+from core.sampling import draw_distinct, draw_one, draws, make_generator, next_token, target_probs
 
 LOGITS = torch.log(torch.tensor([0.40, 0.25, 0.15, 0.10, 0.06, 0.04]))
 
@@ -20,8 +20,8 @@ def chi_square(counts: torch.Tensor, probs: torch.Tensor) -> float:
 
 
 def draw_counts(probs: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
-    ids = draw(probs.expand(n, -1), make_generator(seed, torch.device("cpu")))[:, 0]
-    return torch.bincount(ids, minlength=probs.numel()).float()
+    ids = draws(probs, make_generator(seed, torch.device("cpu")), n)
+    return torch.bincount(torch.tensor(ids), minlength=probs.numel()).float()
 
 
 # chi-square critical value at p = 0.001 for up to 5 degrees of freedom
@@ -63,19 +63,19 @@ def test_the_distribution_check_rejects_a_wrong_sampler():
 def test_explicit_generators_are_reproducible_and_leave_global_rng_alone():
     p = target_probs(LOGITS, SamplingConfig(temperature=1.0))
     state = torch.random.get_rng_state()
-    a = draw(p.expand(50, -1), make_generator(5, torch.device("cpu")))
-    b = draw(p.expand(50, -1), make_generator(5, torch.device("cpu")))
-    c = draw(p.expand(50, -1), make_generator(6, torch.device("cpu")))
-    assert torch.equal(a, b) and not torch.equal(a, c)
+    a = draws(p, make_generator(5, torch.device("cpu")), 50)
+    b = draws(p, make_generator(5, torch.device("cpu")), 50)
+    c = draws(p, make_generator(6, torch.device("cpu")), 50)
+    assert a == b and a != c
     assert torch.equal(state, torch.random.get_rng_state())
     assert math.isclose(float(p.sum()), 1.0, rel_tol=1e-6)
 
 
-def test_several_draws_per_row_follow_unnormalised_weights_and_never_hit_a_massless_token():
+def test_several_draws_follow_unnormalised_weights_and_never_hit_a_massless_token():
     weights = torch.tensor([0.0, 3.0, 0.0, 1.0, 6.0, 0.0])  # zeros first, between and last
-    ids = draw(weights.expand(4, -1), make_generator(1, torch.device("cpu")), n=25_000)
-    assert ids.shape == (4, 25_000)
-    counts = torch.bincount(ids.flatten(), minlength=weights.numel()).float()
+    ids = draws(weights, make_generator(1, torch.device("cpu")), 100_000)
+    assert len(ids) == 100_000
+    counts = torch.bincount(torch.tensor(ids), minlength=weights.numel()).float()
     assert chi_square(counts, weights / weights.sum()) < CRITICAL
 
 
@@ -100,6 +100,6 @@ def test_single_draws_follow_p_and_skip_massless_tokens():
 @pytest.mark.parametrize("bad", [torch.zeros(5), torch.tensor([0.5, float("nan"), 0.5])])
 def test_a_distribution_without_mass_is_refused_in_words(bad):
     rng = make_generator(0, torch.device("cpu"))
-    for drawer in (draw, draw_one):
+    for drawer in (draws, draw_one):
         with pytest.raises(ValueError, match="no finite, positive mass"):
             drawer(bad, rng)

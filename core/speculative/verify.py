@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-from core.sampling import draw, draw_distinct, draw_one
+from core.sampling import draw_distinct, draw_one, draws
 
 RULES = ("greedy", "match", "rrs", "rrsw", "spechub")
 
@@ -41,13 +41,14 @@ class NodeVerdict:
     residual_token: int | None
 
 
-def _norm(x: torch.Tensor) -> torch.Tensor:
-    total = x.sum()
-    return x / total if total > 0 else x
-
-
 def _uniform(rng: torch.Generator, device) -> float:
     return float(torch.rand((), generator=rng, device=device))
+
+
+def _accepts(u: float, r_x: float, r_total: float, q_x: float, q_total: float) -> bool:
+    """u < min(1, r(x) / q(x)) for weights r, q kept unnormalised with their totals (no division,
+    so an exhausted residual, total 0, simply rejects)."""
+    return u * r_total * q_x < r_x * q_total
 
 
 def draw_children(rule: str, q: torch.Tensor, k: int, rng: torch.Generator) -> list[int]:
@@ -55,7 +56,7 @@ def draw_children(rule: str, q: torch.Tensor, k: int, rng: torch.Generator) -> l
     if rule in ("greedy", "match"):
         return torch.topk(q, k).indices.tolist()
     if rule == "rrs":
-        return draw(q, rng, k).tolist()
+        return draws(q, rng, k)
     if rule == "rrsw":
         return draw_distinct(q, k, rng)  # cannot draw more distinct tokens than q supports
     if rule == "spechub":
@@ -67,7 +68,7 @@ def draw_children(rule: str, q: torch.Tensor, k: int, rng: torch.Generator) -> l
             return [first, hub]
         rest = q.clone()
         rest[hub] = 0
-        return [hub, draw_one(_norm(rest), rng)] if rest.sum() > 0 else [hub]
+        return [hub, draw_one(rest, rng)] if bool(rest.any()) else [hub]
     raise ValueError(f"Unknown verification rule {rule!r}; known: {', '.join(RULES)}.")
 
 
@@ -82,57 +83,64 @@ def verify_match(p: torch.Tensor, children: list[int], rng: torch.Generator) -> 
 
 
 def verify_rrs(p: torch.Tensor, q: torch.Tensor, children: list[int], rng: torch.Generator) -> NodeVerdict:
-    r = p.clone()
+    """r, the residual, is kept as weights with total r_total: r <- max(r - r_total q, 0) is
+    r_total * (norm(r) - q)^+, the normalised residual scaled, and draws need no normalising."""
+    r, r_total = p, 1.0
     for j, x in enumerate(children):
-        if _uniform(rng, p.device) < min(1.0, float(r[x] / q[x])):
+        if _accepts(_uniform(rng, p.device), float(r[x]), r_total, float(q[x]), 1.0):
             return NodeVerdict(j, None)
-        r = _norm(torch.clamp(r - q, min=0))
+        r = torch.sub(r, q, alpha=r_total).clamp_(min=0)
+        r_total = float(r.sum())
     return NodeVerdict(None, draw_one(r, rng))
 
 
 def verify_rrsw(p: torch.Tensor, q: torch.Tensor, children: list[int], rng: torch.Generator) -> NodeVerdict:
-    r, qj = p.clone(), q.clone()
+    """As ``verify_rrs``, with q_j = q without the children before x_j (weights qj, total q_total)."""
+    r, r_total, qj, q_total = p, 1.0, q.clone(), 1.0
     for j, x in enumerate(children):
-        if _uniform(rng, p.device) < min(1.0, float(r[x] / qj[x])):
+        q_x = float(qj[x])
+        if _accepts(_uniform(rng, p.device), float(r[x]), r_total, q_x, q_total):
             return NodeVerdict(j, None)
-        r = _norm(torch.clamp(r - qj, min=0))
+        r = torch.sub(r, qj, alpha=r_total / q_total).clamp_(min=0)
+        r_total = float(r.sum())
         qj[x] = 0
-        qj = _norm(qj)
+        q_total -= q_x
     return NodeVerdict(None, draw_one(r, rng))
 
 
 def spechub_parts(p: torch.Tensor, q: torch.Tensor) -> tuple[int, torch.Tensor, float]:
-    """(hub a, s over non-hub tokens, M = sum_{j != a} max(s(j) - p(j), 0))."""
+    """(hub a, s over non-hub tokens, M = sum_{j != a} max(s(j) - p(j), 0)); s(a) = 0, so the hub adds
+    nothing to M."""
     hub = int(q.argmax())
     s = q.clone()
     s[hub] = 0
-    s = _norm(s)
-    leftover = torch.clamp(s - p, min=0)
-    leftover[hub] = 0
-    return hub, s, float(leftover.sum())
+    s.div_(float(s.sum()) or 1.0)
+    return hub, s, float((s - p).clamp_(min=0).sum())
 
 
 def spechub_acceptance(p: torch.Tensor, q: torch.Tensor) -> float:
     """Closed form: sum_{j != a} min(p(j), s(j)) + min(p(a), M)."""
     hub, s, m = spechub_parts(p, q)
-    both = torch.minimum(p, s)
-    both[hub] = 0
+    both = torch.minimum(p, s)  # s(a) = 0: the hub adds nothing
     return float(both.sum()) + min(float(p[hub]), m)
 
 
 def verify_spechub(p: torch.Tensor, q: torch.Tensor, children: list[int], rng: torch.Generator) -> NodeVerdict:
-    hub, s, m = spechub_parts(p, q)
     if len(children) == 1:  # q put all its mass on the hub: plain rejection sampling of the hub
         return verify_rrs(p, q, children, rng)
+    hub = int(q.argmax())
     j_index = 0 if children[0] != hub else 1
     j = children[j_index]
-    if _uniform(rng, p.device) < min(1.0, float(p[j] / s[j])):
+    # u < p(j) / s(j) with s(j) = q(j) / (1 - q(a)): s over the whole vocabulary only after a rejection
+    if _accepts(_uniform(rng, p.device), float(p[j]), 1.0, float(q[j]), 1.0 - float(q[hub])):
         return NodeVerdict(j_index, None)
-    if m > 0 and _uniform(rng, p.device) < min(1.0, float(p[hub]) / m):
+    _, s, m = spechub_parts(p, q)
+    p_hub = float(p[hub])
+    if _accepts(_uniform(rng, p.device), p_hub, 1.0, m, 1.0):
         return NodeVerdict(1 - j_index, None)
-    res = torch.clamp(p - s, min=0)
-    res[hub] = max(float(p[hub]) - min(float(p[hub]), m), 0.0)
-    return NodeVerdict(None, draw_one(_norm(res), rng))
+    res = (p - s).clamp_(min=0)
+    res[hub] = max(p_hub - m, 0.0)
+    return NodeVerdict(None, draw_one(res, rng))
 
 
 def verify_node(rule: str, p: torch.Tensor, q: torch.Tensor, children: list[int], rng: torch.Generator) -> NodeVerdict:

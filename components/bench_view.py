@@ -24,6 +24,7 @@ SUMMARY_COLUMNS = [
     "ttft_s",
     "proxy_loglik",
     "proxy_overlap_with_ar",
+    "proxy_repetition",
 ]
 
 

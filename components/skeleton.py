@@ -228,10 +228,17 @@ def render_quality(model, state: dict[str, list], *, load: Callable[[str], objec
             st.warning(str(exc))
     st.caption(
         "Proxy, not a judgement: the full model's mean log-likelihood of each answer given the question "
-        "(nats per token, higher = more likely to the model), and unigram overlap (ROUGE-1 F) with the AR answer."
+        "(nats per token, higher = more likely to the model), unigram overlap (ROUGE-1 F) with the AR answer, and "
+        "the share of the answer's token 4-grams it already wrote. Read the first beside the last: a greedy loop "
+        "is very likely to the model, so a looping answer gets a high log-likelihood."
     )
     table = [
-        {"method": n, "proxy: log-likelihood": s["loglik"], "proxy: overlap with AR": s["overlap_with_ar"]}
+        {
+            "method": n,
+            "proxy: log-likelihood": s["loglik"],
+            "proxy: overlap with AR": s["overlap_with_ar"],
+            "proxy: repeated 4-grams": s["repetition"],
+        }
         for n, s in st.session_state["sg_proxy"][1].items()
     ]
     render_table(table, key="sg-proxy")

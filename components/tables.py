@@ -21,6 +21,7 @@ LABELS = {  # the bench JSON's field names, as column titles and axis labels
     "ttft_s": "first token s",
     "proxy_loglik": "log-likelihood proxy (nats/token)",
     "proxy_overlap_with_ar": "overlap with AR",
+    "proxy_repetition": "repeated 4-grams",
     "method": "method",
     "id": "prompt",
     "category": "category",

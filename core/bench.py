@@ -103,8 +103,8 @@ def summarize_runs(runs: list[dict], methods: list[str], curve: dict | None = No
     wall_speedup_vs_ar (AR's total wall-clock / this method's, same prompts: for methods whose answers
     differ from AR's, e.g. sot and sgd, the time to a whole answer),
     mean_accepted (tokens per target forward, null for non-drafting methods),
-    acceptance_rate, identical_to_ar (prompts whose ids equal ar's; null without ar), proxy_loglik and
-    proxy_overlap_with_ar (quality proxies, means over prompts; null for lossless methods, see
+    acceptance_rate, identical_to_ar (prompts whose ids equal ar's; null without ar), proxy_loglik,
+    proxy_overlap_with_ar and proxy_repetition (quality proxies, means over prompts; null for lossless methods, see
     ``add_quality_proxies``); for drafting methods ``cost_model`` (``core.cost_model``; ``curve``: the
     device's v(n), else each step's measured verify time stands in)."""
     failed = [r for r in runs if "failed" in r]
@@ -136,6 +136,7 @@ def summarize_runs(runs: list[dict], methods: list[str], curve: dict | None = No
             "acceptance_per_depth": _pooled_depth_rates(mine),
             "proxy_loglik": _mean_of(mine, "proxy_loglik"),
             "proxy_overlap_with_ar": _mean_of(mine, "proxy_overlap_with_ar"),
+            "proxy_repetition": _mean_of(mine, "proxy_repetition"),
             "failed": sum(r["method"] == name for r in failed),
             "expected_acceptance": _pooled_expected(mine),
             **_mean_extras(mine),
@@ -223,7 +224,8 @@ def _pooled_expected(runs: list[dict]) -> dict | None:
 def add_quality_proxies(model, prompts: list[Prompt], runs: list[dict]) -> None:
     """For methods whose answers differ from AR's by design (``lossless=False``: sot, sgd) and for AR
     beside them: ``proxy_loglik`` (the full model's mean log-likelihood of the answer, nats per token)
-    and ``proxy_overlap_with_ar`` (unigram F1 with AR's answer; None without an AR run), core.skeleton.quality."""
+    ``proxy_overlap_with_ar`` (unigram F1 with AR's answer; None without an AR run) and ``proxy_repetition``
+    (the share of the answer's token 4-grams seen earlier in it), core.skeleton.quality."""
     for p in prompts:
         for ar in ("ar", "ar" + SERVED):
             mine = [
@@ -239,6 +241,7 @@ def add_quality_proxies(model, prompts: list[Prompt], runs: list[dict]) -> None:
             for r in mine:
                 r["proxy_loglik"] = scores[r["method"]]["loglik"]
                 r["proxy_overlap_with_ar"] = scores[r["method"]]["overlap_with_ar"]
+                r["proxy_repetition"] = scores[r["method"]]["repetition"]
 
 
 def _mean_of(runs: list[dict], key: str) -> float | None:

@@ -248,6 +248,7 @@ def test_skeleton_graph_page_runs_ar_sot_sgd_and_shows_the_dag_and_quality(tiny)
     assert list(table["method"]) == ["ar", "sot", "sgd"] and list(table["waves"])[1:] == ["1", "2"]
     proxy = at.dataframe[1].value
     assert "proxy: log-likelihood" in proxy.columns and len(proxy) == 3
+    assert proxy["proxy: repeated 4-grams"].astype(float).between(0, 1).all()
     at.text_input(key="sg_judge_id").set_value("tiny-random-llama")
     at.button(key="sg_judge_run").click().run()
     assert not at.exception

@@ -169,6 +169,7 @@ def test_bench_records_bpd_and_skeleton_figures_on_held_out_prompts(tmp_path):
         rec = data["methods"][name]
         assert rec["proxy_loglik"] < 0
         assert rec["proxy_overlap_with_ar"] == overlap_f1(texts[name], texts["ar"])
+        assert 0 <= rec["proxy_repetition"] < 1
     bad = bench("--methods", "ar", "--split", "nonsense", "--json", str(out))
     assert bad.returncode == 2
 

@@ -15,7 +15,15 @@ from core.served.methods import expansion_prompt
 from core.skeleton.decode import answer_opening
 from core.skeleton.format import LINE, MAX_POINTS, parse_skeleton, skeleton_graph, waves
 from core.skeleton.pool import PoolMember, member_index, wave_members
-from core.skeleton.quality import JudgeError, answer_loglik, judge_with_endpoint, judge_with_model, overlap_f1
+from core.skeleton.quality import (
+    JudgeError,
+    answer_loglik,
+    judge_with_endpoint,
+    judge_with_model,
+    overlap_f1,
+    proxy_scores,
+    repetition,
+)
 from core.skeleton.rows import MIN_ITEM_TOKENS, decode_rows, item_enders, no_early_end
 from core.skeleton.writer import write_skeleton
 from core.text import encode_prompt
@@ -216,6 +224,19 @@ def test_overlap_and_loglik_proxies(tiny):
     assert overlap_f1("the cat", "the dog") == pytest.approx(0.5)
     own = summarize(run(tiny, "ar", "Tell me a story", GenerationConfig(12))).text
     assert answer_loglik(tiny, "Tell me a story", own) > answer_loglik(tiny, "Tell me a story", "zebra quantum ок 42")
+
+
+def test_repetition_counts_n_grams_already_written():
+    assert repetition([1, 2, 3, 4, 5, 6]) == 0.0 and repetition([1, 2, 3]) == 0.0
+    assert repetition([1, 2, 3, 4] * 5) == pytest.approx(1 - 4 / 17)  # 17 4-grams, 4 distinct
+    assert repetition([7, 7, 7, 7, 7], n=2) == pytest.approx(3 / 4)
+
+
+def test_proxy_scores_give_every_answer_its_repetition(tiny):
+    loop, varied = "the cat sat on the mat " * 6, "A short answer with words that never come back again."
+    scores = proxy_scores(tiny, "Tell me a story", {"ar": loop, "sot": varied})
+    assert scores["ar"]["repetition"] > 0.5 and scores["sot"]["repetition"] == 0.0
+    assert scores["sot"]["overlap_with_ar"] == overlap_f1(varied, loop)
 
 
 def test_local_judge_gives_a_score_between_1_and_5(tiny):

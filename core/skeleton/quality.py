@@ -3,7 +3,10 @@
 Offline proxies, always computed and always called proxies:
 - ``answer_loglik``: the full model's mean log-likelihood (nats per token) of the answer
   given the question (its chat prompt); higher = the model finds the answer more likely;
-- ``overlap_f1``: unigram F1 between an answer and the AR answer (ROUGE-1 F).
+- ``overlap_f1``: unigram F1 between an answer and the AR answer (ROUGE-1 F);
+- ``repetition``: the share of the answer's token 4-grams that already occurred earlier in it. Read it
+  beside the log-likelihood: a greedy loop ("The eternal debate:" twenty times) is very likely to the
+  model, so the likelihood alone ranks a loop above a varied answer.
 A judge, when the user gives one, scores each answer 1-5 with the same instruction:
 - a local chat model: the probability-weighted score over the digits 1-5 as its first token;
 - an OpenAI-compatible endpoint (``.../v1`` or ``.../chat/completions``): the first digit 1-5 of its reply.
@@ -62,14 +65,21 @@ def overlap_f1(answer: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def repetition(ids: list[int], n: int = 4) -> float:
+    """The share of the n-grams of ``ids`` that occurred earlier in ``ids``: 0 for none, near 1 for a loop."""
+    grams = [tuple(ids[i : i + n]) for i in range(len(ids) - n + 1)]
+    return 1.0 - len(set(grams)) / len(grams) if grams else 0.0
+
+
 def proxy_scores(model: LoadedModel, question: str, answers: dict[str, str], reference: str = "ar") -> dict:
     """Per answer: {"loglik": mean log-likelihood, "overlap_with_ar": unigram F1 with ``answers[reference]``
-    (None without a reference answer)}."""
+    (None without a reference answer), "repetition": the share of repeated token 4-grams}."""
     ref = answers.get(reference)
     return {
         name: {
             "loglik": answer_loglik(model, question, text),
             "overlap_with_ar": overlap_f1(text, ref) if ref is not None else None,
+            "repetition": repetition(model.tokenizer(text, add_special_tokens=False)["input_ids"]),
         }
         for name, text in answers.items()
     }

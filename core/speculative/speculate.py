@@ -7,7 +7,8 @@ One step, in the four named calls of the Medusa step loop:
                (self-draft: layers [e, L) only, on the draft's hidden states);
     evaluate - walk from the root: at each node the rule accepts at most one child
                (``core.speculative.verify.verify_node``); stop with a residual draw after a
-               rejection, or a bonus token drawn from p at a leaf;
+               rejection, or a bonus token drawn from p at a leaf (greedy on an accelerator: every
+               node at once, ``greedy_walk``);
     update   - the KV cache keeps the accepted path only (``engine.keep``).
 At temperature 0 every rule is the greedy rule, so output equals ``ar`` token for token.
 
@@ -30,7 +31,7 @@ from core.engine.cost import device_curve
 from core.heads import fitted_exit_layer
 from core.models import LoadedModel
 from core.recorder import Recorder, excluding_consumer_time
-from core.sampling import draw_one, make_generator, target_probs
+from core.sampling import draw_one, make_generator, one_hot_argmax, target_probs
 from core.speculative.copies import PromptLookup
 from core.speculative.drafts import (
     DraftChoice,
@@ -43,7 +44,7 @@ from core.speculative.drafts import (
 from core.speculative.eagle import DynamicTree, make_feature_drafter
 from core.speculative.expected import EXACT_RULES, ExpectedTally, expected_acceptance
 from core.speculative.tree import TreeTopology
-from core.speculative.verify import Walk, verify_node
+from core.speculative.verify import Walk, greedy_tree, verify_node
 from core.text import encode_prompt
 from core.trace import TreeStep
 
@@ -82,6 +83,35 @@ def walk_tree(tree: DraftTree, logits: torch.Tensor, rule: str, sampling: Sampli
             return Walk(nodes, verdict.residual_token, "resampled", examined, p_at)
         node = kids[verdict.accepted]
         nodes.append(node)
+
+
+def evaluate(tree: DraftTree, logits: torch.Tensor, rule: str, sampling: SamplingConfig, rng: torch.Generator) -> Walk:
+    """The step's third call: the rule's walk, or on an accelerator at temperature 0 ``greedy_walk``, which reads
+    the device once per step instead of once per visited node. On this CPU the walk is the faster (380-650 µs
+    against 770-2,400 µs for trees of 3-31 nodes over 49,152 tokens): it takes the argmax of the 2-3 nodes it
+    visits, ``greedy_walk`` that of every node."""
+    if rule == "greedy" and logits.device.type != "cpu":
+        return greedy_walk(tree, logits)
+    return walk_tree(tree, logits, rule, sampling, rng)
+
+
+def greedy_walk(tree: DraftTree, logits: torch.Tensor) -> Walk:
+    """``walk_tree`` at temperature 0 with every node evaluated at once on the device (``greedy_tree``) and
+    one read back instead of one per visited node: the same path, final token and colouring."""
+    topo, device = tree.topology, logits.device
+    offered = [True] * topo.size
+    for node in range(topo.size):
+        for c in topo.children(node)[len(tree.candidates(node)) :]:
+            offered[c] = False
+    tokens, parent = torch.tensor(tree.tokens, device=device), torch.tensor(topo.parent, device=device)
+    on_path, best = greedy_tree(logits, tokens, parent, topo.mask.to(device), torch.tensor(offered, device=device))
+    nodes = [i for i, accepted in enumerate(on_path) if accepted]
+    examined = {a: tree.candidates(a).index(b) + 1 for a, b in zip(nodes, nodes[1:], strict=False)}
+    last, kids = nodes[-1], tree.candidates(nodes[-1])
+    if kids:
+        examined[last] = len(kids)
+    p = dict(zip(nodes, one_hot_argmax(logits[nodes]), strict=True))
+    return Walk(nodes, best[last], "resampled" if kids else "bonus", examined, p)
 
 
 def tree_event(step: int, rule: str, tree: DraftTree, walk: Walk, tokenizer, t: float) -> TreeStep:
@@ -230,7 +260,7 @@ def speculate(
         t1 = time.perf_counter()
         verified = verify_tree(engine, tree)
         t2 = time.perf_counter()
-        walk = walk_tree(tree, verified.logits[0], rule, sampling, rng)
+        walk = evaluate(tree, verified.logits[0], rule, sampling, rng)
         engine.keep([engine.length + n for n in walk.nodes])
         source.accept(tree, walk.nodes, verified.last_hidden[:, walk.nodes])
         emitted = [tree.tokens[n] for n in walk.nodes[1:]] + [walk.final_token]

@@ -158,6 +158,27 @@ def verify_node(rule: str, p: torch.Tensor, q: torch.Tensor, children: list[int]
     raise ValueError(f"Unknown verification rule {rule!r}; known: {', '.join(RULES)}.")
 
 
+def greedy_tree(
+    logits: torch.Tensor, tokens: torch.Tensor, parent: torch.Tensor, ancestors: torch.Tensor, offered: torch.Tensor
+) -> tuple[list[bool], list[int]]:
+    """The greedy rule at every node of a tree at once, on the logits' device, read back once.
+
+    logits [N, V], tokens [N], parent [N] (root -1), ancestors [N, N] (ancestor-or-self), offered [N] (a child
+    the draft really offered, not a padding copy). With a_i = argmax p_i, the target's token after node i, node
+    i matches when x_i = a_{parent(i)} and no earlier offered sibling holds x_i (the walk takes the first
+    equal child); it is accepted when every node from the root to it matches. At most one child of a node
+    matches, so the accepted nodes form one path. Returns per node (accepted?, a_i)."""
+    n = tokens.shape[0]
+    best = logits.argmax(-1)
+    order = torch.arange(n, device=tokens.device)
+    twin = (parent[:, None] == parent[None]) & (tokens[:, None] == tokens[None]) & (order[None] < order[:, None])
+    match = offered & ~(twin & offered[None]).any(-1) & (tokens == best[parent.clamp(min=0)])
+    match[0] = True
+    on_path = ~(ancestors & ~match[None]).any(-1)
+    flags, best_ids = torch.stack([on_path.long(), best]).tolist()
+    return [bool(f) for f in flags], best_ids
+
+
 @dataclass
 class Walk:
     nodes: list[int]  # accepted path, root first

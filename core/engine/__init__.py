@@ -1,7 +1,8 @@
 """Decoding engines over one loaded model: prefill, forward with tree masks and layer
 ranges, a KV cache with rollback and compaction. ``make_engine`` picks the compact
-llama engine when the architecture allows it, else the transformers fallback; both
-implement the ``Engine`` protocol (``core.engine.base``).
+llama engine when the architecture allows it (on CUDA its graph-captured form,
+``core.engine.graph``), else the transformers fallback; all implement the ``Engine``
+protocol (``core.engine.base``).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from core.engine.base import Engine, EngineOutput, EngineUnsupported, require
+from core.engine.graph import GraphEngine
 from core.engine.hf import HFEngine
 from core.engine.llama import LlamaEngine, supports
 from core.models import LoadedModel
@@ -29,11 +31,16 @@ __all__ = [
 
 def engine_class(model: LoadedModel) -> type[LlamaEngine] | type[HFEngine]:
     """The engine class a run of ``model`` gets; its capability flags can be asked before one is made."""
-    return LlamaEngine if supports(model.model) else HFEngine
+    if not supports(model.model):
+        return HFEngine
+    return GraphEngine if model.device.type == "cuda" else LlamaEngine
+
+
+ENGINE_KINDS = {LlamaEngine: "llama", GraphEngine: "llama, CUDA graphs", HFEngine: "transformers fallback"}
 
 
 def engine_kind(model: LoadedModel) -> str:
-    return "llama" if engine_class(model) is LlamaEngine else "transformers fallback"
+    return ENGINE_KINDS[engine_class(model)]
 
 
 def make_engine(model: LoadedModel, batch: int = 1, max_len: int | None = None) -> Engine:

@@ -115,14 +115,15 @@ class LlamaEngine:
         """Position ids [B, T]: each row continues from its own committed length, skipping padding."""
         return self.row_len[:, None] + torch.cumsum(valid_new.long(), dim=1) - 1
 
-    def _mask(self, start: int, T: int, tree_mask: torch.Tensor | None) -> torch.Tensor | None:
-        """Boolean attention mask [B, 1, T, start+T] (True = attend), or None when plain causal suffices.
+    def _mask(self, start: int, T: int, tree_mask: torch.Tensor | None, always: bool = False) -> torch.Tensor | None:
+        """Boolean attention mask [B, 1, T, start+T] (True = attend), or None when plain causal suffices
+        (unless ``always``).
 
         Committed slots [0, length) are always visible. ``tree_mask`` [T, start+T-length] says
         which uncommitted slots [length, start+T) each new token sees (a draft tree's
         ancestors); without it, new tokens see every earlier slot and each other causally.
         """
-        if tree_mask is None and not self.cache.padded and (T == 1 or start == 0):
+        if not always and tree_mask is None and not self.cache.padded and (T == 1 or start == 0):
             return None  # SDPA alone: all slots (one new token) or is_causal (a fresh prefill)
         if tree_mask is None:
             prefix = torch.ones(T, start, dtype=torch.bool, device=self.device)
@@ -144,15 +145,20 @@ class LlamaEngine:
         eye[:, torch.arange(T), start + torch.arange(T)] = True
         return (mask | eye)[:, None]
 
-    def _attention(self, layer: int, x: torch.Tensor, cos_sin, start: int, mask) -> torch.Tensor:
+    def _qkv(self, layer: int, x: torch.Tensor, cos_sin) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q [B, H_q, T, D] and k, v [B, H_kv, T, D] of x [B, T, H], RoPE applied to q and k."""
         proj = self.proj.layers[layer]
         B, T, _ = x.shape
         q, k, v = proj.qkv(x).split(proj.qkv_split, dim=-1)
-        q = q.view(B, T, -1, self.head_dim).transpose(1, 2)  # [B, H_q, T, D]
-        k = k.view(B, T, -1, self.head_dim).transpose(1, 2)  # [B, H_kv, T, D]
+        q = q.view(B, T, -1, self.head_dim).transpose(1, 2)
+        k = k.view(B, T, -1, self.head_dim).transpose(1, 2)
         v = v.view(B, T, -1, self.head_dim).transpose(1, 2)
         q, k = apply_rotary_pos_emb(q, k, *cos_sin)
-        keys, values = self.cache.write(layer, start, k, v)
+        return q, k, v
+
+    def _attend(self, layer: int, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask) -> torch.Tensor:
+        """o = W_o softmax(q K^T / sqrt(d) + mask) V, [B, T, H]; causal when there is no mask and T > 1."""
+        B, _, T, _ = q.shape
         o = F.scaled_dot_product_attention(
             q,
             keys,
@@ -162,7 +168,12 @@ class LlamaEngine:
             scale=self.scale,
             enable_gqa=self.n_heads != self.n_kv_heads,
         )
-        return proj.o(o.transpose(1, 2).reshape(B, T, -1))
+        return self.proj.layers[layer].o(o.transpose(1, 2).reshape(B, T, -1))
+
+    def _attention(self, layer: int, x: torch.Tensor, cos_sin, start: int, mask) -> torch.Tensor:
+        q, k, v = self._qkv(layer, x, cos_sin)
+        keys, values = self.cache.write(layer, start, k, v)
+        return self._attend(layer, q, keys, values, mask)
 
     def _mlp(self, layer: int, x: torch.Tensor) -> torch.Tensor:
         """down(act(gate x) * up x)."""

@@ -1,0 +1,100 @@
+"""GPU checks of the decoding core (skipped without CUDA). On the lent machine, with the embedded model's GGUF
+unpacked there (README, "On a GPU"):
+
+    DECODING_LAB_GPU_MODEL=/root/m/SmolLM2-135M-Instruct.Q4_1.gguf python -m pytest tests/test_gpu.py -s
+
+Engine logits against transformers (float32), graph replay against the eager forward, ``ar`` against
+transformers' greedy generate, every lossless method identical to ``ar`` at T = 0 in float32, and the
+bfloat16 drift (how many prompts stay identical to bfloat16 ``ar``), reported, not asserted."""
+
+import os
+
+import pytest
+import torch
+
+from core.config import GenerationConfig, ModelSpec
+from core.engine.graph import GraphEngine
+from core.engine.llama import LlamaEngine
+from core.metrics import summarize
+from core.models import load_model
+from core.prompts import load_prompts
+from core.registry import METHODS
+from core.speculative.tree import TreeTopology
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+MODEL = os.environ.get("DECODING_LAB_GPU_MODEL", "embedded")
+LOSSLESS = [name for name, m in METHODS.items() if m.lossless and name not in ("ar", "hf-assisted")]
+GEN = GenerationConfig(32)
+
+
+@pytest.fixture(scope="module")
+def gpu32():
+    torch.backends.cuda.matmul.allow_tf32 = False  # float32 means float32: identical tokens are asserted
+    return load_model(ModelSpec(MODEL, device="cuda", dtype="float32"))
+
+
+@pytest.fixture(scope="module")
+def prompts():
+    return [p.prompt for p in load_prompts()[::13]]
+
+
+def answer(model, name, prompt, gen=GEN):
+    return summarize(list(METHODS[name].run(model, prompt, gen))).output_ids
+
+
+def ids(n, vocab, seed=1):
+    return torch.randint(0, vocab, (1, n), generator=torch.Generator().manual_seed(seed)).cuda()
+
+
+def test_engine_logits_match_transformers(gpu32):
+    x = ids(40, gpu32.config.vocab_size)
+    with torch.no_grad():
+        ref = gpu32.model(x).logits.float()
+    for engine in (LlamaEngine(gpu32.model, max_len=64), GraphEngine(gpu32.model, max_len=64)):
+        outs = [engine.forward(x[:, :30]).logits]
+        engine.commit(30)
+        for i in range(30, 40):
+            outs.append(engine.forward(x[:, i : i + 1]).logits)
+            engine.commit(1)
+        torch.testing.assert_close(torch.cat(outs, 1), ref, atol=2e-3, rtol=0)
+
+
+def test_graph_replay_equals_the_eager_forward(gpu32):
+    eager, graph = LlamaEngine(gpu32.model, max_len=128), GraphEngine(gpu32.model, max_len=128)
+    assert graph.capture
+    x = ids(50, gpu32.config.vocab_size)
+    topo = TreeTopology.full(2, 2)
+    for engine in (eager, graph):
+        engine.forward(x[:, :20])
+        engine.commit(20)
+    for i in range(20, 26):  # the first step of a bucket captures, the next ones replay
+        a, b = eager.forward(x[:, i : i + 1]), graph.forward(x[:, i : i + 1])
+        torch.testing.assert_close(b.logits, a.logits, atol=1e-4, rtol=0)
+        eager.commit(1)
+        graph.commit(1)
+    positions = torch.tensor([topo.node_depth], device="cuda") + 26
+    for _ in range(2):
+        a = eager.forward(x[:, 30:37], tree_mask=topo.mask, positions=positions)
+        b = graph.forward(x[:, 30:37], tree_mask=topo.mask, positions=positions)
+        torch.testing.assert_close(b.logits, a.logits, atol=1e-4, rtol=0)
+    assert sum(s.graph is not None for s in graph.static.values()) >= 2
+
+
+def test_ar_equals_transformers_greedy(gpu32, prompts):
+    for prompt in prompts:
+        assert answer(gpu32, "ar", prompt) == answer(gpu32, "hf", prompt), prompt
+
+
+@pytest.mark.parametrize("name", LOSSLESS)
+def test_every_lossless_method_is_identical_to_ar_in_float32(gpu32, prompts, name):
+    for prompt in prompts:
+        assert answer(gpu32, name, prompt) == answer(gpu32, "ar", prompt), (name, prompt)
+
+
+def test_bfloat16_drift_is_reported(prompts):
+    model = load_model(ModelSpec(MODEL, device="cuda", dtype="bfloat16"))
+    ar = [answer(model, "ar", p) for p in prompts]
+    drift = {name: sum(answer(model, name, p) == a for p, a in zip(prompts, ar, strict=True)) for name in LOSSLESS}
+    print("\nbfloat16: prompts identical to bfloat16 ar, of", len(prompts), drift)
+    assert set(drift) == set(LOSSLESS) and all(0 <= n <= len(prompts) for n in drift.values())

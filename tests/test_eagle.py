@@ -11,6 +11,7 @@ import core.heads.vocab as vocab_mod
 from core.config import GenerationConfig, SamplingConfig
 from core.engine import make_engine
 from core.engine.cost import best_size
+from core.engine.graph import GraphEngine
 from core.engine.kv_cache import AutogradKVCache
 from core.engine.llama import LlamaEngine
 from core.heads.corpus import (
@@ -390,3 +391,19 @@ def test_a_continued_head_records_every_head_it_continued_from():
         "held_out_top1": 0.40,
         "init": {"command": "train --steps 1100", "held_out_top1": 0.32},
     }
+
+
+def test_eagle_gives_the_same_tokens_when_both_engines_are_graph_engines(tiny, tiny_head, monkeypatch):
+    """On CUDA the target and the draft layer both run on ``GraphEngine``; here its static forward runs eagerly
+    and must give the llama engine's answer, with the draft's forwards going through the static buffers."""
+    gen = GenerationConfig(16)
+    before = summarize(run(tiny, "eagle", PROMPT, gen)).output_ids
+    hidden_steps = []
+    step = GraphEngine._static_step
+    monkeypatch.setattr(
+        GraphEngine, "_static_step", lambda self, x, *a: hidden_steps.append(x.dim() == 3) or step(self, x, *a)
+    )
+    monkeypatch.setattr("core.engine.engine_class", lambda model: GraphEngine)
+    monkeypatch.setattr("core.speculative.eagle.llama_engine_class", lambda device: GraphEngine)
+    assert summarize(run(tiny, "eagle", PROMPT, gen)).output_ids == before
+    assert sum(hidden_steps) >= 3 and len(hidden_steps) > sum(hidden_steps)  # draft (hidden) and target (ids)

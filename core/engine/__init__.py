@@ -22,6 +22,7 @@ __all__ = [
     "engine_class",
     "engine_kind",
     "last",
+    "llama_engine_class",
     "make_engine",
     "prefill",
     "require",
@@ -29,11 +30,14 @@ __all__ = [
 ]
 
 
+def llama_engine_class(device: torch.device) -> type[LlamaEngine]:
+    """The compact engine for a llama-family module on ``device``: graph-captured on CUDA."""
+    return GraphEngine if device.type == "cuda" else LlamaEngine
+
+
 def engine_class(model: LoadedModel) -> type[LlamaEngine] | type[HFEngine]:
     """The engine class a run of ``model`` gets; its capability flags can be asked before one is made."""
-    if not supports(model.model):
-        return HFEngine
-    return GraphEngine if model.device.type == "cuda" else LlamaEngine
+    return llama_engine_class(model.device) if supports(model.model) else HFEngine
 
 
 ENGINE_KINDS = {LlamaEngine: "llama", GraphEngine: "llama, CUDA graphs", HFEngine: "transformers fallback"}

@@ -33,9 +33,8 @@ from dataclasses import dataclass
 import torch
 
 from core.config import SamplingConfig
-from core.engine import Engine, make_engine, require
+from core.engine import Engine, llama_engine_class, make_engine, require
 from core.engine.cost import best_size, device_curve
-from core.engine.llama import LlamaEngine
 from core.heads.feature import FeatureHead, shared_feature_head
 from core.heads.vocab import load_draft_vocab, reduced_projection
 from core.models import LoadedModel
@@ -85,7 +84,8 @@ class FeatureDrafter(DraftDefaults):
 
     def __init__(self, model: LoadedModel, head: FeatureHead, max_len: int, dynamic: DynamicTree | None = None) -> None:
         self.model, self.head, self.dynamic = model, head, dynamic
-        self.engine = LlamaEngine(head.net, batch=1, max_len=max_len + MAX_TREE_NODES)  # + a step's draft slots
+        engine = llama_engine_class(model.device)  # graph-captured on CUDA, like the target's
+        self.engine = engine(head.net, batch=1, max_len=max_len + MAX_TREE_NODES)  # + a step's draft slots
         vocab = load_draft_vocab(model)
         self.project = reduced_projection(model, vocab) if vocab else make_engine(model, max_len=1).logits
         self.embed = model.model.model.embed_tokens

@@ -26,6 +26,7 @@ from core.metrics import RunMetrics, depth_counts, rates, ratio, summarize, time
 from core.models import ModelLoadError, load_model
 from core.prompts import SPLITS, SUITE, Prompt, load_prompts, split_prompts
 from core.registry import METHODS, RUN_ERRORS, get_method
+from core.reports import environment
 from core.served import SERVED, SERVED_METHODS, Served, base_method, baseline
 from core.skeleton.quality import proxy_scores
 from core.speculative.drafts import DRAFTS
@@ -315,6 +316,7 @@ def run_bench(
         "model": model.display_name,
         "device": model.device.type,
         "dtype": str(model.dtype).removeprefix("torch."),
+        "environment": environment(model.device),
         "config": {
             **gen.to_dict(),
             **{k: v for k, v in options.items() if k not in ("draft_model", "pool_models", "served")},

@@ -208,6 +208,18 @@ def test_benchmark_page_runs_the_bench_on_the_tiny_model(tiny):
     assert len(at.get("download_button")) == 2
 
 
+def test_benchmark_page_shows_the_recorded_results_with_their_machine(tiny):
+    at = app()
+    at.switch_page("views/benchmark.py").run()
+    assert not at.exception
+    names = at.selectbox(key="bn_recorded").options
+    assert len(names) >= 2
+    at.selectbox(key="bn_recorded").set_value(names[-1]).run()
+    assert not at.exception
+    assert any("measured" in c.value and "torch" in c.value for c in at.caption)
+    assert "ar" in list(at.dataframe[0].value["method"])
+
+
 def test_benchmark_page_rejects_a_bad_suite(tiny):
     at = app()
     at.switch_page("views/benchmark.py").run()

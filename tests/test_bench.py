@@ -155,6 +155,7 @@ def test_bench_records_bpd_and_skeleton_figures_on_held_out_prompts(tmp_path):
     assert res.returncode == 0, res.stderr
     data = json.loads(out.read_text())
     assert data["runs"][0]["id"] == load_prompts()[4].id  # the first held-out prompt
+    assert data["environment"]["device_name"] and data["environment"]["date"]
     bpd, sgd = data["methods"]["bpd-ngram"], data["methods"]["sgd"]
     assert bpd["oracle_block_efficiency"] >= bpd["mean_accepted"] >= 1 and bpd["identical_to_ar"] == 1
     for name in ("sot", "sgd"):

@@ -9,6 +9,7 @@ from components.session import current_model, sidebar
 from core.bench import run_bench
 from core.prompts import SUITE, load_prompts, parse_prompts
 from core.registry import METHODS, RUN_ERRORS
+from core.reports import recorded_reports
 from core.runner import call_with_progress
 
 st.title("Benchmark")
@@ -63,3 +64,19 @@ if result:
     a, b = st.columns(2)
     a.download_button("Download JSON", json.dumps(result, indent=1), "bench.json", "application/json", key="bn_json")
     b.download_button("Download CSV (one row per run)", runs_csv(result), "bench.csv", "text/csv", key="bn_csv")
+
+st.subheader("Recorded results")
+st.caption(
+    "Bench results the developers measured and ship in assets/bench/, each with the machine it came from. "
+    "Compare figures only within one result: a different machine, or a busy one, moves every figure."
+)
+reports, problems = recorded_reports()
+for problem in problems:
+    st.warning(problem)
+if reports:
+    names = [r.name for r in reports]
+    chosen = reports[names.index(st.selectbox("Recorded result", names, key="bn_recorded"))]
+    st.caption(chosen.describe() + f"; settings {chosen.result.get('config', {})}")
+    render_bench(chosen.result, key="bn-rec")
+else:
+    st.info("No recorded results ship with this copy of the lab.")

@@ -148,10 +148,10 @@ class GraphEngine(LlamaEngine):
         s.inputs[:, :T] = inputs
         s.positions.zero_()
         s.positions[:, :T] = positions
-        s.slots.copy_(torch.arange(start, start + size))
+        s.slots.copy_(torch.arange(start, start + size, device=self.device))
         s.mask.zero_()
         s.mask[:, :, :T, : start + T] = mask
-        pad = torch.arange(T, size)
+        pad = torch.arange(T, size, device=self.device)
         s.mask[:, 0, pad, start + pad] = True
 
     def _replay(self, s: Static) -> None:

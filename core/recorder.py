@@ -3,6 +3,10 @@
 ``Recorder`` owns the run's clock, output ids and detokenizer, and applies the two
 stop rules (an EOS id, or ``max_new_tokens``) in one place, so a method that commits
 several tokens per step cannot run past either.
+
+The clock is the method's decoding time: what the recorder itself does (decoding text, building events:
+``bookkeeping``) and any graph a run's step had to capture first (``core.engine.graph.BUILDS``) are left off
+it, for every method alike. The run's host reads of device tensors (``core.engine.sync``) go into its extras.
 """
 
 from __future__ import annotations
@@ -10,8 +14,11 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from core.config import GenerationConfig
+from core.engine.graph import BUILDS
+from core.engine.sync import reads
 from core.models import LoadedModel
 from core.text import IncrementalDetokenizer
 from core.trace import Clock, Notice, RunFinished, RunStarted, StepCommitted
@@ -34,6 +41,23 @@ class Recorder:
         self.output: list[int] = []
         self.steps = 0
         self.stop_reason: str | None = None
+        self.reads_at_start = reads()
+        self.built_s = BUILDS.seconds
+
+    def now(self) -> float:
+        """Seconds of the run so far, graph captures left out."""
+        self.clock.exclude(BUILDS.seconds - self.built_s)
+        self.built_s = BUILDS.seconds
+        return self.clock.now()
+
+    @contextmanager
+    def bookkeeping(self):
+        """Leave what runs inside (text, trace events, figures that are not decoding) off the run's clock."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.clock.exclude(time.perf_counter() - t0)
 
     @property
     def done(self) -> bool:
@@ -52,7 +76,7 @@ class Recorder:
             prompt=self.prompt,
             prompt_ids=list(self.prompt_ids),
             config={**self.gen.to_dict(), **self.options},
-            t=self.clock.now(),
+            t=self.now(),
         )
 
     def commit(
@@ -74,6 +98,11 @@ class Recorder:
         ``time.perf_counter()`` when the tokens were produced, for producers that run apart from
         this generator (default: now).
         """
+        now = self.now() if at is None else at - self.clock.origin
+        with self.bookkeeping():
+            return self._commit(token_ids, now, forward_s, forwards, drafted, accepted, sources, texts)
+
+    def _commit(self, token_ids, now, forward_s, forwards, drafted, accepted, sources, texts) -> StepCommitted:
         kept: list[int] = []
         for tid in token_ids[: self.remaining]:
             kept.append(tid)
@@ -88,7 +117,7 @@ class Recorder:
             step=self.steps,
             token_ids=kept,
             texts=texts[: len(kept)] if texts is not None else self.detok.add(kept),
-            t=self.clock.now() if at is None else at - self.clock.origin,
+            t=now,
             forward_s=forward_s,
             forwards=forwards,
             drafted=drafted,
@@ -103,10 +132,11 @@ class Recorder:
         self.stop_reason = "answered"
 
     def notice(self, message: str, level: str = "warning") -> Notice:
-        return Notice(level=level, message=message, t=self.clock.now())
+        return Notice(level=level, message=message, t=self.now())
 
     def finished(self, extras: dict | None = None) -> RunFinished:
-        now = self.clock.now()
+        """The run's end; extras gain ``host_reads``, the reads of device tensors the run made."""
+        now = self.now()
         text = self.model.tokenizer.decode(self.output, skip_special_tokens=True)
         return RunFinished(
             output_ids=list(self.output),
@@ -114,7 +144,7 @@ class Recorder:
             wall_s=now,
             stop_reason=self.stop_reason or "stopped",
             t=now,
-            extras=extras or {},
+            extras={**(extras or {}), "host_reads": reads() - self.reads_at_start},
         )
 
 

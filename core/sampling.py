@@ -48,24 +48,30 @@ def one_hot_argmax(logits: torch.Tensor) -> torch.Tensor:
 NO_MASS = "Cannot draw from a distribution with no finite, positive mass."
 
 
-def draws(probs: torch.Tensor, generator: torch.Generator, n: int = 1) -> list[int]:
-    """``n`` independent draws from probs [V] (any non-negative weights, normalised or not).
+def draw(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Draws from probs [..., V] (any non-negative weights) by inverse CDF, on the device with no read: x = the
+    first token whose cumulative weight C(x) (float64) exceeds u C(V), for uniforms u [...] in [0, 1); a token
+    without weight never does (u C(V) rounded up to C(V) gives the last token with weight). Why not
+    ``torch.multinomial``: for one draw it draws an exponential for every token, measured 1.4 ms a draw on 2 CPU
+    cores over 49,152 tokens against 0.1-0.3 ms here (docs/methods.md, "Sampling")."""
+    cdf = torch.cumsum(probs, -1, dtype=torch.float64)
+    x = torch.searchsorted(cdf, (u * cdf[..., -1]).unsqueeze(-1), right=True).squeeze(-1)
+    weighted = torch.arange(probs.shape[-1], device=probs.device) * (probs > 0)
+    return torch.minimum(x, weighted.amax(-1))
 
-    By inverse CDF: x = the first token whose cumulative weight C(x) (float64) exceeds u C(V), u ~ U[0, 1);
-    a token without weight never does. Why not ``torch.multinomial``: for one draw (or draws without
-    replacement) it draws an exponential for every token, measured 1.4 ms a draw on 2 CPU cores over
-    49,152 tokens against 0.1-0.3 ms here, and speculative sampling draws several times per step (children,
-    residuals) where AR draws once. Seven tensor calls whatever n: on a small V their overhead is the cost."""
-    cdf = torch.cumsum(probs, 0, dtype=torch.float64)
-    total = float(cdf[-1])
+
+def uniforms(generator: torch.Generator, n: int, device: torch.device) -> torch.Tensor:
+    """``n`` uniforms in [0, 1), float64, from the run's generator (the stream every draw of a run comes from)."""
+    return torch.rand(n, generator=generator, dtype=torch.float64, device=device)
+
+
+def draws(probs: torch.Tensor, generator: torch.Generator, n: int = 1) -> list[int]:
+    """``n`` independent draws from probs [V] read back to the host (``draw``), refusing a distribution with no
+    mass."""
+    total = float(probs.sum())
     if not (total > 0 and math.isfinite(total)):
         raise ValueError(NO_MASS)
-    u = torch.rand(n, generator=generator, dtype=torch.float64, device=probs.device).mul_(total)
-    ids = torch.searchsorted(cdf, u, right=True).tolist()
-    if max(ids) < probs.shape[0]:
-        return ids
-    last = int((probs > 0).nonzero()[-1])  # u C(V) rounded up to C(V): the last token with weight
-    return [min(x, last) for x in ids]
+    return draw(probs.expand(n, -1), uniforms(generator, n, probs.device)).tolist()
 
 
 def draw_one(probs: torch.Tensor, generator: torch.Generator) -> int:
@@ -73,19 +79,27 @@ def draw_one(probs: torch.Tensor, generator: torch.Generator) -> int:
     return draws(probs, generator)[0]
 
 
-def draw_distinct(probs: torch.Tensor, k: int, generator: torch.Generator) -> list[int]:
-    """Up to ``k`` distinct tokens from probs [V], drawn one after another, each from what is left
-    (sampling without replacement); fewer when probs has fewer than ``k`` tokens with mass."""
-    left, out = probs.clone(), []
-    for _ in range(min(k, int(torch.count_nonzero(probs)))):
-        x = draw_one(left, generator)
-        out.append(x)
-        left[x] = 0
-    return out
+class Sampler:
+    """Chooses each row's next token on the device: argmax at T = 0, else a draw from p (``target_probs``) with
+    a uniform from the run's generator. ``refill`` draws the step's uniforms into a buffer and runs outside a
+    captured graph; ``choose`` only reads that buffer, so it can run inside one (the buffer then belongs to the
+    graph, not to the run: docs/methods.md, "GPU engine")."""
 
+    def __init__(self, cfg: SamplingConfig, generator: torch.Generator) -> None:
+        self.cfg, self.generator = cfg, generator
 
-def next_token(logits: torch.Tensor, cfg: SamplingConfig, generator: torch.Generator) -> int:
-    """The next token for one position's logits [V]: argmax at T = 0, else a draw from p."""
-    if cfg.greedy:
-        return int(logits.argmax())
-    return draw_one(target_probs(logits, cfg), generator)
+    @property
+    def key(self) -> tuple:
+        """What a captured ``choose`` bakes in."""
+        return (True,) if self.cfg.greedy else (self.cfg.temperature, self.cfg.top_k, self.cfg.top_p)
+
+    def refill(self, u: torch.Tensor) -> None:
+        """Fresh uniforms in u [B] (float64) for the next ``choose``; nothing at T = 0."""
+        if not self.cfg.greedy:
+            u.uniform_(generator=self.generator)
+
+    def choose(self, logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """Next tokens [B] for logits [B, V] and uniforms u [B]."""
+        if self.cfg.greedy:
+            return logits.argmax(-1)
+        return draw(target_probs(logits, self.cfg), u)

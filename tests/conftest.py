@@ -23,3 +23,32 @@ def tiny():
 @pytest.fixture(scope="session")
 def embedded():
     return load_model(ModelSpec("embedded", device="cpu", dtype="float32"))
+
+
+@pytest.fixture
+def tiny_eagle_head(tiny, tmp_path, monkeypatch):
+    """A random (untrained) EAGLE feature head for the tiny model, saved where the draft source looks for it."""
+    import torch
+
+    import core.heads.feature as feature
+    from core.heads.feature import FeatureHead, save_feature_head
+    from core.heads.modules import HeadInfo
+
+    monkeypatch.setattr(feature, "HEADS", tmp_path)
+    torch.manual_seed(0)
+    head = FeatureHead(tiny.model)
+    save_feature_head(head, HeadInfo("eagle", tiny.key, 1, 1, tiny.config.hidden_size), feature.feature_head_path(tiny.key))
+    return head
+
+
+@pytest.fixture
+def tiny_vocab(tiny, tmp_path, monkeypatch):
+    """A reduced vocabulary of 300 tokens for the tiny model."""
+    import json
+
+    import core.heads.vocab as vocab_mod
+
+    monkeypatch.setattr(vocab_mod, "VOCAB", tmp_path)
+    ids = list(range(0, 600, 2))
+    vocab_mod.vocab_path(tiny.key).write_text(json.dumps({"ids": ids, "coverage": 0.9}))
+    return ids

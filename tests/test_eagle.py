@@ -36,7 +36,7 @@ from core.metrics import summarize
 from core.prompts import load_prompts
 from core.registry import METHODS
 from core.speculative.copies import ChainRate, graft_chain
-from core.speculative.eagle import DynamicTree, FeatureDrafter, worth_a_level
+from core.speculative.eagle import DynamicTree, FeatureDrafter
 from core.trace import StepCommitted, TreeStep
 
 PROMPT = "Hello there, how are you"
@@ -44,26 +44,6 @@ PROMPT = "Hello there, how are you"
 
 def run(model, name, prompt, gen, **options):
     return list(METHODS[name].run(model, prompt, gen, **options))
-
-
-@pytest.fixture
-def tiny_head(tiny, tmp_path, monkeypatch):
-    """A random (untrained) feature head for the tiny model, saved where the draft source looks for it."""
-    monkeypatch.setattr(feature, "HEADS", tmp_path)
-    torch.manual_seed(0)
-    head = FeatureHead(tiny.model)
-    info = HeadInfo("eagle", tiny.key, 1, 1, tiny.config.hidden_size)
-    save_feature_head(head, info, feature.feature_head_path(tiny.key))
-    return head
-
-
-@pytest.fixture
-def tiny_vocab(tiny, tmp_path, monkeypatch):
-    """A reduced vocabulary of 300 tokens for the tiny model."""
-    monkeypatch.setattr(vocab_mod, "VOCAB", tmp_path)
-    ids = list(range(0, 600, 2))
-    vocab_mod.vocab_path(tiny.key).write_text(json.dumps({"ids": ids, "coverage": 0.9}))
-    return ids
 
 
 def test_coverage_curve_and_the_smallest_size():
@@ -94,7 +74,7 @@ def test_reduced_projection_is_the_full_head_on_its_tokens_and_minus_infinity_el
     "name, options",
     [("eagle", {}), ("eagle", {"topk": 3, "depth": 3, "max_nodes": 8}), ("eagle", {"lookup": 6, "max_nodes": 12})],
 )
-def test_eagle_is_identical_to_ar_at_temperature_0(tiny, tiny_head, name, options):
+def test_eagle_is_identical_to_ar_at_temperature_0(tiny, tiny_eagle_head, name, options):
     gen = GenerationConfig(30)
     ar = summarize(run(tiny, "ar", PROMPT, gen)).output_ids
     events = run(tiny, name, PROMPT, gen, **options)
@@ -107,7 +87,7 @@ def test_eagle_is_identical_to_ar_at_temperature_0(tiny, tiny_head, name, option
 
 @pytest.mark.parametrize("depth", [None, 3])  # None: the eagle draft's default depth, 1
 @pytest.mark.parametrize("name", ["spec", "rrs", "rrsw", "spechub"])
-def test_rules_accept_the_eagle_draft_and_stay_identical_to_ar(tiny, tiny_head, tiny_vocab, name, depth):
+def test_rules_accept_the_eagle_draft_and_stay_identical_to_ar(tiny, tiny_eagle_head, tiny_vocab, name, depth):
     gen = GenerationConfig(24)
     ar = summarize(run(tiny, "ar", PROMPT, gen)).output_ids
     events = run(tiny, name, PROMPT, gen, draft="eagle", **({} if depth is None else {"depth": depth}))
@@ -118,7 +98,7 @@ def test_rules_accept_the_eagle_draft_and_stay_identical_to_ar(tiny, tiny_head, 
         assert all(t in tiny_vocab for t in tree.tokens[1:])  # drafts come from the reduced vocabulary only
 
 
-def test_each_draft_source_has_its_own_default_depth(tiny, tiny_head):
+def test_each_draft_source_has_its_own_default_depth(tiny, tiny_eagle_head):
     gen = GenerationConfig(4)
     assert run(tiny, "rrs", PROMPT, gen, draft="eagle")[0].config["depth"] == 1
     assert run(tiny, "rrs", PROMPT, gen)[0].config["depth"] == 4  # the self-draft
@@ -127,7 +107,7 @@ def test_each_draft_source_has_its_own_default_depth(tiny, tiny_head):
         run(tiny, "rrs", PROMPT, gen, draft="psychic")
 
 
-def test_sampled_rule_runs_report_each_rules_exact_acceptance(tiny, tiny_head):
+def test_sampled_rule_runs_report_each_rules_exact_acceptance(tiny, tiny_eagle_head):
     events = run(tiny, "rrs", PROMPT, GenerationConfig(16, SamplingConfig(1.0, seed=2)), draft="eagle", k=2)
     exact = events[-1].extras["expected_acceptance"]
     assert set(exact) == {"rrs", "rrsw", "spechub"}
@@ -137,7 +117,7 @@ def test_sampled_rule_runs_report_each_rules_exact_acceptance(tiny, tiny_head):
     assert "expected_acceptance" not in run(tiny, "rrs", PROMPT, GenerationConfig(8), draft="eagle")[-1].extras
 
 
-def test_eagle_samples_with_the_match_rule(tiny, tiny_head):
+def test_eagle_samples_with_the_match_rule(tiny, tiny_eagle_head):
     """At T > 0 the dynamic tree (fixed tokens) is verified by match: draw from p, accept the equal child,
     lossless for any fixed draft (its chi-square test is in test_verify.py)."""
     events = run(tiny, "eagle", PROMPT, GenerationConfig(12, SamplingConfig(1.0, seed=4)))
@@ -149,7 +129,7 @@ def test_eagle_samples_with_the_match_rule(tiny, tiny_head):
 REPEATS = "one two three four, one two three four, one two three four, one two three"
 
 
-def test_a_copied_chain_rides_on_the_tree_and_its_accepted_tokens_are_labelled(tiny, tiny_head):
+def test_a_copied_chain_rides_on_the_tree_and_its_accepted_tokens_are_labelled(tiny, tiny_eagle_head):
     """The tiny model's greedy answer to a repetitive prompt repeats itself, so the context holds its next
     tokens: the copied chain is accepted (labelled ``lookup``) and the answer is still AR's."""
     gen = GenerationConfig(40)
@@ -167,7 +147,7 @@ def test_a_copied_chain_rides_on_the_tree_and_its_accepted_tokens_are_labelled(t
     assert summarize(events).forwards < summarize(plain).forwards  # fewer target forwards for the same answer
 
 
-def test_a_copied_chain_is_verified_by_match_when_sampling(tiny, tiny_head):
+def test_a_copied_chain_is_verified_by_match_when_sampling(tiny, tiny_eagle_head):
     events = run(tiny, "eagle", REPEATS, GenerationConfig(16, SamplingConfig(1.0, seed=3)), lookup=6)
     assert {t.rule for t in events if isinstance(t, TreeStep)} == {"match"}
     assert len(summarize(events).output_ids) == 16
@@ -208,21 +188,37 @@ def test_best_size_follows_the_verify_cost_curve():
         DynamicTree(max_nodes=100).check()
 
 
-def test_a_level_is_drafted_only_while_the_frontier_can_pay_for_it():
-    assert worth_a_level([0.3, 0.2, 0.1], 0.5)  # up to 0.6 expected tokens for a level costing 0.5 forwards
-    assert not worth_a_level([0.2, 0.1], 0.5)
-    assert not worth_a_level([], 0.0)
+def test_the_expansion_drafts_a_fixed_number_of_candidates_with_their_confidences(tiny, tiny_eagle_head):
+    """The device's expansion has fixed shapes: 1 + K + (depth - 1) K^2 candidates, each child's log confidence
+    its parent's plus log q, and each drafted level's K nodes the most confident of the level before."""
+    from core.speculative.drafts import DraftSettings, Root
+    from core.speculative.rules import rule
+
+    shape = DynamicTree(depth=3, topk=3, max_nodes=12, lookup=0)
+    head, _ = feature.shared_feature_head(tiny)
+    drafter = FeatureDrafter(tiny, head, 64, shape)
+    ids = [5, 6, 7, 8]
+    engine = make_engine(tiny, max_len=64)
+    hidden = engine.forward(torch.tensor([ids[:-1]])).last_hidden
+    settings = DraftSettings(None, rule("greedy"), SamplingConfig(0.0), torch.Generator())
+    root = Root(ids[-1], ids, ids[:-1], hidden, [], settings)
+    f_root = drafter._feed(root)
+    tokens, parents, depth, logc = drafter._expand(root, f_root).read()
+    assert len(tokens) == shape.candidates == 1 + 3 + 2 * 9 and depth == [0] + [1] * 3 + [2] * 9 + [3] * 9
+    assert all(logc[n] <= logc[parents[n]] + 1e-6 for n in range(1, len(tokens)))
+    level2 = sorted(range(4, 13), key=lambda n: -logc[n])[:3]
+    assert {parents[n] for n in range(13, 22)} == set(level2)  # the three most confident were expanded
 
 
-def test_feature_head_round_trips_and_refuses_another_models_file(tiny, tiny_head, tmp_path, embedded):
+def test_feature_head_round_trips_and_refuses_another_models_file(tiny, tiny_eagle_head, tmp_path, embedded):
     head, info = load_feature_head(tiny)
     x = torch.randn(1, 2, tiny.config.hidden_size)
-    assert torch.allclose(head.fuse(x, x), tiny_head.fuse(x, x), atol=0.05)  # stored in bfloat16
+    assert torch.allclose(head.fuse(x, x), tiny_eagle_head.fuse(x, x), atol=0.05)  # stored in bfloat16
     with pytest.raises((ValueError, FileNotFoundError)):
         load_feature_head(embedded, feature.feature_head_path(tiny.key))
 
 
-def test_a_two_layer_head_drafts_through_both_layers_and_stays_identical_to_ar(tiny, tiny_head):
+def test_a_two_layer_head_drafts_through_both_layers_and_stays_identical_to_ar(tiny, tiny_eagle_head):
     """``--layers 2``: the file records the layer count, the draft runs both layers, the answer is AR's."""
     torch.manual_seed(1)
     two = FeatureHead(tiny.model, 2)
@@ -349,7 +345,7 @@ def test_second_pass_mask_sees_the_true_prefix_and_itself():
     assert second_pass_mask(3, "cpu").int().tolist() == [[1, 0, 0, 1, 0], [1, 1, 0, 0, 1]]
 
 
-def test_training_runs_the_second_draft_position_as_a_tree_node_and_backpropagates_through_both(tiny, tiny_head):
+def test_training_runs_the_second_draft_position_as_a_tree_node_and_backpropagates_through_both(tiny, tiny_eagle_head):
     """The training-time test's second pass equals what a depth-1 tree node computes when drafting (the pair
     (f^_{i+1}, x_{i+2}) at position i + 1 over the committed pairs 0..i), and autograd runs back through both
     passes over one cache."""
@@ -357,7 +353,7 @@ def test_training_runs_the_second_draft_position_as_a_tree_node_and_backpropagat
     H, n = tiny.config.hidden_size, 7
     f, x = torch.randn(2, n, H), torch.randint(0, 500, (2, n))
     embed = tiny.model.model.embed_tokens
-    head = tiny_head.float().requires_grad_(True)
+    head = tiny_eagle_head.float().requires_grad_(True)
     first, second = draft_two_positions(
         head, LlamaEngine(head.net, batch=2, max_len=2 * n, trainable=True), f, x, embed
     )
@@ -370,7 +366,7 @@ def test_training_runs_the_second_draft_position_as_a_tree_node_and_backpropagat
             engine.commit(i + 1)
             node = head.fuse(h.last_hidden[:, -1:], embed(x[1:, i + 1 : i + 2]))
             out = engine.forward(
-                hidden_in=node, layers=range(1), positions=torch.tensor([[i + 1]]), tree_mask=torch.ones(1, 1).bool()
+                hidden_in=node, layers=range(1), offsets=torch.tensor([[0]]), tree_mask=torch.ones(1, 1).bool()
             ).last_hidden
         torch.testing.assert_close(h.last_hidden[0, -1], first[1, i].detach(), rtol=1e-4, atol=1e-4)
         torch.testing.assert_close(out[0, 0], second[1, i].detach(), rtol=1e-4, atol=1e-4)
@@ -393,17 +389,22 @@ def test_a_continued_head_records_every_head_it_continued_from():
     }
 
 
-def test_eagle_gives_the_same_tokens_when_both_engines_are_graph_engines(tiny, tiny_head, monkeypatch):
+def test_eagle_gives_the_same_tokens_when_both_engines_are_graph_engines(tiny, tiny_eagle_head, monkeypatch):
     """On CUDA the target and the draft layer both run on ``GraphEngine``; here its static forward runs eagerly
     and must give the llama engine's answer, with the draft's forwards going through the static buffers."""
     gen = GenerationConfig(16)
     before = summarize(run(tiny, "eagle", PROMPT, gen)).output_ids
     hidden_steps = []
-    step = GraphEngine._static_step
+    step = GraphEngine._step
     monkeypatch.setattr(
-        GraphEngine, "_static_step", lambda self, x, *a: hidden_steps.append(x.dim() == 3) or step(self, x, *a)
+        GraphEngine, "_step", lambda self, x, *a: hidden_steps.append(x.dim() == 3) or step(self, x, *a)
     )
-    monkeypatch.setattr("core.engine.engine_class", lambda model: GraphEngine)
-    monkeypatch.setattr("core.speculative.eagle.llama_engine_class", lambda device: GraphEngine)
+
+    class Captured(GraphEngine):
+        def __init__(self, *args, **kw):
+            super().__init__(*args, **kw, capture=True)
+
+    monkeypatch.setattr("core.engine.engine_class", lambda model: Captured)
+    monkeypatch.setattr("core.speculative.eagle.llama_engine_class", lambda device: Captured)
     assert summarize(run(tiny, "eagle", PROMPT, gen)).output_ids == before
     assert sum(hidden_steps) >= 3 and len(hidden_steps) > sum(hidden_steps)  # draft (hidden) and target (ids)

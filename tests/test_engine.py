@@ -62,8 +62,8 @@ def test_tree_forward_and_keep_match_the_linear_path(tiny):
     tree.forward(prefix)
     tree.commit(12)
     mask = torch.tensor([[1, 0, 0], [0, 1, 0], [1, 0, 1]], dtype=torch.bool)
-    positions = torch.tensor([[12, 12, 13]])
-    out = tree.forward(torch.tensor([[a, b, c]]), tree_mask=mask, positions=positions).logits
+    offsets = torch.tensor([[0, 0, 1]])  # positions 12, 12, 13
+    out = tree.forward(torch.tensor([[a, b, c]]), tree_mask=mask, offsets=offsets).logits
 
     linear = LlamaEngine(tiny.model, max_len=64)
     linear.forward(prefix)
@@ -136,11 +136,11 @@ def test_tree_levels_written_one_at_a_time_see_only_their_ancestors(tiny):
     prefix = _ids(8, vocab)
     topo = TreeTopology.full(2, 2)  # 7 nodes: root, 2 children, 4 grandchildren
     tokens = torch.tensor([[5, 11, 12, 21, 22, 23, 24]])
-    positions = 8 + torch.tensor([topo.node_depth])
+    offsets = torch.tensor([topo.node_depth])
     whole = LlamaEngine(tiny.model, max_len=32)
     whole.forward(prefix)
     whole.commit(8)
-    ref = whole.forward(tokens, tree_mask=topo.mask, positions=positions).logits
+    ref = whole.forward(tokens, tree_mask=topo.mask, offsets=offsets).logits
     levels = LlamaEngine(tiny.model, max_len=32)
     levels.forward(prefix)
     levels.commit(8)
@@ -152,7 +152,7 @@ def test_tree_levels_written_one_at_a_time_see_only_their_ancestors(tiny):
                 tokens[:, ids.start : ids.stop],
                 start=8 + ids.start,
                 tree_mask=topo.mask[ids.start : ids.stop, : ids.stop],
-                positions=positions[:, ids.start : ids.stop],
+                offsets=offsets[:, ids.start : ids.stop],
             ).logits
         )
     torch.testing.assert_close(torch.cat(outs, 1), ref, atol=1e-5, rtol=0)

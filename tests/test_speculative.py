@@ -10,6 +10,9 @@ from core.metrics import acceptance_per_depth, summarize
 from core.prompts import load_prompts
 from core.registry import METHODS
 from core.speculative.copies import ContextIndex, PromptLookup
+from core.speculative.drafts import DraftSettings, DraftTree, Root
+from core.speculative.rules import rule
+from core.speculative.speculate import read_step
 from core.speculative.tree import TreeTopology
 from core.trace import StepCommitted, TreeStep, dumps, loads
 
@@ -121,29 +124,39 @@ def test_context_index_copies_after_the_latest_match():
         ContextIndex(0)
 
 
+def first_root(ids, depth, name="rrs", temperature=1.0):
+    """The ``Root`` of a run's first step over prompt ``ids``."""
+    settings = DraftSettings(TreeTopology.full(1, depth), rule(name), SamplingConfig(temperature), torch.Generator())
+    return Root(ids[-1], list(ids), list(ids[:-1]), None, [], settings)
+
+
+def next_root(root, tree, accepted, final):
+    """The next step's ``Root`` after the target accepted nodes ``accepted`` of ``tree`` and emitted ``final``."""
+    emitted = [int(tree.tokens[n]) for n in accepted[1:]] + [final]
+    return Root(final, root.ids + emitted, [root.token, *emitted[:-1]], None, accepted, root.settings)
+
+
 def test_prompt_lookup_copies_after_the_latest_match():
-    pl = PromptLookup(vocab_size=100, max_ngram=2)
-    pl.prefill([1, 2, 3, 4, 2, 3])  # context [1, 2, 3, 4, 2]; root 3 makes the tail (2, 3)
-    tree = pl.propose(3, TreeTopology.full(1, 3), "rrs", SamplingConfig(1.0), torch.Generator())
-    assert tree.tokens == [3, 4, 2, 3] and float(tree.q[0][4]) == 1.0 and tree.topology.depth == 3
+    pl = PromptLookup(vocab_size=100, device=torch.device("cpu"), max_ngram=2)
+    tree = pl.propose(first_root([1, 2, 3, 4, 2, 3], 3))  # context [1, 2, 3, 4, 2]; root 3 makes the tail (2, 3)
+    assert tree.tokens.tolist() == [3, 4, 2, 3] and float(tree.q[0][4]) == 1.0 and tree.topology.depth == 3
 
 
 def test_prompt_lookup_verifies_as_much_of_the_copy_as_pays():
     """With a verify-cost curve the chain is cut where (1 + sum of c) / v(m + 1) peaks, c_j = a_0 ... a_j the
     run's own copy hit rates: at the prior (1/3 each) only a near-free verify keeps the whole copy; a
     copy that keeps coming true earns its length on a curve where each node costs 0.3 of a forward."""
-    topo, gen = TreeTopology.full(1, 4), torch.Generator()
-    cheap = PromptLookup(vocab_size=20, curve={"n": [1, 64], "relative": [1.0, 1.0]})
-    steep = PromptLookup(vocab_size=20, curve={"n": [1, 2, 64], "relative": [1.0, 1.4, 26.2]})
-    for pl in (cheap, steep):
-        pl.prefill([5, 1, 2, 3, 4, 1, 2, 3, 4, 1])  # the last prompt token is the first root
-    assert cheap.propose(1, topo, "rrs", SamplingConfig(0.0), gen).tokens == [1, 2, 3, 4, 1]  # root 1, copy
-    root, sizes = 1, []
+    cpu = torch.device("cpu")
+    cheap = PromptLookup(vocab_size=20, device=cpu, curve={"n": [1, 64], "relative": [1.0, 1.0]})
+    steep = PromptLookup(vocab_size=20, device=cpu, curve={"n": [1, 2, 64], "relative": [1.0, 1.4, 26.2]})
+    prompt = [5, 1, 2, 3, 4, 1, 2, 3, 4, 1]  # the last prompt token is the first root
+    assert cheap.propose(first_root(prompt, 4, temperature=0.0)).tokens.tolist() == [1, 2, 3, 4, 1]  # root 1, copy
+    root, sizes = first_root(prompt, 4, temperature=0.0), []
     for _ in range(30):  # the model keeps to the loop 1 2 3 4: every copied token comes true
-        tree = steep.propose(root, topo, "rrs", SamplingConfig(0.0), gen)
-        steep.accept(tree, list(range(len(tree.tokens))))
-        sizes.append(len(tree.tokens) - 1)
-        root = tree.tokens[-1] % 4 + 1  # the token the target emits after the accepted copy
+        tree = steep.propose(root)
+        n = tree.topology.size
+        sizes.append(n - 1)
+        root = next_root(root, tree, list(range(n)), int(tree.tokens[-1]) % 4 + 1)  # the token after the copy
     assert sizes[0] == 0  # (1 + 1/3) / 1.4 < 1: at the prior the copy is not verified at all
     assert sizes == sorted(sizes) and sizes[-1] == 4  # it earns its whole length as it keeps coming true
 
@@ -185,14 +198,19 @@ def test_separate_draft_model_is_lossless_and_checked_for_vocabulary(tiny):
 
 
 def test_children_a_rule_could_not_draw_are_never_offered_to_it():
-    """q with one token of mass: RRSw draws one child; the padding copy must not be verified (q_j = 0 there)."""
-    from core.speculative.drafts import DraftTree, grow_level
-
-    tree = DraftTree(TreeTopology.full(2, 1), [7])
+    """q with one token of mass: RRSw draws one child; the padding copy is never offered (q_j = 0 there), and
+    the walk examines one child."""
     q = torch.zeros(1, 5)
     q[0, 3] = 1.0
-    grow_level(tree, range(1), q, "rrsw", torch.Generator().manual_seed(0))
-    assert tree.tokens == [7, 3, 3] and tree.candidates(0) == [1]
+    kids, offered = rule("rrsw").children(q, 2, torch.rand(1, 2, generator=torch.Generator().manual_seed(0)))
+    assert kids.tolist() == [[3, 3]] and offered.tolist() == [[True, False]]
+    topo = TreeTopology.full(2, 1)
+    tree = DraftTree(topo, torch.tensor([7, 3, 3]), torch.ones(3), q, torch.tensor([True, True, False]))
+    assert tree.candidates(0, tree.offered.tolist()) == [1]
+    p = torch.zeros(2, 5)
+    p[:, 4] = 1.0  # the target wants token 4: the one child is rejected and 4 is drawn from the residual
+    seen = read_step(tree, rule("rrsw").evaluate(tree, p.log(), SamplingConfig(1.0), torch.Generator()), torch.tensor(False))
+    assert seen.nodes == [0] and seen.final == 4 and seen.examined == {0: 1}
 
 
 def test_train_exit_head_cli_records_hit_rates(tmp_path):

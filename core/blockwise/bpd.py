@@ -22,13 +22,22 @@ and the ``match`` rule (draw from p, accept the equal child) keeps it lossless.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 
 import torch
 
 from core.blockwise.analysis import oracle_block
 from core.blockwise.ngram import NgramLM, ngram_path
-from core.blockwise.refine import NeuralLM, choose_paths, global_rescore, head_lattice, local_rescore
+from core.blockwise.refine import (
+    Lattice,
+    NeuralLM,
+    choose_paths,
+    global_rescore,
+    head_lattice,
+    lattice_top,
+    local_rescore,
+)
 from core.config import GenerationConfig, SamplingConfig
 from core.engine import Engine, last, make_engine, require
 from core.heads import HeadInfo, Heads, bpd_heads_path, fitted_exit_layer
@@ -36,8 +45,11 @@ from core.heads.modules import Projection
 from core.heads.vocab import draft_projection
 from core.models import LoadedModel
 from core.recorder import Recorder, excluding_consumer_time
-from core.speculative import DraftChoice, DraftTree, TreeTopology, Walk, make_draft_lm, speculate
-from core.speculative.drafts import draft_probs
+from core.engine.sync import upload
+from core.sampling import make_generator
+from core.speculative import DraftChoice, DraftTree, TreeTopology, make_draft_lm, speculate
+from core.speculative.drafts import DraftDefaults, DraftSettings, Root, draft_probs, q_of_tokens
+from core.speculative.rules import rule as rule_named
 from core.text import encode_prompt
 from core.trace import BlockStep
 
@@ -91,9 +103,10 @@ def make_neural_lm(
     return NeuralLM(lm), notice
 
 
-class BlockDrafter:
-    """The BPD draft source: a block from the heads on h_t (plus, when refining, the p best lattice paths
-    as a trie); tokens labelled by head; a BlockStep per step; the oracle block efficiency at the end."""
+class BlockDrafter(DraftDefaults):
+    """The BPD draft source: a block from the heads on h_t (plus, when refining, the p best lattice paths as a
+    trie); tokens labelled by head; a BlockStep per step; the oracle block efficiency at the end. Plain BPD
+    stays on the device (its lattice is read with the step); refinement reads the lattice to rescore it."""
 
     def __init__(
         self,
@@ -113,67 +126,90 @@ class BlockDrafter:
         self.topk, self.paths, self.alpha, self.ngram, self.neural = topk, paths, alpha, ngram, neural
         self.name = f"{len(heads)} BPD heads" + (f", {refine} rescoring" if refine != "none" else "")
         self.name += ", reduced draft vocabulary" if project is not None else ""
-        self.prompt_len = 0
-        self.hidden: torch.Tensor | None = None
+        self.prompt_len: int | None = None
         self.context: list[int] = []
         self.history: list[tuple[int, list[list[int]]]] = []  # per step: output offset, lattice rows
         self.last: tuple | None = None
 
-    def prefill(self, ids: list[int], hidden: torch.Tensor | None = None) -> None:
-        self.hidden, self.context, self.prompt_len = last(hidden), list(ids[:-1]), len(ids)
-        if self.ngram is not None:
-            self.ngram.add(self.context)
-        if self.neural is not None:
-            self.neural.prefill(ids)
+    def head_logits(self, hidden: torch.Tensor | None) -> torch.Tensor:
+        """[m, V]: head i's logits for token t+1+i from h_t [1, 1, H], all heads through the LM head in one
+        matmul (a one-token prompt has no h_t yet: zeros, and untrained heads then draft the base's token)."""
+        if hidden is None:
+            hidden = torch.zeros(1, 1, self.engine.decoder.norm.weight.shape[0], device=self.engine.device)
+        self.forwards += 1
+        return self.project(torch.cat([head(hidden) for head in self.heads], dim=1))[0]
 
-    def head_logits(self) -> torch.Tensor:
-        """[m, V]: head i's logits for token t+1+i, all heads through the LM head in one matmul."""
-        if self.hidden is None:  # a one-token prompt: no h_t yet; the untrained-head draft is the base's
-            self.hidden = torch.zeros(1, 1, self.engine.decoder.norm.weight.shape[0], device=self.engine.device)
-        return self.project(torch.cat([head(self.hidden) for head in self.heads], dim=1))[0]
-
-    def propose(self, root: int, topo: TreeTopology, rule: str, sampling: SamplingConfig, rng) -> DraftTree:
-        logits = self.head_logits()
-        lattice = head_lattice(logits, self.topk)
-        if self.refine == "ngram":
-            context = self.context + [root]
-            scored = global_rescore(lattice, lambda toks: self.ngram.logprob(context, toks), self.alpha)
-        elif self.refine == "neural":
-            self.neural.begin(root)
-            scored = local_rescore(lattice, self.neural.next_logp, self.alpha, self.paths)
+    def _catch_up(self, root: Root) -> None:
+        """The n-gram LM and a separate neural LM learn what was committed since the last step."""
+        new = root.ids[len(self.context) : -1]
+        if self.prompt_len is None:
+            self.prompt_len = len(root.ids)
+            if self.ngram is not None:
+                self.ngram.add(new)
+            if self.neural is not None:
+                self.neural.prefill(root.ids)
         else:
-            scored = []
+            if self.ngram is not None:
+                self.ngram.add(new, self.context)
+            if self.neural is not None:
+                self.neural.accept(new[1:])
+        self.context = root.ids[:-1]
+
+    def propose(self, root: Root) -> DraftTree:
+        self._catch_up(root)
+        settings = root.settings
+        logits = self.head_logits(last(root.hidden))
+        q = draft_probs(logits, settings.sampling)  # [m, V]: head i's q at depth i - 1
+        if self.refine == "none":
+            return self._block(root, logits, q)
+        lattice = head_lattice(logits, self.topk)  # the step's read before verification
+        if self.refine == "ngram":
+            context = root.ids
+            scored = global_rescore(lattice, lambda toks: self.ngram.logprob(context, toks), self.alpha)
+        else:
+            self.neural.begin(root.token)
+            scored = local_rescore(lattice, self.neural.next_logp, self.alpha, self.paths)
         chosen = choose_paths(lattice, scored, self.paths)
-        topology, tokens, _ = TreeTopology.from_paths(root, chosen)
-        tree = DraftTree(topology, tokens)
-        q = draft_probs(logits, sampling)
-        for node in range(topology.size):
-            if topology.children(node):
-                tree.q[node] = q[topology.node_depth[node]]
-                tree.drawn[node] = len(topology.children(node))
+        topology, tokens, _ = TreeTopology.from_paths(root.token, chosen)
+        device = self.engine.device
+        ids = upload(tokens, device)
+        internal = [topology.node_depth[n] for n in range(topology.size) if topology.children(n)]
+        q_nodes = q.index_select(0, upload(internal, device))  # BFS: the internal nodes come first
         self.last = (lattice, chosen, scored)
-        self.history.append((len(self.context) + 1, lattice.tokens.tolist()))
-        return tree
+        self.history.append((len(self.context) + 1, lattice.tokens))
+        return DraftTree(topology, ids, q_of_tokens(topology, ids, q_nodes), q_nodes)
 
-    def accept(self, tree: DraftTree, nodes: list[int], hidden: torch.Tensor | None = None) -> None:
-        accepted = [tree.tokens[n] for n in nodes[1:]]
-        if self.ngram is not None:
-            self.ngram.add([tree.tokens[0], *accepted], self.context)
-        if self.neural is not None:
-            self.neural.accept(accepted)
-        self.context += [tree.tokens[0], *accepted]
-        self.hidden = last(hidden)
+    def _block(self, root: Root, logits: torch.Tensor, q: torch.Tensor) -> DraftTree:
+        """Plain BPD: each head's argmax as a chain, on the device; the lattice goes with the step's read."""
+        ids_top, logq = lattice_top(logits, self.topk)
+        topology = TreeTopology.full(1, ids_top.shape[0])
+        ids = torch.cat([upload([root.token], self.engine.device), ids_top[:, 0]])
+        trace = torch.cat([ids_top.double().flatten(), logq.double().exp().flatten()])
+        self.last = None
+        return DraftTree(topology, ids, q_of_tokens(topology, ids, q), q, trace=trace)
 
-    def labels(self, tree: DraftTree, walk: Walk) -> list[str]:
-        return [f"head {i}" for i in range(1, len(walk.nodes))] + ["base"]
+    def _lattice_seen(self, seen) -> tuple[Lattice, list[list[int]], list]:
+        """The step's lattice, chosen drafts and scores: kept at ``propose`` when refining, else read with the
+        step (``DraftTree.trace``)."""
+        if self.last is not None:
+            return self.last
+        m = len(self.heads)
+        ids, probs = seen.trace[: m * self.topk], seen.trace[m * self.topk :]
+        rows = [[int(x) for x in ids[i * self.topk : (i + 1) * self.topk]] for i in range(m)]
+        logq = [[math.log(max(x, 1e-45)) for x in probs[i * self.topk : (i + 1) * self.topk]] for i in range(m)]
+        self.history.append((len(self.context) + 1, rows))
+        return Lattice(rows, logq), [[row[0] for row in rows]], []
 
-    def describe(self, step: int, tree: DraftTree, walk: Walk, tokenizer, t: float) -> list[BlockStep]:
-        lattice, chosen, scored = self.last
-        rows = lattice.tokens.tolist()
+    def labels(self, tree: DraftTree, seen) -> list[str]:
+        return [f"head {i}" for i in range(1, len(seen.nodes))] + ["base"]
+
+    def describe(self, step: int, tree: DraftTree, seen, tokenizer, t: float) -> list[BlockStep]:
+        lattice, chosen, scored = self._lattice_seen(seen)
+        rows = lattice.tokens
         ranks = [[rows[i].index(tok) for i, tok in enumerate(path)] for path in chosen]
         score_of = {tuple(s.tokens): s.score for s in scored}
-        plain = float(sum(lattice.logq[i, 0] for i in range(len(rows))))
-        accepted = [tree.tokens[n] for n in walk.nodes[1:]]
+        plain = sum(row[0] for row in lattice.logq)
+        accepted = [seen.tokens[n] for n in seen.nodes[1:]]
         follows = next(i for i, p in enumerate(chosen) if p[: len(accepted)] == accepted)
         return [
             BlockStep(
@@ -181,18 +217,18 @@ class BlockDrafter:
                 refine=self.refine,
                 lattice_tokens=rows,
                 lattice_texts=[[tokenizer.decode([x]) for x in row] for row in rows],
-                lattice_q=lattice.logq.exp().tolist(),
+                lattice_q=[[math.exp(x) for x in row] for row in lattice.logq],
                 paths=ranks,
                 scores=[score_of.get(tuple(p), plain) for p in chosen],
                 accepted_path=follows,
                 accepted=len(accepted),
-                final_text=tokenizer.decode([walk.final_token]),
+                final_text=tokenizer.decode([seen.final]),
                 t=t,
             )
         ]
 
     def summary(self, output: list[int]) -> dict:
-        return {"oracle_block_efficiency": self.oracle_block_efficiency(output)}
+        return {**super().summary(output), "oracle_block_efficiency": self.oracle_block_efficiency(output)}
 
     def oracle_block_efficiency(self, output: list[int]) -> float:
         """Mean over steps of the block the best lattice path would have committed (``oracle_block``)."""
@@ -253,7 +289,8 @@ def run_bpd(
     drafter = BlockDrafter(
         engine, heads, refine=refine, topk=topk, paths=paths, alpha=alpha, ngram=ngram, neural=neural, project=project
     )
-    yield from speculate(rec, engine, drafter, TreeTopology.full(1, k - 1), rule, gen.sampling)
+    settings = DraftSettings(TreeTopology.full(1, k - 1), rule_named(rule), gen.sampling, make_generator(gen.sampling.seed, model.device))
+    yield from speculate(rec, engine, drafter, settings)
 
 
 def check_options(k: int, refine: str, topk: int, paths: int, alpha: float) -> None:

@@ -19,19 +19,22 @@ from dataclasses import dataclass
 
 import torch
 
+from core.engine.sync import host, upload
 from core.speculative.drafts import DraftLM
 from core.speculative.tree import TreeTopology
 
 
 @dataclass
 class Lattice:
-    tokens: torch.Tensor  # [m, topk] ids: row i - 1 holds head i's top-k, best first
-    logq: torch.Tensor  # [m, topk] the heads' log-probabilities of those tokens
+    """The lattice on the host (rescoring is host work)."""
+
+    tokens: list[list[int]]  # [m][topk] ids: row i - 1 holds head i's top-k, best first
+    logq: list[list[float]]  # [m][topk] the heads' log-probabilities of those tokens
 
     @property
     def drafted(self) -> list[int]:
         """Plain BPD's draft: each head's argmax."""
-        return self.tokens[:, 0].tolist()
+        return [row[0] for row in self.tokens]
 
 
 @dataclass
@@ -43,26 +46,32 @@ class ScoredPath:
     score: float
 
 
+def lattice_top(logits: torch.Tensor, topk: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each head's top-k on the device, from the heads' logits [m, V]: ids [m, topk] and log q [m, topk]."""
+    top = torch.log_softmax(logits.float(), -1).topk(topk, dim=-1)
+    return top.indices, top.values
+
+
 def head_lattice(logits: torch.Tensor, topk: int) -> Lattice:
-    """The lattice from the heads' logits [m, V]."""
-    logq = torch.log_softmax(logits.float(), -1)
-    top = logq.topk(topk, dim=-1)
-    return Lattice(top.indices, top.values)
+    """The lattice from the heads' logits [m, V], read to the host once."""
+    ids, logq = lattice_top(logits, topk)
+    flat = host(torch.cat([ids.double(), logq.double()]))
+    m = ids.shape[0]
+    return Lattice([[int(x) for x in row] for row in flat[:m]], flat[m:])
 
 
 def _scored(lattice: Lattice, ranks: list[int], lm_logp: float, alpha: float) -> ScoredPath:
-    rows = range(len(ranks))
-    head = float(sum(lattice.logq[i, r] for i, r in zip(rows, ranks, strict=True)))
-    tokens = [int(lattice.tokens[i, r]) for i, r in zip(rows, ranks, strict=True)]
+    head = sum(lattice.logq[i][r] for i, r in enumerate(ranks))
+    tokens = [lattice.tokens[i][r] for i, r in enumerate(ranks)]
     return ScoredPath(list(ranks), tokens, head, lm_logp, head + alpha * lm_logp)
 
 
 def global_rescore(lattice: Lattice, lm_logp: Callable[[list[int]], float], alpha: float) -> list[ScoredPath]:
     """Every path of the lattice scored with S(x), best first (n-gram LM: cheap to score them all)."""
-    m, topk = lattice.tokens.shape
+    m, topk = len(lattice.tokens), len(lattice.tokens[0])
     paths = []
     for ranks in itertools.product(range(topk), repeat=m):
-        tokens = [int(lattice.tokens[i, r]) for i, r in enumerate(ranks)]
+        tokens = [lattice.tokens[i][r] for i, r in enumerate(ranks)]
         paths.append(_scored(lattice, list(ranks), lm_logp(tokens), alpha))
     return sorted(paths, key=lambda s: -s.score)
 
@@ -73,14 +82,11 @@ def local_rescore(
     """Beam search of ``width`` over the heads; ``next_logp(prefixes)`` gives the neural LM's log-probs [B, V]
     after each prefix (called once per head with every beam, in order)."""
     beams: list[tuple[list[int], float]] = [([], 0.0)]  # (ranks, sum of alpha-weighted LM log-probs)
-    for i in range(lattice.tokens.shape[0]):
-        prefixes = [[int(lattice.tokens[j, r]) for j, r in enumerate(ranks)] for ranks, _ in beams]
-        lm = next_logp(prefixes)[:, lattice.tokens[i]].float()  # [B, topk]
-        grown = [
-            (ranks + [r], lm_sum + float(lm[b, r]))
-            for b, (ranks, lm_sum) in enumerate(beams)
-            for r in range(lattice.tokens.shape[1])
-        ]
+    for i, row in enumerate(lattice.tokens):
+        prefixes = [[lattice.tokens[j][r] for j, r in enumerate(ranks)] for ranks, _ in beams]
+        logp = next_logp(prefixes)
+        lm = host(logp[:, upload(row, logp.device)].float())  # [B][topk]: a read per head (host beam search)
+        grown = [(ranks + [r], lm_sum + lm[b][r]) for b, (ranks, lm_sum) in enumerate(beams) for r in range(len(row))]
         grown.sort(key=lambda g: -(_scored(lattice, g[0], g[1], alpha).score))
         beams = grown[:width]
     return [_scored(lattice, ranks, lm_sum, alpha) for ranks, lm_sum in beams]
@@ -124,7 +130,7 @@ class NeuralLM:
         device, base = self.engine.device, self.engine.length
         if not prefixes[0]:  # the root level: the committed tokens not seen yet, then the root
             ids = self.pending + [self.root]
-            out = self.engine.forward(torch.tensor([ids], device=device), layers=self.layers, last_only=True)
+            out = self.engine.forward(upload([ids], device), layers=self.layers, last_only=True)
             if not self.shared:
                 self.engine.commit(len(ids))  # the root is committed output; the beams start after it
                 self.pending = []
@@ -138,10 +144,10 @@ class NeuralLM:
         offset = 0 if self.shared else -1  # a separate draft already committed the root
         depth = len(prefixes[0])
         out = self.engine.forward(
-            torch.tensor([[p[-1] for p in prefixes]], device=device),
+            upload([[p[-1] for p in prefixes]], device),
             start=base + first + offset,
-            positions=torch.full((1, len(prefixes)), base + depth + offset, device=device),
-            tree_mask=topo.mask[first:, (0 if self.shared else 1) :],
+            offsets=torch.full((1, len(prefixes)), depth + offset, device=device),
+            tree_mask=topo.tensors(device).mask[first:, (0 if self.shared else 1) :],
             layers=self.layers,
         )
         return torch.log_softmax(self.logits(out)[0], -1)

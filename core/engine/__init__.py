@@ -12,6 +12,7 @@ import torch
 from core.engine.base import Engine, EngineOutput, EngineUnsupported, require
 from core.engine.graph import GraphEngine
 from core.engine.hf import HFEngine
+from core.engine.linear import projections
 from core.engine.llama import LlamaEngine, supports
 from core.models import LoadedModel
 
@@ -23,6 +24,7 @@ __all__ = [
     "engine_kind",
     "last",
     "llama_engine_class",
+    "lm_logits",
     "make_engine",
     "prefill",
     "require",
@@ -65,6 +67,13 @@ def prefill(engine: Engine, ids: list[int], layers: range | None = None) -> torc
 def last(hidden: torch.Tensor | None) -> torch.Tensor | None:
     """The last position of hidden states [B, T, H] (kept as [B, 1, H]), or None."""
     return None if hidden is None else hidden[:, -1:]
+
+
+def lm_logits(model: LoadedModel):
+    """The model's final norm + LM head as the engines compute it (float32 logits of hidden states [..., H]),
+    without making an engine (and taking a KV cache) for it."""
+    proj, norm = projections(model.model), model.model.model.norm
+    return lambda h: proj.lm_head(norm(h)).float()
 
 
 def warm_up(model: LoadedModel) -> None:

@@ -24,11 +24,19 @@ class KVCache:
         dtype: torch.dtype,
     ) -> None:
         shape = (n_layers, batch, n_kv_heads, max_len, head_dim)
-        self.k = torch.zeros(shape, device=device, dtype=dtype)
-        self.v = torch.zeros(shape, device=device, dtype=dtype)
-        self.valid = torch.ones(batch, max_len, dtype=torch.bool, device=device)
-        self.length = 0
+        self.full = (  # the allocation; k, v and valid are views of its first rows after ``narrow_rows``
+            torch.zeros(shape, device=device, dtype=dtype),
+            torch.zeros(shape, device=device, dtype=dtype),
+            torch.ones(batch, max_len, dtype=torch.bool, device=device),
+        )
         self.max_len = max_len
+        self.reset()
+
+    def reset(self) -> None:
+        """Empty, every row and slot valid (a cache reused by another run)."""
+        self.k, self.v, self.valid = self.full
+        self.valid.fill_(True)
+        self.length = 0
         self.padded = False  # any slot invalid (left padding) -> masks must be built
 
     def write(self, layer: int, start: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -37,10 +45,6 @@ class KVCache:
         self.k[layer, :, :, start:end] = k
         self.v[layer, :, :, start:end] = v
         return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
-
-    def check_room(self, start: int, n: int) -> None:
-        if start + n > self.max_len:
-            raise ValueError(f"The KV cache holds {self.max_len} positions; writing {n} at {start} would overflow it.")
 
     def rollback(self, length: int) -> None:
         """Forget every slot from ``length`` on (a rejected draft, a flushed speculation)."""
@@ -69,7 +73,15 @@ class KVCache:
         self.k = self.k.index_select(1, index)
         self.v = self.v.index_select(1, index)
         self.valid = self.valid.index_select(0, index)
-        self.padded = not bool(self.valid[:, : self.length].all())
+
+    def narrow_rows(self, index: torch.Tensor) -> None:
+        """``select_rows`` in place: the kept rows (index [n], on the cache's device) move to the front of the
+        allocation and k, v and valid become views of its first n rows, so their addresses stay put."""
+        n = index.shape[0]
+        self.k[:, :n] = self.k.index_select(1, index)
+        self.v[:, :n] = self.v.index_select(1, index)
+        self.valid[:n] = self.valid.index_select(0, index)
+        self.k, self.v, self.valid = self.k[:, :n], self.v[:, :n], self.valid[:n]
 
 
 class AutogradKVCache(KVCache):

@@ -23,6 +23,7 @@ from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 from core.engine.base import EngineOutput, check_kv_budget, kv_bytes
 from core.engine.kv_cache import AutogradKVCache, KVCache
 from core.engine.linear import module_projections, projections
+from core.sampling import Sampler
 
 SUPPORTED = ("llama", "mistral", "qwen2")
 
@@ -54,19 +55,30 @@ class LlamaEngine:
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
         self.max_len = max_len
+        self.trainable = trainable
+        self._attach(batch)
+
+    def _attach(self, batch: int) -> None:
+        """This run's KV cache of ``batch`` rows and ``max_len`` slots, each row's next position (``row_len``),
+        and the uniforms of a sampled ``decode``."""
         itemsize = torch.empty(0, dtype=self.dtype).element_size()
         check_kv_budget(
-            kv_bytes(self.n_layers, batch, self.n_kv_heads, self.head_dim, max_len, itemsize), batch, max_len
+            kv_bytes(self.n_layers, batch, self.n_kv_heads, self.head_dim, self.max_len, itemsize), batch, self.max_len
         )
-        cache = AutogradKVCache if trainable else KVCache
-        self.cache = cache(self.n_layers, batch, self.n_kv_heads, self.head_dim, max_len, self.device, self.dtype)
-        # committed valid tokens per row: the next position id of each row
-        self.row_len = torch.zeros(batch, dtype=torch.long, device=self.device)
+        cache = AutogradKVCache if self.trainable else KVCache
+        self.cache = cache(self.n_layers, batch, self.n_kv_heads, self.head_dim, self.max_len, self.device, self.dtype)
+        self.row_len = torch.zeros(batch, dtype=torch.long, device=self.device)  # [B]
+        self.uniform = torch.zeros(batch, dtype=torch.float64, device=self.device)  # [B]
+        self.next: torch.Tensor | None = None  # [B, 1] the tokens ``decode`` feeds next
 
     # -- cache bookkeeping -------------------------------------------------
     @property
     def length(self) -> int:
         return self.cache.length
+
+    def check_room(self, start: int, n: int) -> None:
+        if start + n > self.max_len:
+            raise ValueError(f"The KV cache holds {self.max_len} positions; writing {n} at {start} would overflow it.")
 
     def commit(self, n: int) -> None:
         """Accept the last ``n`` written slots (written at [length, length+n))."""
@@ -80,7 +92,8 @@ class LlamaEngine:
         self.cache.rollback(length)
 
     def keep(self, slots: list[int] | torch.Tensor) -> None:
-        """Commit a subset of written slots (a tree's accepted path) as the next slots."""
+        """Commit a subset of written slots (a tree's accepted path; a tensor on the engine's device keeps the
+        host from reading or uploading anything) as the next slots."""
         start = self.cache.length
         self.cache.keep(slots)
         self.row_len += self.cache.valid[:, start : self.cache.length].sum(dim=1)
@@ -95,7 +108,8 @@ class LlamaEngine:
         one = KVCache(self.n_layers, 1, self.n_kv_heads, self.head_dim, tokens.shape[1], self.device, self.dtype)
         self.cache, self.row_len = one, row_len[:1].clone()
         try:
-            out = self.forward(tokens, layers=layers, last_only=True)
+            out = LlamaEngine.forward(self, tokens, layers=layers, last_only=True)  # eager: no step shape of a
+            # temporary cache
         finally:
             self.cache, self.row_len = full, row_len
         n = tokens.shape[1]
@@ -108,12 +122,17 @@ class LlamaEngine:
     def select_rows(self, rows: list[int]) -> None:
         """Continue with batch rows ``rows`` only (the others finished)."""
         self.cache.select_rows(rows)
-        self.row_len = self.row_len[torch.as_tensor(rows, dtype=torch.long, device=self.device)]
+        index = torch.as_tensor(rows, dtype=torch.long, device=self.device)
+        self.row_len, self.uniform = self.row_len[index], self.uniform[index]
 
     # -- forward -------------------------------------------------------------
-    def default_positions(self, valid_new: torch.Tensor) -> torch.Tensor:
-        """Position ids [B, T]: each row continues from its own committed length, skipping padding."""
-        return self.row_len[:, None] + torch.cumsum(valid_new.long(), dim=1) - 1
+    def positions(self, start: int, valid_new: torch.Tensor, offsets: torch.Tensor | None) -> torch.Tensor:
+        """Position ids [B, T]: each row's committed length plus ``offsets`` [B or 1, T] (a tree node's depth, a
+        token's distance from the committed length), by default the count of valid tokens from the committed
+        length on (a chain continuing at ``start``; left padding skipped)."""
+        if offsets is None:
+            offsets = start - self.cache.length + torch.cumsum(valid_new.long(), dim=1) - 1
+        return self.row_len[:, None] + offsets
 
     def _mask(self, start: int, T: int, tree_mask: torch.Tensor | None, always: bool = False) -> torch.Tensor | None:
         """Boolean attention mask [B, 1, T, start+T] (True = attend), or None when plain causal suffices
@@ -125,9 +144,10 @@ class LlamaEngine:
         """
         if not always and tree_mask is None and not self.cache.padded and (T == 1 or start == 0):
             return None  # SDPA alone: all slots (one new token) or is_causal (a fresh prefill)
+        on = {"dtype": torch.bool, "device": self.device}
         if tree_mask is None:
-            prefix = torch.ones(T, start, dtype=torch.bool, device=self.device)
-            structure = torch.ones(T, T, dtype=torch.bool, device=self.device).tril()
+            prefix = torch.ones(T, start, **on)
+            structure = torch.ones(T, T, **on).tril()
         else:
             base = self.cache.length
             if tuple(tree_mask.shape) != (T, start + T - base):
@@ -135,15 +155,13 @@ class LlamaEngine:
                     f"tree_mask must be [{T}, {start + T - base}] (new tokens x uncommitted slots), "
                     f"got {list(tree_mask.shape)}."
                 )
-            prefix = torch.ones(T, base, dtype=torch.bool, device=self.device)
+            prefix = torch.ones(T, base, **on)
             structure = tree_mask.to(self.device)
         allowed = torch.cat([prefix, structure], dim=1)  # [T, start+T]
         valid = self.cache.valid[:, : start + T]  # [B, start+T]
-        mask = allowed[None] & valid[:, None, :]
         # a padding query row would attend to nothing (NaN); let it see itself
-        eye = torch.zeros_like(mask)
-        eye[:, torch.arange(T), start + torch.arange(T)] = True
-        return (mask | eye)[:, None]
+        itself = torch.cat([torch.zeros(T, start, **on), torch.eye(T, **on)], dim=1)
+        return ((allowed[None] & valid[:, None, :]) | itself[None])[:, None]
 
     def _qkv(self, layer: int, x: torch.Tensor, cos_sin) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """q [B, H_q, T, D] and k, v [B, H_kv, T, D] of x [B, T, H], RoPE applied to q and k."""
@@ -208,13 +226,27 @@ class LlamaEngine:
         return self.proj.lm_head(self.decoder.norm(h)).float()
 
     @torch.inference_mode()
+    def decode(self, sampler: Sampler, tokens: torch.Tensor | None = None) -> torch.Tensor:
+        """One autoregressive step of every row: forward ``tokens`` [B, T] (default: the [B, 1] the previous
+        ``decode`` chose; the first step may feed a whole prompt) at the committed length, commit them, and choose
+        each row's next token with ``sampler``. Returns those [B] on the device; nothing is read back."""
+        if tokens is not None:
+            self.next = tokens
+        sampler.refill(self.uniform)
+        logits = self.forward(self.next, last_only=True).logits[:, -1]
+        self.commit(self.next.shape[1])
+        chosen = sampler.choose(logits, self.uniform)
+        self.next = chosen[:, None]
+        return chosen
+
+    @torch.inference_mode()
     def forward(
         self,
         tokens: torch.Tensor | None = None,
         *,
         hidden_in: torch.Tensor | None = None,
         start: int | None = None,
-        positions: torch.Tensor | None = None,
+        offsets: torch.Tensor | None = None,
         tree_mask: torch.Tensor | None = None,
         pad_mask: torch.Tensor | None = None,
         layers: range | None = None,
@@ -225,9 +257,9 @@ class LlamaEngine:
 
         tokens [B, T], or hidden_in [B, T, H] (needed when ``layers`` starts after 0; a feature-level
         draft feeds its fused inputs this way at layer 0); start: first
-        slot to write (default: committed length); positions [B, T] (default: continue each
-        row; give depth-based ones for trees); tree_mask [T, start+T-length] bool over the
-        uncommitted slots (default causal);
+        slot to write (default: committed length); offsets [B or 1, T]: positions relative to each row's
+        committed length (default: continue each row; a tree gives its nodes' depths); tree_mask
+        [T, start+T-length] bool over the uncommitted slots (default causal), on the engine's device;
         pad_mask [B, T] bool marks real tokens (False = left padding); layers: a range of
         decoder layers (default all); output_hidden: layer indices whose hidden states to
         return; last_only: logits of the last position only.
@@ -241,14 +273,13 @@ class LlamaEngine:
         else:
             raise ValueError("A layer range that starts after layer 0 needs hidden_in.")
         B, T, _ = h.shape
-        self.cache.check_room(start, T)
+        self.check_room(start, T)
         if pad_mask is not None:
             self.cache.valid[:, start : start + T] = pad_mask
-            self.cache.padded = self.cache.padded or not bool(pad_mask.all())
+            self.cache.padded = self.cache.padded or not bool(pad_mask.all())  # a prefill's one read
         else:
             self.cache.valid[:, start : start + T] = True
-        if positions is None:
-            positions = self.default_positions(self.cache.valid[:, start : start + T])
+        positions = self.positions(start, self.cache.valid[:, start : start + T], offsets)
         h, hidden = self.run_layers(h, positions, start, layers, tree_mask, output_hidden)
         if layers.stop < self.n_layers:
             return EngineOutput(logits=None, last_hidden=h, hidden=hidden)

@@ -78,8 +78,9 @@ def load_feature_head(model: LoadedModel, path: Path | None = None) -> tuple[Fea
     """The shipped (or given) feature head of ``model``, on its device and dtype, frozen."""
     path = path or feature_head_path(model.key)
     if not path.is_file():
-        raise FileNotFoundError(
-            f"No trained feature (EAGLE) head for {model.key} at '{path}': train one with `python -m core.train eagle`."
+        raise ValueError(
+            f"{model.display_name} has no trained EAGLE head ({path.name}): choose another method, or train one "
+            "with `python -m core.train eagle`."
         )
     blob = torch.load(path, map_location="cpu", weights_only=True)
     info = HeadInfo(**blob["info"])

@@ -88,6 +88,9 @@ class DraftVocab:
     def size(self) -> int:
         return int(self.ids.numel())
 
+    def __hash__(self) -> int:  # one object per model and file version (``load_draft_vocab``)
+        return id(self)
+
     def expand(self, logits: torch.Tensor) -> torch.Tensor:
         """Logits over the N tokens [..., N] -> over the vocabulary [..., V], -inf outside (q = 0 there)."""
         full = logits.new_full((*logits.shape[:-1], self.vocab_size), float("-inf"))
@@ -99,7 +102,7 @@ _HEADS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def reduced_projection(model: LoadedModel, vocab: DraftVocab) -> Projection:
     """The target's frozen final norm + the N rows of its LM head, expanded to [..., V] logits (float32)."""
-    net, key = model.model, tuple(vocab.ids.tolist())
+    net, key = model.model, vocab
     heads = _HEADS.setdefault(net, {})
     if key not in heads:
         heads[key] = make_linear(net.lm_head.weight[vocab.ids])
@@ -123,13 +126,22 @@ def describe_vocab(vocab: DraftVocab | None) -> str:
     return f"{vocab.size:,}-token draft vocabulary" if vocab else "full vocabulary"
 
 
+_VOCABS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def load_draft_vocab(model: LoadedModel) -> DraftVocab | None:
-    """The shipped reduced vocabulary of ``model``, or None (its drafts then project onto every token)."""
+    """The shipped reduced vocabulary of ``model``, or None (its drafts then project onto every token); read
+    once per model and file version and shared by every run."""
     path = vocab_path(model.key)
     if not path.is_file():
         return None
-    blob = json.loads(path.read_text())
-    ids = torch.tensor(blob["ids"], dtype=torch.long, device=model.device)
-    if int(ids.max()) >= model.config.vocab_size:
-        raise ValueError(f"{path.name} names tokens beyond this model's vocabulary; rebuild it for {model.key}.")
-    return DraftVocab(ids, model.config.vocab_size, blob["coverage"])
+    key = (path, path.stat().st_mtime_ns)
+    cached = _VOCABS.setdefault(model.model, {})
+    if key not in cached:
+        blob = json.loads(path.read_text())
+        if max(blob["ids"]) >= model.config.vocab_size:
+            raise ValueError(f"{path.name} names tokens beyond this model's vocabulary; rebuild it for {model.key}.")
+        ids = torch.tensor(blob["ids"], dtype=torch.long, device=model.device)
+        cached.clear()
+        cached[key] = DraftVocab(ids, model.config.vocab_size, blob["coverage"])
+    return cached[key]

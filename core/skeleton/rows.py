@@ -18,7 +18,8 @@ import torch
 
 from core.config import SamplingConfig
 from core.engine import make_engine
-from core.sampling import next_token
+from core.engine.sync import host, upload
+from core.sampling import Sampler
 from core.skeleton.pool import PoolMember
 from core.text import token_flags
 
@@ -77,7 +78,7 @@ def item_enders(model, width: int) -> torch.Tensor:
 def no_early_end(logits: torch.Tensor, counts: list[int], enders: torch.Tensor) -> torch.Tensor:
     """Rows that have written fewer than MIN_ITEM_TOKENS tokens may not end or begin the next item yet, so a
     point's expansion is never empty (a small model often answers a point's opening with the next number)."""
-    young = torch.tensor([c < MIN_ITEM_TOKENS for c in counts], device=logits.device)
+    young = upload([c < MIN_ITEM_TOKENS for c in counts], logits.device, torch.bool)
     return logits.masked_fill(young[:, None] & enders[None, :], float("-inf"))
 
 
@@ -124,15 +125,18 @@ def _decode_batch(
     engine.commit(ids.shape[1])
     active, counts = list(range(len(prompts))), [0] * len(prompts)
     recent: list[list[int]] = [[] for _ in prompts]
-    enders = None
+    enders, sampler = None, Sampler(sampling, rng)
+    u = torch.zeros(len(prompts), dtype=torch.float64, device=model.device)
     while active:
         logits = member.logits(engine, out)
         if one_item:
             enders = item_enders(model, logits.shape[-1]) if enders is None else enders
             logits = no_early_end(logits, [counts[row] for row in active], enders)
+        sampler.refill(u[: len(active)])
+        chosen = host(sampler.choose(logits, u[: len(active)]))  # the step's one read, every row's token
         step = []
         for i, row in enumerate(active):
-            tok = next_token(logits[i], sampling, rng)
+            tok = chosen[i]
             item_end = one_item and new_item(model.tokenizer, recent[row], tok)
             if item_end:
                 tok = next(iter(model.eos_ids))  # the next item is another point's: this one ends here
@@ -151,6 +155,6 @@ def _decode_batch(
         if len(running) < len(active):
             engine.select_rows(running)
             active = [active[i] for i in running]
-        feed = torch.tensor([[step[i].token] for i in running], device=model.device)
+        feed = upload([[step[i].token] for i in running], model.device)
         out = engine.forward(feed, last_only=True, **kwargs)
         engine.commit(1)

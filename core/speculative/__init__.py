@@ -1,16 +1,21 @@
 """Speculative decoding with draft chains and trees: the step loop (``speculate``), draft sources
-(``drafts``), tree topologies (``tree``), verification rules (``verify``); methods spec, pld, rrs,
-rrsw and spechub (``run_speculative``)."""
+(``drafts``, ``copies``, ``eagle``), tree topologies (``tree``), verification rules (``rules``); methods spec,
+pld, rrs, rrsw, spechub (``run_speculative``) and eagle (``run_eagle``)."""
 
-from core.speculative.drafts import DraftChoice, DraftSource, DraftTree, make_draft_lm
-from core.speculative.speculate import make_draft_source, run_eagle, run_speculative, speculate
+from core.speculative.drafts import DraftChoice, DraftSettings, DraftSource, DraftTree, Root, make_draft_lm
+from core.speculative.eagle import run_eagle
+from core.speculative.rules import RULES, Rule, Walk
+from core.speculative.speculate import make_draft_source, run_speculative, speculate
 from core.speculative.tree import TreeTopology
-from core.speculative.verify import Walk
 
 __all__ = [
+    "RULES",
     "DraftChoice",
+    "DraftSettings",
     "DraftSource",
     "DraftTree",
+    "Root",
+    "Rule",
     "TreeTopology",
     "Walk",
     "make_draft_lm",

@@ -10,9 +10,9 @@ import math
 
 import torch
 
-from core.config import SamplingConfig
 from core.engine.cost import best_size
-from core.speculative.drafts import DraftDefaults, DraftTree
+from core.engine.sync import upload
+from core.speculative.drafts import DraftDefaults, DraftTree, Root
 from core.speculative.tree import TreeTopology
 
 
@@ -97,41 +97,36 @@ class PromptLookup(DraftDefaults):
     as it pays. Chain node j has confidence c_j = a_0 ... a_j (``ChainRate``, learnt over the run), and with
     a verify-cost curve the chain is cut at the length m maximising (1 + c_0 + ... + c_{m-1}) / v(m + 1)
     (``best_size``; the look-up itself costs nothing measurable), so a step verifies the copied tokens only
-    where they are expected to be worth it. Without a curve the whole chain (up to the depth) is verified."""
+    where they are expected to be worth it. Without a curve the whole chain (up to the depth) is verified. The
+    copy is host work on tokens the host already has: a step reads nothing before its verification."""
 
-    def __init__(self, vocab_size: int, max_ngram: int = 3, curve: dict | None = None) -> None:
-        self.vocab_size, self.max_ngram, self.curve = vocab_size, max_ngram, curve
+    def __init__(self, vocab_size: int, device: torch.device, max_ngram: int = 3, curve: dict | None = None) -> None:
+        self.vocab_size, self.device, self.max_ngram, self.curve = vocab_size, device, max_ngram, curve
         self.context = ContextIndex(max_ngram)
         self.rate: ChainRate | None = None
         self.chain: list[int] = []  # the step's whole copy, verified or not
-        self.path: list[int] = []  # the tokens the last step accepted
         self.name = f"prompt lookup (n-gram <= {max_ngram})" + (", cut by v(n)" if curve else "")
 
-    def prefill(self, ids: list[int], hidden: torch.Tensor | None = None) -> None:
-        self.context = ContextIndex(self.max_ngram)
-        self.context.extend(ids[:-1])
-
-    def propose(
-        self, root: int, topo: TreeTopology, rule: str, sampling: SamplingConfig, rng: torch.Generator
-    ) -> DraftTree:
-        self.rate = self.rate or ChainRate(topo.depth)
-        self.rate.update(self.chain, [*self.path, root])
-        self.context.extend([root])
-        self.chain = self.context.continuation(topo.depth)
+    def propose(self, root: Root) -> DraftTree:
+        depth = root.settings.topology.depth
+        self.rate = self.rate or ChainRate(depth)
+        self.rate.update(self.chain, [*root.fresh[1:], root.token])  # what the last step emitted
+        self.context.extend(root.ids[len(self.context.tokens) :])
+        self.chain = self.context.continuation(depth)
         keep = len(self.chain)
         if self.curve is not None:
             keep = best_size(self.rate.confidence(keep), 0.0, self.curve, keep + 1)
-        chain = self.chain[:keep]
-        q = {node: one_hot(tok, self.vocab_size) for node, tok in enumerate(chain)}  # node i's child is chain[i]
-        return DraftTree(TreeTopology.full(1, len(chain)), [root, *chain], q)
-
-    def accept(self, tree: DraftTree, nodes: list[int], hidden: torch.Tensor | None = None) -> None:
-        self.path = [tree.tokens[n] for n in nodes[1:]]
-        self.context.extend(self.path)
+        return chain_tree([root.token, *self.chain[:keep]], self.vocab_size, self.device, root.settings.rule.uses_q)
 
 
-def one_hot(token: int, size: int) -> torch.Tensor:
-    """q of a deterministic draft: all its mass on ``token``."""
-    q = torch.zeros(size)
-    q[token] = 1.0
-    return q
+def chain_tree(tokens: list[int], vocab_size: int, device: torch.device, with_q: bool) -> DraftTree:
+    """A deterministic chain below ``tokens[0]`` (uploaded without waiting): q one-hot on each node's child when
+    the rule reads q."""
+    ids = upload(tokens, device)
+    q = one_hot(ids[1:], vocab_size) if with_q else None
+    return DraftTree(TreeTopology.full(1, len(tokens) - 1), ids, torch.ones(len(tokens), device=device), q)
+
+
+def one_hot(tokens: torch.Tensor, size: int) -> torch.Tensor:
+    """q of a deterministic draft [n, V]: all the mass of row i on tokens[i]."""
+    return torch.zeros(tokens.shape[0], size, device=tokens.device).scatter_(1, tokens[:, None], 1.0)

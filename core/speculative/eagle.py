@@ -1,26 +1,23 @@
 """EAGLE: a feature-level draft (``core.heads.feature``) with EAGLE-2's dynamic draft trees.
 
 The draft keeps its own KV cache of pairs (f_i, x_{i+1}) with the target's true features f. Per step:
-    propose - feed the pairs the last step verified (true features from the verify forward), ending
-              with (f_{n-1}, root); its output f^_n gives q at the root. Then either
-              * a full k-ary tree, children drawn from q by the rule (``spec``/``rrs``/``rrsw``/
-                ``spechub`` with ``--draft eagle``), or
-              * a dynamic tree (method ``eagle``): every depth, the K nodes of highest cumulative
-                draft confidence c(u) = prod q along the path are expanded (one draft forward of K
-                tokens, tree mask), each into its top-K children, while the frontier's total
-                confidence (a bound on what the level can add) exceeds a level's draft cost
-                (``worth_a_level``); after at most ``depth`` levels the nodes are
-                ranked by c and the tree keeps the n best, n maximising the predicted tokens per
-                unit of time  (1 + sum_{kept} c(u)) / (D + v(n + 1)),  D the step's draft cost and v
-                the verify-cost curve (both in target forwards of one token, this device); with
-                ``lookup`` > 0 a chain copied from the context (the tokens after the latest earlier
-                match of its last n-gram, ``ContextIndex``) is grafted on the tree first, its node j
-                ranked by c = a_0 ... a_j, the rates a learnt over the run (``ChainRate``), so the
-                same ranking decides whether copying pays;
-    verify / evaluate / update - the shared step loop (``core.speculative.speculate``); the dynamic
-              tree is verified greedily at T = 0 and by ``match`` (draw from p, accept the equal
-              child) at T > 0, both lossless;
-    accept  - the accepted path's true features become the next step's pairs (the tree's draft
+    propose - feed the pairs the last step committed (true features from the verify forward), ending with
+              (f_{n-1}, root); its output f^_n gives q at the root. Then either
+              * a full k-ary tree, children drawn from q by the rule (``spec``/``rrs``/``rrsw``/``spechub``
+                with ``--draft eagle``), or
+              * a dynamic tree (method ``eagle``), expanded on the device with fixed shapes: the root's top-K
+                children, then at each of ``depth`` - 1 further levels the K candidates of highest cumulative
+                draft confidence c(u) = prod q along the path (one draft forward of K tokens, tree mask) each
+                expanded into its top-K children. One read brings the candidates to the host, which ranks
+                them by c and keeps the n best, n maximising the predicted tokens per unit of time
+                (1 + sum_{kept} c(u)) / (D + v(n + 1)), D the step's draft cost and v the verify-cost curve
+                (both in target forwards of one token, this device); with ``lookup`` > 0 a chain copied from
+                the context (``ContextIndex``) is grafted on the candidates first, its node j ranked by
+                c = a_0 ... a_j, the rates a learnt over the run (``ChainRate``), so the same ranking decides
+                whether copying pays;
+    verify / evaluate / update - the shared step loop (``core.speculative.speculate``); the dynamic tree is
+              verified greedily at T = 0 and by ``match`` (draw from p, accept the equal child) at T > 0, both
+              lossless; the accepted path's true features become the next step's pairs (the tree's draft
               slots are overwritten, never committed).
 """
 
@@ -28,20 +25,26 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 
-from core.config import SamplingConfig
-from core.engine import Engine, llama_engine_class, make_engine, require
+from core.config import GenerationConfig
+from core.engine import Engine, lm_logits, llama_engine_class, make_engine, require
 from core.engine.cost import best_size, device_curve
+from core.engine.sync import host, upload
 from core.heads.feature import FeatureHead, shared_feature_head
 from core.heads.vocab import load_draft_vocab, reduced_projection
 from core.models import LoadedModel
-from core.speculative.copies import ChainRate, ContextIndex, graft_chain, one_hot
-from core.speculative.drafts import DraftDefaults, DraftTree, draft_probs, grow_level
+from core.recorder import Recorder, excluding_consumer_time
+from core.sampling import make_generator, uniforms
+from core.speculative.copies import ChainRate, ContextIndex, graft_chain
+from core.speculative.drafts import DraftDefaults, DraftSettings, DraftTree, Root, draft_probs, q_of_tokens
+from core.speculative.rules import rule
+from core.speculative.speculate import speculate
 from core.speculative.tree import MAX_TREE_NODES, TreeTopology
-from core.speculative.verify import Walk
+from core.text import encode_prompt
 
 MAX_DYNAMIC_NODES = 64  # verified per step at most (v(n) is measured up to 64)
 MAX_CHAIN = 16  # tokens of a copied chain at most
@@ -49,14 +52,14 @@ MAX_CHAIN = 16  # tokens of a copied chain at most
 
 @dataclass(frozen=True)
 class DynamicTree:
-    """EAGLE-2 tree shape: ``depth`` levels, ``topk`` nodes expanded per level into ``topk`` children each,
-    at most ``max_nodes`` verified (root included)."""
+    """EAGLE-2 tree shape: ``depth`` levels, ``topk`` nodes expanded per level into ``topk`` children each, at
+    most ``max_nodes`` verified (root included), ``lookup`` tokens of a copied chain grafted (0: none). The
+    defaults and what they measured: docs/methods.md, "EAGLE"."""
 
-    depth: int = 2  # measured on the suite's train split (CPU, 64 tokens, T = 0): depth 2, top-4 1.02x ar,
-    topk: int = 4  # depth 2, top-8 0.97x, depth 4 (with ``worth_a_level``), top-8 0.90x
+    depth: int = 2
+    topk: int = 4
     max_nodes: int = 48
-    lookup: int = 8  # tokens of a chain copied from the context (``ContextIndex``) grafted on the tree (0: none);
-    # held out (CPU, T = 0, each against its own ar): 0 -> 1.10x, 4 / 8 / 12 -> 1.16x / 1.14x / 1.18x
+    lookup: int = 8
 
     def check(self) -> None:
         if not 1 <= self.depth <= 12:
@@ -70,13 +73,35 @@ class DynamicTree:
         if not 0 <= self.lookup <= MAX_CHAIN:
             raise ValueError(f"The copied chain holds 0 to {MAX_CHAIN} tokens, got {self.lookup}.")
 
+    @property
+    def candidates(self) -> int:
+        """Nodes the expansion drafts, root included: 1 + K + (depth - 1) K^2 (a fixed shape)."""
+        return 1 + self.topk + (self.depth - 1) * self.topk**2
 
-def worth_a_level(frontier_confidence: list[float], level_cost: float) -> bool:
-    """Whether to draft one level deeper. Nodes of one depth are mutually exclusive (at most one is on the
-    accepted path), so the level's children add at most sum_u c(u) over the frontier u expected tokens; it
-    is drafted only if that bound exceeds the level's cost (the last level's draft time, in target forwards
-    of one token: a step yields about one token per forward)."""
-    return sum(frontier_confidence) > level_cost
+
+@dataclass
+class Candidates:
+    """The dynamic tree's drafted nodes on the device, in drafting order (node 0 the root): token, parent,
+    depth and log confidence log c(u) = sum of log q along the path, each [C]."""
+
+    tokens: list[torch.Tensor]
+    parents: list[torch.Tensor]
+    depths: list[torch.Tensor]
+    logc: list[torch.Tensor]
+
+    def add(self, tokens, parents, depth: int, logc) -> None:
+        self.tokens.append(tokens)
+        self.parents.append(parents)
+        self.depths.append(torch.full_like(tokens, depth))
+        self.logc.append(logc)
+
+    def read(self) -> tuple[list[int], list[int], list[int], list[float]]:
+        """The one read before verification: every candidate's token, parent, depth and log confidence."""
+        parts = [torch.cat(x).double() for x in (self.tokens, self.parents, self.depths, self.logc)]
+        flat = host(torch.cat(parts))
+        n = len(flat) // 4
+        ints = [int(x) for x in flat[: 3 * n]]
+        return ints[:n], ints[n : 2 * n], ints[2 * n :], flat[3 * n :]
 
 
 class FeatureDrafter(DraftDefaults):
@@ -84,10 +109,11 @@ class FeatureDrafter(DraftDefaults):
 
     def __init__(self, model: LoadedModel, head: FeatureHead, max_len: int, dynamic: DynamicTree | None = None) -> None:
         self.model, self.head, self.dynamic = model, head, dynamic
+        self.device = model.device
         engine = llama_engine_class(model.device)  # graph-captured on CUDA, like the target's
         self.engine = engine(head.net, batch=1, max_len=max_len + MAX_TREE_NODES)  # + a step's draft slots
         vocab = load_draft_vocab(model)
-        self.project = reduced_projection(model, vocab) if vocab else make_engine(model, max_len=1).logits
+        self.project = reduced_projection(model, vocab) if vocab else lm_logits(model)
         self.embed = model.model.model.embed_tokens
         self.vocab_size = model.model.lm_head.out_features
         self.curve = device_curve(model) if dynamic else None
@@ -95,9 +121,6 @@ class FeatureDrafter(DraftDefaults):
         size = f"{vocab.size:,}-token draft vocabulary" if vocab else "full vocabulary"
         layers = len(head.layers)
         self.name = f"EAGLE feature head ({layers} layer{'s' * (layers > 1)}, {size})"
-        self.pending_f: torch.Tensor | None = None  # [1, m, H] true features not yet fed
-        self.pending_x: list[int] = []  # the token after each (the root is appended at propose)
-        self.forwards = 0
         self.sizes: list[int] = []
         chain = dynamic.lookup if dynamic else 0
         if chain:
@@ -105,118 +128,126 @@ class FeatureDrafter(DraftDefaults):
         self.context, self.rate = ContextIndex(), ChainRate(chain)
         self.chain: list[int] = []  # the step's copied chain
         self.copied: set[int] = set()  # the step's tree nodes only the chain proposed
-        self.path: list[int] = []  # the tokens the last step accepted
         self.copied_accepted = 0
 
-    def prefill(self, ids: list[int], hidden: torch.Tensor | None) -> None:
-        H = self.model.config.hidden_size
-        self.pending_f = hidden if hidden is not None else torch.zeros(1, 1, H, device=self.model.device)
-        self.pending_x = list(ids[1:-1]) if hidden is not None else []
-        self.context.extend(ids[:-1])
-
-    def _draft(self, features: torch.Tensor, tokens: list[int], **where) -> torch.Tensor:
-        """f^ of pairs (features [1, m, H], tokens): one forward of the draft layer."""
-        x = torch.tensor([tokens], device=self.model.device)
-        fused = self.head.fuse(features, self.embed(x))
+    def _draft(self, features: torch.Tensor, tokens: torch.Tensor, **where) -> torch.Tensor:
+        """f^ of pairs (features [1, m, H], tokens [m]): one forward of the draft layer."""
+        fused = self.head.fuse(features, self.embed(tokens[None]))
         self.forwards += 1
         return self.engine.forward(hidden_in=fused, layers=self.head.layers, **where).last_hidden
 
-    def _feed(self, root: int) -> torch.Tensor:
-        """Feed and commit the pending true pairs, the last one (f_{n-1}, root); f^_n [1, 1, H]."""
-        out = self._draft(self.pending_f, [*self.pending_x, root])
+    def _feed(self, root: Root) -> torch.Tensor:
+        """Feed and commit the pairs committed since the last step: true features f at ``root.fresh`` with the
+        token after each, the last one (f_{n-1}, root); f^_n [1, H]."""
+        if root.hidden is None:  # a one-token prompt: no feature yet
+            features = torch.zeros(1, 1, self.model.config.hidden_size, device=self.device, dtype=self.model.dtype)
+            after = [root.token]
+        else:
+            features, after = root.hidden, [*root.fresh[1:], root.token]
+        out = self._draft(features, upload(after, self.device))
         self.engine.commit(out.shape[1])
-        return out[:, -1:]
+        return out[0, -1:]
 
-    def _q(self, features: torch.Tensor, sampling: SamplingConfig) -> torch.Tensor:
-        return draft_probs(self.project(features), sampling)
+    def _q(self, features: torch.Tensor, settings: DraftSettings) -> torch.Tensor:
+        return draft_probs(self.project(features), settings.sampling)
 
-    def _level(self, tree_parents: list[int], slots: dict[int, int], nodes: list[int], feats, tokens, depth_of):
-        """Forward ``nodes`` (not yet in the draft cache) with their parents' f^; returns their f^ [len, H]."""
-        base, first = self.engine.length, len(slots)
-        for i, node in enumerate(nodes):
-            slots[node] = first + i
-        mask = torch.zeros(len(nodes), first + len(nodes), dtype=torch.bool)
-        for i, node in enumerate(nodes):
-            u = node
-            while u > 0:  # ancestors in the draft cache (the root's pair is committed)
-                mask[i, slots[u]] = True
-                u = tree_parents[u]
-        positions = torch.tensor([[base - 1 + depth_of[n] for n in nodes]], device=self.model.device)
-        parent_f = torch.stack([feats[tree_parents[n]] for n in nodes])[None]
-        out = self._draft(parent_f, [tokens[n] for n in nodes], start=base + first, positions=positions, tree_mask=mask)
-        return out[0]
-
-    def propose(self, root: int, topo: TreeTopology | None, rule: str, sampling: SamplingConfig, rng) -> DraftTree:
+    def propose(self, root: Root) -> DraftTree:
         t0 = time.perf_counter()
-        self.rate.update(self.chain, [*self.path, root])
-        self.context.extend([root])
-        f_root = self._feed(root)[0, 0]
+        self.rate.update(self.chain, [*root.fresh[1:], root.token])  # what the last step emitted
+        self.context.extend(root.ids[len(self.context.tokens) :])
+        f_root = self._feed(root)
         if self.dynamic:
-            return self._dynamic(root, f_root, sampling, t0)
-        return self._full(root, f_root, topo, rule, sampling, rng)
+            return self._dynamic(root, f_root, t0)
+        return self._full(root, f_root)
 
-    def _full(self, root, f_root, topo: TreeTopology, rule, sampling, rng) -> DraftTree:
-        """A k-ary tree level by level, children drawn from q by the rule; the leaves are not fed."""
-        tree, feats, slots = DraftTree(topo, [root]), {0: f_root}, {}
+    def _full(self, root: Root, f_root: torch.Tensor) -> DraftTree:
+        """A k-ary tree level by level, children drawn from q by the rule (all on the device); level d's nodes
+        go to draft slots past the committed pairs in node order; the leaves are not fed."""
+        settings = root.settings
+        topo = settings.topology
+        t = topo.tensors(self.device)
+        base = self.engine.length
+        tokens, offered, qs, feats = [upload([root.token], self.device)], [], [], f_root
         for d in range(topo.depth):
             level = topo.level(d)
             if d:
-                out = self._level(list(topo.parent), slots, list(level), feats, tree.tokens, topo.node_depth)
-                feats.update(zip(level, out, strict=True))
-            grow_level(tree, level, self._q(torch.stack([feats[n] for n in level]), sampling), rule, rng)
-        return tree
+                parent_f = feats.index_select(0, t.parent[level.start : level.stop] - topo.level(d - 1).start)
+                feats = self._draft(
+                    parent_f[None],
+                    torch.cat(tokens)[level.start :],
+                    start=base + level.start - 1,
+                    offsets=torch.full((1, len(level)), d - 1, device=self.device),
+                    tree_mask=t.mask[level.start : level.stop, 1 : level.stop],
+                )[0]
+            q = self._q(feats, settings)
+            u = uniforms(settings.rng, len(level) * topo.k, self.device).view(len(level), topo.k)
+            kids, drawn = settings.rule.children(q, topo.k, u)
+            tokens.append(kids.flatten())
+            offered.append(drawn.flatten())
+            qs.append(q)
+        ids = torch.cat(tokens)
+        q = torch.cat(qs) if qs else torch.zeros(0, device=self.device)
+        flags = torch.cat([torch.ones(1, dtype=torch.bool, device=self.device), *offered])
+        q_token = q_of_tokens(topo, ids, q) if qs else torch.ones(1, device=self.device)
+        return DraftTree(topo, ids, q_token, q, flags)
 
-    def _dynamic(self, root: int, f_root: torch.Tensor, sampling: SamplingConfig, t0: float) -> DraftTree:
-        """EAGLE-2: expand the ``topk`` most confident nodes per level, then keep the best n (``best_size``)."""
-        shape = self.dynamic
-        parents, tokens, depth, logc = [-1], [root], [0], [0.0]
-        feats, slots, q_of = {0: f_root}, {}, {}
-        frontier, level_start = [0], t0
-        for d in range(shape.depth):
-            if d:
-                level_cost = (time.perf_counter() - level_start) / self.t1
-                if not worth_a_level([math.exp(logc[u]) for u in frontier], level_cost):
-                    break
-                level_start = time.perf_counter()
-                out = self._level(parents, slots, frontier, feats, tokens, depth)
-                feats.update(zip(frontier, out, strict=True))
-            q = self._q(torch.stack([feats[u] for u in frontier]), sampling)
-            new = []
-            top = torch.topk(q, shape.topk, dim=-1)  # one call for the whole level
-            for u, qu, toks, probs in zip(frontier, q, top.indices.tolist(), top.values.tolist(), strict=True):
-                q_of[u] = qu
-                for tok, prob in zip(toks, probs, strict=True):
-                    if prob <= 0:  # q has fewer than topk tokens
-                        break
-                    parents.append(u)
-                    tokens.append(tok)
-                    depth.append(d + 1)
-                    logc.append(logc[u] + math.log(prob))
-                    new.append(len(tokens) - 1)
-            frontier = sorted(new, key=lambda n: -logc[n])[: shape.topk]
-        copied = self._graft(parents, tokens, depth, logc, q_of)
+    def _expand(self, root: Root, f_root: torch.Tensor) -> Candidates:
+        """EAGLE-2's expansion with fixed shapes: the root's top-K children, then per level the K most confident
+        of the last level's candidates drafted (one forward, each seeing its drafted ancestors) and expanded
+        into their top-K. Level d's K drafted nodes take draft slots [(d - 1) K, d K) past the committed pairs."""
+        shape, settings = self.dynamic, root.settings
+        K, device, base = shape.topk, self.device, self.engine.length
+        top = torch.topk(self._q(f_root, settings), K, dim=-1)
+        c = Candidates([], [], [], [])
+        c.add(upload([root.token], device), torch.full((1,), -1, device=device), 0, torch.zeros(1, device=device))
+        c.add(top.indices[0], torch.zeros(K, dtype=torch.long, device=device), 1, top.values[0].log())
+        frontier = torch.arange(1, K + 1, device=device)  # candidate ids of the nodes to draft next
+        parent_f = f_root.expand(K, -1)
+        seen = torch.zeros(K, 0, dtype=torch.bool, device=device)  # [K, drafted slots]: each one's ancestors
+        eye = torch.eye(K, dtype=torch.bool, device=device)
+        tokens, logc = torch.cat(c.tokens), torch.cat(c.logc)
+        for d in range(1, shape.depth):
+            feats = self._draft(
+                parent_f[None],
+                tokens[frontier],
+                start=base + (d - 1) * K,
+                offsets=torch.full((1, K), d - 1, device=device),
+                tree_mask=torch.cat([seen, eye], 1),
+            )[0]
+            top = torch.topk(self._q(feats, settings), K, dim=-1)  # [K, K]
+            first = tokens.shape[0]
+            new_logc = (logc[frontier][:, None] + top.values.log()).flatten()
+            c.add(top.indices.flatten(), frontier.repeat_interleave(K), d + 1, new_logc)
+            tokens, logc = torch.cat(c.tokens), torch.cat(c.logc)
+            best = torch.topk(new_logc, K).indices  # [K] among the level's K^2
+            frontier, owner = first + best, best // K  # each new frontier node's parent's row in ``feats``
+            parent_f = feats.index_select(0, owner)
+            seen = torch.cat([seen.index_select(0, owner), eye.index_select(0, owner)], 1)
+        return c
+
+    def _dynamic(self, root: Root, f_root: torch.Tensor, t0: float) -> DraftTree:
+        """Expand on the device, read the candidates once, graft the copied chain, keep the best n
+        (``best_size``) and hand the kept subtree to the device."""
+        tokens, parents, depth, logc = self._expand(root, f_root).read()
+        copied = self._graft(parents, tokens, depth, logc)
         ranked = sorted(range(1, len(tokens)), key=lambda n: (-logc[n], depth[n], n))
         cost = (time.perf_counter() - t0) / self.t1
-        confidence = [math.exp(logc[n]) for n in ranked]
-        n = best_size(confidence, cost, self.curve, shape.max_nodes)
+        n = best_size([math.exp(logc[i]) for i in ranked], cost, self.curve, self.dynamic.max_nodes)
         self.sizes.append(n + 1)
-        tree, index = self._subtree(ranked[:n], parents, tokens, depth, q_of)
+        tree, index = self._subtree(ranked[:n], parents, tokens, depth, logc, copied)
         self.copied = {index[v] for v in copied if v in index}
         return tree
 
-    def _graft(self, parents, tokens, depth, logc, q_of) -> list[int]:
-        """The context's copied chain (``graft_chain``) with ``ChainRate``'s confidences; a node that gets a
-        copied child and has no draft q gets a one-hot q on it (a deterministic draft)."""
+    def _graft(self, parents, tokens, depth, logc) -> set[int]:
+        """The context's copied chain (``graft_chain``) with ``ChainRate``'s confidences; returns the nodes it
+        appended."""
         self.chain = self.context.continuation(self.dynamic.lookup) if self.dynamic.lookup else []
-        added = graft_chain(self.chain, self.rate.confidence(len(self.chain)), parents, tokens, depth, logc)
-        for v in added:
-            q_of.setdefault(parents[v], one_hot(tokens[v], self.vocab_size))
-        return added
+        return set(graft_chain(self.chain, self.rate.confidence(len(self.chain)), parents, tokens, depth, logc))
 
-    @staticmethod
-    def _subtree(kept: list[int], parents, tokens, depth, q_of) -> tuple[DraftTree, dict[int, int]]:
-        """The kept nodes (and, defensively, their ancestors) as a tree in BFS order, and each kept node's
-        index in it."""
+    def _subtree(self, kept: list[int], parents, tokens, depth, logc, copied) -> tuple[DraftTree, dict[int, int]]:
+        """The kept nodes (and, defensively, their ancestors) as a tree in BFS order on the device, and each
+        kept node's index in it. q of a node's token is c(node) / c(parent); a copied node's is 1 (its copy is
+        a deterministic draft)."""
         keep = {0}
         for n in kept:
             while n not in keep:
@@ -225,24 +256,18 @@ class FeatureDrafter(DraftDefaults):
         order = sorted(keep, key=lambda n: (depth[n], n))
         index = {n: i for i, n in enumerate(order)}
         topo = TreeTopology.from_parents([-1] + [index[parents[n]] for n in order[1:]])
-        tree = DraftTree(topo, [tokens[n] for n in order])
-        tree.q = {index[n]: q_of[n] for n in order if topo.children(index[n])}
-        return tree, index
+        q_token = [1.0] + [1.0 if n in copied else math.exp(logc[n] - logc[parents[n]]) for n in order[1:]]
+        ids = upload([tokens[n] for n in order], self.device)
+        return DraftTree(topo, ids, upload(q_token, self.device, torch.float32)), index
 
-    def accept(self, tree: DraftTree, nodes: list[int], hidden: torch.Tensor) -> None:
-        """The path's true features f(root), f(a_1), ..., f(a_m) and the tokens after them, a_1..a_m; the next
-        root completes the last pair."""
-        self.pending_f = hidden
-        self.pending_x = self.path = [tree.tokens[n] for n in nodes[1:]]
-        self.context.extend(self.path)
-        self.copied_accepted += sum(n in self.copied for n in nodes[1:])
-
-    def labels(self, tree: DraftTree, walk: Walk) -> list[str]:
-        """``lookup`` for accepted tokens only the copied chain proposed, ``draft`` for the head's."""
-        return ["lookup" if n in self.copied else "draft" for n in walk.nodes[1:]] + [walk.final_kind]
+    def labels(self, tree: DraftTree, seen) -> list[str]:
+        """``lookup`` for accepted tokens only the copied chain proposed, ``draft`` for the head's (and the
+        copied ones are counted)."""
+        self.copied_accepted += sum(n in self.copied for n in seen.nodes[1:])
+        return ["lookup" if n in self.copied else "draft" for n in seen.nodes[1:]] + [seen.final_kind]
 
     def summary(self, output: list[int]) -> dict:
-        out = {"draft_forwards": self.forwards}
+        out = super().summary(output)
         if self.sizes:
             out["mean_tree_nodes"] = sum(self.sizes) / len(self.sizes)
         if self.dynamic and self.dynamic.lookup:
@@ -257,6 +282,33 @@ def make_feature_drafter(
     require(type(engine), "supports_trees", "The EAGLE draft")
     head, _ = shared_feature_head(model)
     return FeatureDrafter(model, head, max_len, dynamic)
+
+
+@excluding_consumer_time
+def run_eagle(
+    model: LoadedModel,
+    prompt: str,
+    gen: GenerationConfig,
+    *,
+    name: str = "eagle",
+    depth: int = DynamicTree.depth,
+    topk: int = DynamicTree.topk,
+    max_nodes: int = DynamicTree.max_nodes,
+    lookup: int = DynamicTree.lookup,
+) -> Iterator:
+    """Yield RunStarted, then per step a TreeStep and a StepCommitted, then RunFinished. ``lookup``: tokens of
+    the chain copied from the context grafted on each tree (0: the head's tree alone)."""
+    shape = DynamicTree(depth, topk, max_nodes, lookup)
+    shape.check()
+    prompt_ids = encode_prompt(model, prompt, gen.max_new_tokens)
+    verifier = rule("greedy" if gen.sampling.greedy else "match")
+    rec = Recorder(name, model, prompt, prompt_ids, gen, options={"rule": verifier.name, **vars(shape)})
+    yield rec.started()
+    max_len = len(prompt_ids) + gen.max_new_tokens + max_nodes + 1
+    engine = make_engine(model, batch=1, max_len=max_len)
+    source = make_feature_drafter(model, engine, max_len, shape)
+    rng = make_generator(gen.sampling.seed, model.device)
+    yield from speculate(rec, engine, source, DraftSettings(None, verifier, gen.sampling, rng))
 
 
 assert MAX_DYNAMIC_NODES <= MAX_TREE_NODES

@@ -21,34 +21,36 @@ from __future__ import annotations
 
 import torch
 
-from core.speculative.verify import spechub_acceptance
+from core.engine.sync import host
+from core.sampling import target_probs
+from core.speculative.rules import spechub_parts
 
 EXACT_RULES = ("rrs", "rrsw", "spechub")
 
 
-def beta(r: torch.Tensor, q: torch.Tensor) -> float:
-    """sum_x min(r(x), q(x)): the chance one child drawn from q is accepted against residual r."""
-    return float(torch.minimum(r, q).sum())
+def beta(r: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """sum_x min(r(x), q(x)) per row [M]: the chance one child drawn from q is accepted against residual r."""
+    return torch.minimum(r, q).sum(-1)
 
 
 def _residual(r: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     res = torch.clamp(r - q, min=0)
-    total = res.sum()
-    return res / total if total > 0 else res
+    total = res.sum(-1, keepdim=True)
+    return torch.where(total > 0, res / torch.where(total > 0, total, 1.0), res)
 
 
-def rrs_acceptance(p: torch.Tensor, q: torch.Tensor, k: int) -> float:
-    """1 - prod_j (1 - beta(r_{j-1}, q)) over k i.i.d. draws."""
-    r, miss = p.double(), 1.0
-    q = q.double()
+def rrs_acceptance(p: torch.Tensor, q: torch.Tensor, k: int) -> torch.Tensor:
+    """1 - prod_j (1 - beta(r_{j-1}, q)) over k i.i.d. draws, per row of p, q [M, V]."""
+    r, q = p.double(), q.double()
+    miss = torch.ones(r.shape[:-1], dtype=torch.float64, device=r.device)
     for _ in range(k):
-        miss *= 1.0 - beta(r, q)
+        miss = miss * (1.0 - beta(r, q))
         r = _residual(r, q)
     return 1.0 - miss
 
 
-def rrsw_acceptance(p: torch.Tensor, q: torch.Tensor, k: int) -> float | None:
-    """Exact for k <= 2 (see the module docstring); None above."""
+def rrsw_acceptance(p: torch.Tensor, q: torch.Tensor, k: int) -> torch.Tensor | None:
+    """Exact for k <= 2 (see the module docstring), per row of p, q [M, V]; None above."""
     p, q = p.double(), q.double()
     first = beta(p, q)
     if k == 1:
@@ -56,58 +58,79 @@ def rrsw_acceptance(p: torch.Tensor, q: torch.Tensor, k: int) -> float | None:
     if k > 2:
         return None
     support = q > 0
-    if int(support.sum()) < 2:  # q cannot draw two distinct children: one child only
-        return first
     r1 = _residual(p, q)
     ratio = torch.where(support, r1 / q.clamp_min(1e-300), torch.full_like(q, float("inf")))
-    order = torch.argsort(ratio)
-    ratio_s, r_s, q_s = ratio[order], r1[order], q[order]
-    r_cum = torch.cat([r_s.new_zeros(1), torch.cumsum(r_s, 0)])
-    q_cum = torch.cat([q_s.new_zeros(1), torch.cumsum(q_s, 0)])
-    xs = torch.nonzero(support).flatten()
-    c = 1.0 / (1.0 - q[xs]).clamp_min(1e-300)
-    idx = torch.searchsorted(ratio_s.contiguous(), c, right=True)  # y with r1/q <= c give r1(y); others c q(y)
-    g = r_cum[idx] + c * (q_cum[-1] - q_cum[idx])
-    second = g - torch.minimum(r1[xs], c * q[xs])
-    rejected = q[xs] - torch.minimum(p[xs], q[xs])
-    return first + float((rejected * second).sum())
+    order = torch.argsort(ratio, dim=-1)
+    ratio_s, r_s, q_s = ratio.gather(-1, order), r1.gather(-1, order), q.gather(-1, order)
+    zero = torch.zeros_like(q[..., :1])
+    r_cum = torch.cat([zero, torch.cumsum(r_s, -1)], -1)
+    q_cum = torch.cat([zero, torch.cumsum(q_s, -1)], -1)
+    c = 1.0 / (1.0 - q).clamp_min(1e-300)  # per x: q_1 = q without x is q / (1 - q(x)) elsewhere
+    idx = torch.searchsorted(ratio_s.contiguous(), c.contiguous(), right=True)  # y with r1/q <= c give r1(y)
+    g = r_cum.gather(-1, idx) + c * (q_cum[..., -1:] - q_cum.gather(-1, idx))
+    second = g - torch.minimum(r1, c * q)
+    rejected = q - torch.minimum(p, q)
+    two = first + (rejected * second * support).sum(-1)
+    return torch.where(support.sum(-1) >= 2, two, first)  # q that cannot draw two distinct children: one child
 
 
-def expected_acceptance(p: torch.Tensor, q: torch.Tensor, k: int) -> dict[str, float | None]:
-    """{rule: exact P(a child is accepted)} for RRS, RRSw and SpecHub on the same p, q [V] and k children."""
-    single = int((q > 0).sum()) < 2  # SpecHub then verifies the hub alone, by plain rejection sampling
-    hub = rrs_acceptance(p, q, 1) if single else spechub_acceptance(p, q)
-    return {"rrs": rrs_acceptance(p, q, k), "rrsw": rrsw_acceptance(p, q, k), "spechub": hub if k == 2 else None}
+def spechub_acceptance(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Closed form per row: sum_{j != a} min(p(j), s(j)) + min(p(a), M); a q with one token of mass verifies
+    the hub alone, by plain rejection sampling."""
+    p, q = p.double(), q.double()
+    hub = q.argmax(-1)
+    s, m = spechub_parts(p, q, hub)
+    pair = torch.minimum(p, s).sum(-1) + torch.minimum(p.gather(-1, hub[:, None])[:, 0], m)
+    return torch.where((q > 0).sum(-1) >= 2, pair, rrs_acceptance(p, q, 1))
+
+
+def expected_acceptance(p: torch.Tensor, q: torch.Tensor, k: int) -> dict[str, torch.Tensor | None]:
+    """{rule: exact P(a child is accepted)} for RRS, RRSw and SpecHub on the same p, q ([V] or [M, V]) and k
+    children: 0-d or [M] tensors, None where there is no closed form."""
+    rows = p.dim() == 1
+    p, q = (p[None], q[None]) if rows else (p, q)
+    out = {"rrs": rrs_acceptance(p, q, k), "rrsw": rrsw_acceptance(p, q, k), "spechub": spechub_acceptance(p, q) if k == 2 else None}
+    return {rule: (v[0] if rows and v is not None else v) for rule, v in out.items()}
 
 
 class ExpectedTally:
-    """Sums of each rule's exact acceptance per tree depth, over a run's verified nodes."""
+    """Sums of each rule's exact acceptance per tree depth over a run's verified nodes, kept on the device and
+    read once, at the end (``summary``)."""
 
-    def __init__(self) -> None:
-        self.sums: dict[str, list[float]] = {r: [] for r in EXACT_RULES}
-        self.counts: dict[str, list[int]] = {r: [] for r in EXACT_RULES}
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.sums: dict[str, torch.Tensor] = {}
+        self.counts: torch.Tensor | None = None
 
-    def add(self, depth: int, figures: dict[str, float | None]) -> None:
+    def add(self, tree, walk, logits: torch.Tensor, sampling) -> None:
+        """The step's verified nodes: the accepted path's internal nodes (p from the verify logits, q the
+        draft's), each rule's exact acceptance there with the tree's k."""
+        topo = tree.topology
+        if tree.q is None or not topo.depth:
+            return
+        nodes = walk.path[: topo.depth]  # a full tree's internal nodes are its depths 0..D-1
+        verified = (torch.arange(topo.depth, device=self.device) < walk.count).double()
+        p = target_probs(logits.index_select(0, nodes), sampling)
+        figures = expected_acceptance(p, tree.q.index_select(0, nodes), topo.k)
+        if self.counts is None:
+            self.counts = torch.zeros(topo.depth, dtype=torch.float64, device=self.device)
+        self.counts += verified
         for rule, value in figures.items():
-            if value is None:
-                continue
-            sums, counts = self.sums[rule], self.counts[rule]
-            while len(sums) <= depth:
-                sums.append(0.0)
-                counts.append(0)
-            sums[depth] += value
-            counts[depth] += 1
+            if value is not None:
+                self.sums[rule] = self.sums.get(rule, torch.zeros_like(self.counts)) + value * verified
 
     def summary(self) -> dict:
-        """{rule: {"mean", "by_depth", "nodes_by_depth"}} for the rules that had figures."""
+        """{rule: {"mean", "by_depth", "nodes_by_depth"}} for the rules that had figures (one read)."""
+        if self.counts is None or not self.sums:
+            return {}
+        names = list(self.sums)
+        table = host(torch.stack([self.counts, *(self.sums[n] for n in names)]))
+        counts = [int(c) for c in table[0]]
         out = {}
-        for rule in EXACT_RULES:
-            counts = self.counts[rule]
-            if not any(counts):
-                continue
-            out[rule] = {
-                "mean": sum(self.sums[rule]) / sum(counts),
-                "by_depth": [s / n if n else None for s, n in zip(self.sums[rule], counts, strict=True)],
-                "nodes_by_depth": list(counts),
+        for name, sums in zip(names, table[1:], strict=True):
+            out[name] = {
+                "mean": sum(sums) / max(sum(counts), 1),
+                "by_depth": [s / n if n else None for s, n in zip(sums, counts, strict=True)],
+                "nodes_by_depth": counts,
             }
         return out

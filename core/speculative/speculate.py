@@ -1,149 +1,239 @@
 """Speculative decoding with draft chains and trees (docs/methods.md, "Draft trees").
 
 One step, in the four named calls of the Medusa step loop:
-    propose  - the draft source builds a tree of depth L, k children per node, drawn
-               from q by the rule's own scheme (``core.speculative.verify.draw_children``);
-    verify   - one target forward over the whole tree with the tree attention mask
-               (self-draft: layers [e, L) only, on the draft's hidden states);
-    evaluate - walk from the root: at each node the rule accepts at most one child
-               (``core.speculative.verify.verify_node``); stop with a residual draw after a
-               rejection, or a bonus token drawn from p at a leaf (greedy on an accelerator: every
-               node at once, ``greedy_walk``);
-    update   - the KV cache keeps the accepted path only (``engine.keep``).
-At temperature 0 every rule is the greedy rule, so output equals ``ar`` token for token.
+    propose  - the draft source builds a tree below the root (``DraftSource.propose(root)``), children drawn
+               from q by the rule's own scheme (``core.speculative.rules``);
+    verify   - one target forward over the whole tree with the tree attention mask (self-draft: layers
+               [e, L) only, on the draft's hidden states);
+    evaluate - the rule from the root down, on the device: at each node the rule accepts at most one child;
+               the step ends with a residual draw after a rejection, or a bonus token drawn from p at a leaf
+               (greedy: every node at once);
+    update   - the KV cache keeps the accepted path only (``engine.keep``), and the next root carries what
+               the source may read.
+At temperature 0 every rule is the greedy rule, so output equals ``ar`` token for token. A step reads the
+device once after evaluating (``read_step``: the path, the final token and the trace's figures in one
+transfer); a source may read once more before verifying (docs/methods.md, "GPU engine").
 
-Method names: ``spec`` (single chain, self-draft, Leviathan et al.: rrs with k = 1),
-``pld`` (single chain from prompt lookup), ``rrs``, ``rrsw``, ``spechub`` (trees). ``speculate``
-is the step loop itself, shared with Blockwise Parallel Decoding (``core.blockwise``); it takes any
-``DraftSource`` (``core.speculative.drafts``).
+Method names: ``spec`` (single chain, self-draft, Leviathan et al.: rrs with k = 1), ``pld`` (single chain
+from prompt lookup), ``rrs``, ``rrsw``, ``spechub`` (trees), ``eagle`` (``core.speculative.eagle``).
+``speculate`` is the step loop itself, shared with Blockwise Parallel Decoding (``core.blockwise``).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 
-from core.config import GenerationConfig, SamplingConfig
+from core.config import GenerationConfig
 from core.engine import Engine, EngineOutput, make_engine, prefill
 from core.engine.cost import device_curve
+from core.engine.sync import Stopwatch, host
 from core.heads import fitted_exit_layer
 from core.models import LoadedModel
 from core.recorder import Recorder, excluding_consumer_time
-from core.sampling import draw_one, make_generator, one_hot_argmax, target_probs
+from core.sampling import make_generator
 from core.speculative.copies import PromptLookup
 from core.speculative.drafts import (
     DraftChoice,
+    DraftSettings,
     DraftSource,
     DraftTree,
     LevelDrafter,
+    Root,
     default_depth,
     make_draft_lm,
 )
-from core.speculative.eagle import DynamicTree, make_feature_drafter
-from core.speculative.expected import EXACT_RULES, ExpectedTally, expected_acceptance
+from core.speculative.expected import ExpectedTally
+from core.speculative.rules import Walk
+from core.speculative.rules import rule as rule_named
 from core.speculative.tree import TreeTopology
-from core.speculative.verify import Walk, greedy_tree, verify_node
 from core.text import encode_prompt
 from core.trace import TreeStep
 
 
-def verify_tree(engine: Engine, tree: DraftTree) -> EngineOutput:
+def verify(engine: Engine, tree: DraftTree) -> EngineOutput:
     """One target forward over every node of the tree: logits [1, N, V], last hidden states [1, N, H]."""
-    topo, base = tree.topology, engine.length
-    positions = torch.tensor([topo.node_depth], device=engine.device) + base
+    t = tree.topology.tensors(engine.device)
+    where = {"tree_mask": t.mask, "offsets": t.depth[None]}
     if tree.hidden is not None:
-        out = engine.forward(
-            hidden_in=tree.hidden,
-            layers=range(tree.reuse_layers, engine.n_layers),
-            tree_mask=topo.mask,
-            positions=positions,
-        )
-    else:
-        out = engine.forward(
-            torch.tensor([tree.tokens], device=engine.device), tree_mask=topo.mask, positions=positions
-        )
-    return out
+        return engine.forward(hidden_in=tree.hidden, layers=range(tree.reuse_layers, engine.n_layers), **where)
+    return engine.forward(tree.tokens[None], **where)
 
 
-def walk_tree(tree: DraftTree, logits: torch.Tensor, rule: str, sampling: SamplingConfig, rng: torch.Generator) -> Walk:
-    """Apply the rule from the root down; the emitted tokens are the path's children plus the final token."""
-    node = 0
-    nodes, examined, p_at = [0], {}, {}
-    while True:
-        p_at[node] = target_probs(logits[node], sampling)
-        kids = tree.candidates(node)
-        if not kids:
-            final = int(p_at[node].argmax()) if sampling.greedy else draw_one(p_at[node], rng)
-            return Walk(nodes, final, "bonus", examined, p_at)
-        verdict = verify_node(rule, p_at[node], tree.q[node], [tree.tokens[c] for c in kids], rng)
-        examined[node] = len(kids) if verdict.accepted is None else verdict.accepted + 1
-        if verdict.accepted is None:
-            return Walk(nodes, verdict.residual_token, "resampled", examined, p_at)
-        node = kids[verdict.accepted]
-        nodes.append(node)
+@dataclass
+class Seen:
+    """A step as the host reads it once the device has decided it (``read_step``)."""
+
+    nodes: list[int]  # the accepted path, root first
+    final: int  # the token that ends the step
+    final_kind: str  # "bonus" (drawn from p at a leaf) or "resampled" (after a rejection)
+    examined: dict[int, int]  # path node -> how many of its children the rule looked at (for colouring)
+    tokens: list[int]  # per node
+    offered: list[bool]  # per node: the rule really drew it
+    p_token: list[float]  # per node: p of its token under its parent's p (-1: not computed)
+    q_token: list[float]  # per node: q of its token under its parent's q
+    agree: bool  # the draft's top-1 at the root was the target's
+    trace: list[float]  # the source's own figures (``DraftTree.trace``)
 
 
-def evaluate(tree: DraftTree, logits: torch.Tensor, rule: str, sampling: SamplingConfig, rng: torch.Generator) -> Walk:
-    """The step's third call: the rule's walk, or on an accelerator at temperature 0 ``greedy_walk``, which reads
-    the device once per step instead of once per visited node. On this CPU the walk is the faster (380-650 µs
-    against 770-2,400 µs for trees of 3-31 nodes over 49,152 tokens): it takes the argmax of the 2-3 nodes it
-    visits, ``greedy_walk`` that of every node."""
-    if rule == "greedy" and logits.device.type != "cpu":
-        return greedy_walk(tree, logits)
-    return walk_tree(tree, logits, rule, sampling, rng)
+def read_step(tree: DraftTree, walk: Walk, agree: torch.Tensor) -> Seen:
+    """The step's one read: the path, its length, the final token, what the rule examined, and the tree's tokens,
+    flags and p / q per node, packed into one transfer."""
+    topo = tree.topology
+    n, d = topo.size, topo.depth + 1
+    offered = tree.offered if tree.offered is not None else torch.ones(n, dtype=torch.bool, device=tree.tokens.device)
+    parts = [walk.count, walk.final, walk.path, walk.examined, tree.tokens, offered, walk.p_token, tree.q_token, agree]
+    if tree.trace is not None:
+        parts.append(tree.trace)
+    flat = host(torch.cat([x.reshape(-1).double() for x in parts]))
+    count, final = int(flat[0]), int(flat[1])
+    path, examined = [int(x) for x in flat[2 : 2 + d]], [int(x) for x in flat[2 + d : 2 + 2 * d]]
+    rest = flat[2 + 2 * d :]
+    tokens, flags = [int(x) for x in rest[:n]], [bool(x) for x in rest[n : 2 * n]]
+    nodes = path[:count]
+    kids = [c for c in topo.children(nodes[-1]) if flags[c]]
+    seen = Seen(
+        nodes=nodes,
+        final=final,
+        final_kind="resampled" if kids else "bonus",
+        examined={node: e for node, e in zip(nodes, examined, strict=False) if e},
+        tokens=tokens,
+        offered=flags,
+        p_token=rest[2 * n : 3 * n],
+        q_token=rest[3 * n : 4 * n],
+        agree=bool(rest[4 * n]),
+        trace=rest[4 * n + 1 :],
+    )
+    return seen
 
 
-def greedy_walk(tree: DraftTree, logits: torch.Tensor) -> Walk:
-    """``walk_tree`` at temperature 0 with every node evaluated at once on the device (``greedy_tree``) and
-    one read back instead of one per visited node: the same path, final token and colouring."""
-    topo, device = tree.topology, logits.device
-    offered = [True] * topo.size
-    for node in range(topo.size):
-        for c in topo.children(node)[len(tree.candidates(node)) :]:
-            offered[c] = False
-    tokens, parent = torch.tensor(tree.tokens, device=device), torch.tensor(topo.parent, device=device)
-    on_path, best = greedy_tree(logits, tokens, parent, topo.mask.to(device), torch.tensor(offered, device=device))
-    nodes = [i for i, accepted in enumerate(on_path) if accepted]
-    examined = {a: tree.candidates(a).index(b) + 1 for a, b in zip(nodes, nodes[1:], strict=False)}
-    last, kids = nodes[-1], tree.candidates(nodes[-1])
-    if kids:
-        examined[last] = len(kids)
-    p = dict(zip(nodes, one_hot_argmax(logits[nodes]), strict=True))
-    return Walk(nodes, best[last], "resampled" if kids else "bonus", examined, p)
-
-
-def tree_event(step: int, rule: str, tree: DraftTree, walk: Walk, tokenizer, t: float) -> TreeStep:
+def tree_event(step: int, rule_name: str, tree: DraftTree, seen: Seen, tokenizer, t: float) -> TreeStep:
     topo = tree.topology
     status = ["unvisited"] * topo.size
     status[0] = "root"
-    for parent, seen in walk.examined.items():
-        for c in list(topo.children(parent))[:seen]:
+    for parent, looked in seen.examined.items():
+        for c in list(topo.children(parent))[:looked]:
             status[c] = "rejected"
-    for n in walk.nodes[1:]:
-        status[n] = "accepted"
-    p_tok, q_tok = [1.0] * topo.size, [1.0] * topo.size
-    for n in range(1, topo.size):
-        par = topo.parent[n]
-        q_tok[n] = float(tree.q[par][tree.tokens[n]])
-        p_tok[n] = float(walk.p[par][tree.tokens[n]]) if par in walk.p else -1.0  # -1: p never computed there
+    for node in seen.nodes[1:]:
+        status[node] = "accepted"
     return TreeStep(
         step=step,
-        rule=rule,
-        tokens=list(tree.tokens),
-        texts=[tokenizer.decode([x]) for x in tree.tokens],
+        rule=rule_name,
+        tokens=seen.tokens,
+        texts=[tokenizer.decode([x]) for x in seen.tokens],
         parents=list(topo.parent),
         depths=list(topo.node_depth),
         status=status,
-        p_token=p_tok,
-        q_token=q_tok,
-        accepted_path=list(walk.nodes),
-        final_token=walk.final_token,
-        final_text=tokenizer.decode([walk.final_token]),
-        final_kind=walk.final_kind,
+        p_token=seen.p_token,
+        q_token=seen.q_token,
+        accepted_path=list(seen.nodes),
+        final_token=seen.final,
+        final_text=tokenizer.decode([seen.final]),
+        final_kind=seen.final_kind,
         t=t,
     )
+
+
+def first_agreement(tree: DraftTree, logits: torch.Tensor) -> torch.Tensor:
+    """[] whether the draft's top-1 at the root (its q's argmax, or for a deterministic draft its first child)
+    is the target's, on the device."""
+    if tree.q is not None and tree.q.shape[0]:
+        draft = tree.q[0].argmax()
+    elif tree.topology.size > 1:
+        draft = tree.tokens[1]
+    else:
+        return torch.zeros((), dtype=torch.bool, device=logits.device)
+    return draft == logits[0].argmax()
+
+
+class StepCosts:
+    """What a run's steps cost and how well the draft guessed: seconds drafting and verifying (device time,
+    ``Stopwatch``), draft tree levels, first-token agreement (the draft's top-1 at the root = the target's),
+    and each rule's exact acceptance at every verified node when sampling (``core.speculative.expected``)."""
+
+    def __init__(self, settings: DraftSettings, device: torch.device) -> None:
+        self.watch = Stopwatch(device)
+        self.levels = self.agree = self.steps = 0
+        self.tally = ExpectedTally(device) if not settings.sampling.greedy and settings.rule.exact else None
+
+    def add(self, tree: DraftTree, seen: Seen, marks: tuple) -> None:
+        self.watch.add("draft", marks[0], marks[1])
+        self.watch.add("verify", marks[1], marks[2])
+        self.levels += tree.topology.depth
+        self.steps += 1
+        self.agree += seen.agree
+
+    def summary(self) -> dict:
+        seconds = self.watch.seconds()
+        out = {
+            "draft_seconds": seconds.get("draft", 0.0),
+            "verify_seconds": seconds.get("verify", 0.0),
+            "draft_levels": self.levels,
+            "first_token_agreement": self.agree / self.steps if self.steps else None,
+        }
+        if self.tally is not None:
+            out["expected_acceptance"] = self.tally.summary()
+        return out
+
+
+def speculate(rec: Recorder, engine: Engine, source: DraftSource, settings: DraftSettings) -> Iterator:
+    """The step loop every draft-and-verify method shares: prefill, then per step the four calls propose (the
+    source's tree) / verify (one target forward) / evaluate (the rule, on the device) / update (keep the
+    accepted path; the next root).
+
+    Per step it yields a TreeStep, the source's own events (``describe``) and a StepCommitted whose per-token
+    sources come from ``labels``; then RunFinished with the source's ``summary`` and the run's ``StepCosts``.
+    """
+    prompt_ids, tokenizer = rec.prompt_ids, rec.model.tokenizer
+    hidden = prefill(engine, prompt_ids)
+    root = Root(prompt_ids[-1], list(prompt_ids), list(prompt_ids[:-1]), hidden, [], settings)
+    costs = StepCosts(settings, engine.device)
+    while not rec.done:
+        t0, marks = time.perf_counter(), [costs.watch.mark()]
+        tree = source.propose(root)
+        marks.append(costs.watch.mark())
+        verified = verify(engine, tree)
+        marks.append(costs.watch.mark())
+        walk = settings.rule.evaluate(tree, verified.logits[0], settings.sampling, settings.rng)
+        if costs.tally is not None:
+            costs.tally.add(tree, walk, verified.logits[0], settings.sampling)
+        seen = read_step(tree, walk, first_agreement(tree, verified.logits[0]))
+        path = walk.path[: len(seen.nodes)]
+        engine.keep(path + engine.length)
+        emitted = [seen.tokens[n] for n in seen.nodes[1:]] + [seen.final]
+        fresh = [root.token, *emitted[:-1]]
+        root = Root(seen.final, root.ids + emitted, fresh, verified.last_hidden[:, path], seen.nodes, settings)
+        elapsed = time.perf_counter() - t0
+        with rec.bookkeeping():
+            costs.add(tree, seen, marks)
+            step, now = rec.steps + 1, rec.clock.now()
+            events = [tree_event(step, settings.rule.name, tree, seen, tokenizer, now)]
+            events += source.describe(step, tree, seen, tokenizer, now)
+        yield from events
+        yield rec.commit(
+            emitted, elapsed, drafted=tree.topology.depth, accepted=len(seen.nodes) - 1, sources=source.labels(tree, seen)
+        )
+    with rec.bookkeeping():
+        extras = {**source.summary(rec.output), **costs.summary()}
+    yield rec.finished(extras)
+
+
+def make_draft_source(
+    model: LoadedModel, engine: Engine, choice: DraftChoice, max_len: int
+) -> tuple[DraftSource, str | None]:
+    """``lookup``, ``eagle`` (the feature head, k-ary trees), or a ``LevelDrafter`` over ``make_draft_lm``;
+    returns (source, notice)."""
+    if choice.draft == "lookup":
+        return PromptLookup(model.model.lm_head.out_features, model.device, curve=device_curve(model)), None
+    if choice.draft == "eagle":
+        from core.speculative.eagle import make_feature_drafter
+
+        return make_feature_drafter(model, engine, max_len), None
+    lm, notice = make_draft_lm(model, engine, choice, max_len)
+    return LevelDrafter(lm), notice
 
 
 @excluding_consumer_time
@@ -167,13 +257,13 @@ def run_speculative(
     depth = default_depth(draft) if depth is None else depth
     prompt_ids = encode_prompt(model, prompt, gen.max_new_tokens)
     layer = fitted_exit_layer(model.config.num_hidden_layers, layer)
-    if rule == "spechub" and k != 2:  # checked before T = 0 turns every rule greedy
-        raise ValueError("SpecHub verifies pairs: set k = 2.")
+    verifier = rule_named(rule)
+    verifier.check(k)  # checked before T = 0 turns every rule greedy
     topo = TreeTopology.full(k, depth)
-    rule = "greedy" if gen.sampling.greedy else rule
+    verifier = rule_named("greedy") if gen.sampling.greedy else verifier
     if draft == "lookup" and k != 1:
         raise ValueError(f"The {draft} draft is a single chain: set k = 1.")
-    options = {"rule": rule, "k": k, "depth": depth, "draft": draft, "layer": layer, "draft_vocab": draft_vocab}
+    options = {"rule": verifier.name, "k": k, "depth": depth, "draft": draft, "layer": layer, "draft_vocab": draft_vocab}
     rec = Recorder(name, model, prompt, prompt_ids, gen, options=options)
     yield rec.started()
     max_len = len(prompt_ids) + gen.max_new_tokens + topo.size + 1
@@ -182,126 +272,6 @@ def run_speculative(
     source, notice = make_draft_source(model, engine, choice, max_len)
     if notice:
         yield rec.notice(notice)
-    yield from speculate(rec, engine, source, topo, rule, gen.sampling)
+    settings = DraftSettings(topo, verifier, gen.sampling, make_generator(gen.sampling.seed, model.device))
+    yield from speculate(rec, engine, source, settings)
 
-
-class StepCosts:
-    """What a run's steps cost and how well the draft guessed: seconds drafting and verifying, draft
-    forwards (tree levels), first-token agreement (the draft's top-1 at the root = the target's), and
-    each rule's exact acceptance at every verified node when sampling (``core.speculative.expected``)."""
-
-    def __init__(self, sampling: SamplingConfig, rule: str) -> None:
-        self.draft_s = self.verify_s = 0.0
-        self.levels = self.agree = self.steps = 0
-        self.tally = ExpectedTally() if not sampling.greedy and rule in EXACT_RULES else None
-
-    def add(self, tree: DraftTree, logits: torch.Tensor, walk: Walk, draft_s: float, verify_s: float) -> None:
-        self.draft_s, self.verify_s = self.draft_s + draft_s, self.verify_s + verify_s
-        self.levels += tree.topology.depth
-        self.steps += 1
-        if 0 in tree.q:
-            self.agree += int(tree.q[0].argmax()) == int(logits[0].argmax())
-
-    def exact(self, tree: DraftTree, walk: Walk) -> float:
-        """Tally each rule's exact acceptance at the step's verified nodes; returns the seconds it took (a
-        measurement, not decoding: the caller leaves it off the run's clock)."""
-        if self.tally is None:
-            return 0.0
-        t0 = time.perf_counter()
-        for node in walk.examined:
-            k = len(tree.candidates(node))
-            self.tally.add(tree.topology.node_depth[node], expected_acceptance(walk.p[node], tree.q[node], k))
-        return time.perf_counter() - t0
-
-    def summary(self) -> dict:
-        out = {
-            "draft_seconds": self.draft_s,
-            "verify_seconds": self.verify_s,
-            "draft_levels": self.levels,
-            "first_token_agreement": self.agree / self.steps if self.steps else None,
-        }
-        if self.tally is not None:
-            out["expected_acceptance"] = self.tally.summary()
-        return out
-
-
-def make_draft_source(
-    model: LoadedModel, engine: Engine, choice: DraftChoice, max_len: int
-) -> tuple[DraftSource, str | None]:
-    """``lookup``, ``eagle`` (the feature head, k-ary trees), or a ``LevelDrafter`` over ``make_draft_lm``;
-    returns (source, notice)."""
-    if choice.draft == "lookup":
-        return PromptLookup(model.model.lm_head.out_features, curve=device_curve(model)), None
-    if choice.draft == "eagle":
-        return make_feature_drafter(model, engine, max_len), None
-    lm, notice = make_draft_lm(model, engine, choice, max_len)
-    return LevelDrafter(lm), notice
-
-
-def speculate(
-    rec: Recorder, engine: Engine, source: DraftSource, topo: TreeTopology | None, rule: str, sampling: SamplingConfig
-) -> Iterator:
-    """The step loop every draft-and-verify method shares: prefill, then per step the four calls
-    propose (the source's tree; ``topo`` None: the source shapes it, e.g. EAGLE-2's dynamic trees) /
-    verify (one target forward) / evaluate (the rule's walk) / update (keep the accepted path; tell
-    the source).
-
-    Per step it yields a TreeStep, the source's own events (``describe``) and a StepCommitted whose
-    per-token sources come from ``labels``; then RunFinished with the source's ``summary`` and the
-    run's ``StepCosts``.
-    """
-    model, prompt_ids = rec.model, rec.prompt_ids
-    rng = make_generator(sampling.seed, model.device)
-    source.prefill(prompt_ids, prefill(engine, prompt_ids))
-    root, costs = prompt_ids[-1], StepCosts(sampling, rule)
-    while not rec.done:
-        t0 = time.perf_counter()
-        tree = source.propose(root, topo, rule, sampling, rng)
-        t1 = time.perf_counter()
-        verified = verify_tree(engine, tree)
-        t2 = time.perf_counter()
-        walk = evaluate(tree, verified.logits[0], rule, sampling, rng)
-        engine.keep([engine.length + n for n in walk.nodes])
-        source.accept(tree, walk.nodes, verified.last_hidden[:, walk.nodes])
-        emitted = [tree.tokens[n] for n in walk.nodes[1:]] + [walk.final_token]
-        elapsed = time.perf_counter() - t0
-        costs.add(tree, verified.logits[0], walk, t1 - t0, t2 - t1)
-        rec.clock.exclude(costs.exact(tree, walk))
-        step, now = rec.steps + 1, rec.clock.now()
-        yield tree_event(step, rule, tree, walk, model.tokenizer, now)
-        yield from source.describe(step, tree, walk, model.tokenizer, now)
-        yield rec.commit(
-            emitted,
-            elapsed,
-            drafted=tree.topology.depth,
-            accepted=len(walk.nodes) - 1,
-            sources=source.labels(tree, walk),
-        )
-        root = walk.final_token
-    yield rec.finished({**source.summary(rec.output), **costs.summary()})
-
-
-@excluding_consumer_time
-def run_eagle(
-    model: LoadedModel,
-    prompt: str,
-    gen: GenerationConfig,
-    *,
-    name: str = "eagle",
-    depth: int = DynamicTree.depth,
-    topk: int = DynamicTree.topk,
-    max_nodes: int = DynamicTree.max_nodes,
-    lookup: int = DynamicTree.lookup,
-) -> Iterator:
-    """Yield RunStarted, then per step a TreeStep and a StepCommitted, then RunFinished. ``lookup``: tokens of
-    the chain copied from the context grafted on each tree (0: the head's tree alone)."""
-    shape = DynamicTree(depth, topk, max_nodes, lookup)
-    shape.check()
-    prompt_ids = encode_prompt(model, prompt, gen.max_new_tokens)
-    rule = "greedy" if gen.sampling.greedy else "match"
-    rec = Recorder(name, model, prompt, prompt_ids, gen, options={"rule": rule, **vars(shape)})
-    yield rec.started()
-    max_len = len(prompt_ids) + gen.max_new_tokens + max_nodes + 1
-    engine = make_engine(model, batch=1, max_len=max_len)
-    source = make_feature_drafter(model, engine, max_len, shape)
-    yield from speculate(rec, engine, source, None, rule, gen.sampling)

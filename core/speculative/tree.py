@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from core.engine.sync import upload
+
 MAX_TREE_NODES = 512  # per step: one verify forward over N nodes with an N x N mask; k = 4, depth 8 would be 87,381
 
 
@@ -33,6 +35,20 @@ def check_tree_size(k: int, depth: int) -> None:
             f"A draft tree with k = {k} and depth {depth} has {n:,} nodes, over the limit of {MAX_TREE_NODES} "
             "verified in one forward: lower k or the depth."
         )
+
+
+_FULL: dict[tuple[int, int], TreeTopology] = {}
+
+
+@dataclass(frozen=True)
+class TreeTensors:
+    """A topology on the device, uploaded once: what the verify forward and the rules read there."""
+
+    mask: torch.Tensor  # [N, N] bool, ancestor-or-self
+    depth: torch.Tensor  # [N] long: each node's position offset
+    parent: torch.Tensor  # [N] long, -1 at the root
+    children: torch.Tensor  # [N, max(k, 1)] long, -1 where a node has fewer
+    rank: torch.Tensor  # [N] long: each node's index among its parent's children (0 at the root)
 
 
 @dataclass(frozen=True)
@@ -67,6 +83,13 @@ class TreeTopology:
 
     @classmethod
     def full(cls, k: int, depth: int) -> TreeTopology:
+        """k children per node, depth levels; one shared instance per shape (its device tensors with it)."""
+        if (k, depth) not in _FULL:
+            _FULL[(k, depth)] = cls._full(k, depth)
+        return _FULL[(k, depth)]
+
+    @classmethod
+    def _full(cls, k: int, depth: int) -> TreeTopology:
         if k < 1 or depth < 0:
             raise ValueError(f"A draft tree needs k >= 1 children per node and depth >= 0, got k={k}, depth={depth}.")
         check_tree_size(k, depth)
@@ -100,6 +123,23 @@ class TreeTopology:
     @property
     def size(self) -> int:
         return len(self.parent)
+
+    def tensors(self, device: torch.device) -> TreeTensors:
+        """This topology's ``TreeTensors`` on ``device``, uploaded on first use (without waiting for the
+        device) and kept with the topology."""
+        cached = self.__dict__.setdefault("_on", {})
+        if device not in cached:
+            width = max(self.k, 1)
+            table = [list(kids) + [-1] * (width - len(kids)) for kids in self.kids]
+            rank = [0] + [self.kids[self.parent[i]].index(i) for i in range(1, self.size)]
+            cached[device] = TreeTensors(
+                mask=upload(self.mask, device),
+                depth=upload(list(self.node_depth), device),
+                parent=upload(list(self.parent), device),
+                children=upload(table, device),
+                rank=upload(rank, device),
+            )
+        return cached[device]
 
     def level(self, d: int) -> range:
         """Node ids at depth d (contiguous in BFS order)."""

@@ -29,7 +29,8 @@ from core.engine import Engine, make_engine, prefill, require
 from core.heads import check_exit_layer, fitted_exit_layer, head_logits, load_exit_head
 from core.models import LoadedModel
 from core.recorder import Recorder, excluding_consumer_time
-from core.sampling import make_generator, next_token
+from core.engine.sync import host, upload
+from core.sampling import Sampler, make_generator
 from core.text import encode_prompt
 from core.trace import PipelineTick
 
@@ -41,6 +42,13 @@ class InFlight:
     stage: int  # stages completed
     speculative: bool
     hidden: torch.Tensor | None = None  # [1, 1, H] after its last completed stage
+
+
+def tick_read(guess: torch.Tensor | None, committed: torch.Tensor | None) -> tuple[int | None, int | None]:
+    """The exit head's guess and the token leaving the pipe, each a 0-d tensor or None, in one read."""
+    known = [x for x in (guess, committed) if x is not None]
+    values = iter(host(torch.stack(known))) if known else iter(())
+    return tuple(None if x is None else next(values) for x in (guess, committed))
 
 
 def stage_bounds(n_layers: int, exit_layer: int, stages: int) -> list[int]:
@@ -69,35 +77,37 @@ def run_speed(
     head, notice = load_exit_head(model, layer)
     if notice:
         yield rec.notice(notice)
-    rng = make_generator(gen.sampling.seed, model.device)
+    sampler = Sampler(gen.sampling, make_generator(gen.sampling.seed, model.device))
     device = model.device
     prefill(engine, prompt_ids)
     pipe = [InFlight(prompt_ids[-1], len(prompt_ids) - 1, 0, False)]
     tick = hits = flushes = 0
     while not rec.done:
         tick += 1
-        t_start = rec.clock.now()
+        t_start = rec.now()
         t0 = time.perf_counter()
         guess, committed, hit, flushed = None, None, None, []
         for item in list(pipe):  # oldest (deepest) first
             s = item.stage
-            layers = range(bounds[s], bounds[s + 1])
             out = engine.forward(
-                torch.tensor([[item.token]], device=device) if s == 0 else None,
+                upload([[item.token]], device) if s == 0 else None,
                 hidden_in=item.hidden,
                 start=item.slot,
-                positions=torch.tensor([[item.slot]], device=device),
-                layers=layers,
+                offsets=torch.full((1, 1), item.slot - engine.length, device=device),
+                layers=range(bounds[s], bounds[s + 1]),
                 last_only=True,
             )
             item.stage, item.hidden = s + 1, out.last_hidden
             if s == 0:
-                guess = int(head_logits(engine.logits, head, out.last_hidden)[0, -1].argmax())
+                guess = head_logits(engine.logits, head, out.last_hidden)[0, -1].argmax()
             if item.stage == stages:
-                committed = next_token(out.logits[0, -1], gen.sampling, rng)
-        snapshot = [("", -1, False)] * stages
-        for item in pipe:
-            snapshot[item.stage - 1] = (model.tokenizer.decode([item.token]), item.slot, item.speculative)
+                sampler.refill(engine.uniform)
+                committed = sampler.choose(out.logits[0, -1:], engine.uniform)[0]
+        guess, committed = tick_read(guess, committed)  # the tick's one read
+        with rec.bookkeeping():
+            snapshot = [("", -1, False)] * stages
+            for item in pipe:
+                snapshot[item.stage - 1] = (model.tokenizer.decode([item.token]), item.slot, item.speculative)
         if committed is not None:
             done = pipe.pop(0)
             engine.commit(1)
@@ -106,31 +116,32 @@ def run_speed(
                 pipe[0].speculative = False
             else:
                 hit = False if pipe else None
-                flushed = [model.tokenizer.decode([p.token]) for p in pipe]
+                flushed = [p.token for p in pipe]
                 pipe = [InFlight(committed, done.slot + 1, 0, False)]
                 guess = None
         if guess is not None and len(pipe) < stages:
             pipe.append(InFlight(guess, pipe[-1].slot + 1, 0, True))
-        text = model.tokenizer.decode([committed]) if committed is not None else ""
-        yield PipelineTick(
-            tick=tick,
-            start=t_start,
-            end=rec.clock.now(),
-            stage_texts=[x[0] for x in snapshot],
-            stage_slots=[x[1] for x in snapshot],
-            stage_speculative=[x[2] for x in snapshot],
-            committed_text=text,
-            hit=hit,
-            flushed=flushed,
-            t=rec.clock.now(),
-        )
-        if committed is not None:
-            yield rec.commit(
-                [committed], time.perf_counter() - t0, drafted=1 if hit is not None else 0, accepted=1 if hit else 0
+        elapsed = time.perf_counter() - t0
+        with rec.bookkeeping():
+            event = PipelineTick(
+                tick=tick,
+                start=t_start,
+                end=rec.clock.now(),
+                stage_texts=[x[0] for x in snapshot],
+                stage_slots=[x[1] for x in snapshot],
+                stage_speculative=[x[2] for x in snapshot],
+                committed_text=model.tokenizer.decode([committed]) if committed is not None else "",
+                hit=hit,
+                flushed=[model.tokenizer.decode([x]) for x in flushed],
+                t=rec.clock.now(),
             )
+        yield event
+        if committed is not None:
+            yield rec.commit([committed], elapsed, drafted=1 if hit is not None else 0, accepted=1 if hit else 0)
         hits += bool(hit)
         flushes += bool(flushed)
-    costs = stage_costs(engine, bounds[1], stages)
+    with rec.bookkeeping():  # a measurement for the model below, not decoding
+        costs = stage_costs(engine, bounds[1], stages)
     yield rec.finished(
         extras={
             "ticks": tick,

@@ -31,7 +31,7 @@ from core.served import SERVED, SERVED_METHODS, Served, base_method, baseline
 from core.skeleton.quality import proxy_scores
 from core.speculative.drafts import DRAFTS
 from core.text import InputError
-from core.trace import dumps
+from core.trace import StepCommitted, dumps
 
 WARMUP_TOKENS = 8
 
@@ -89,6 +89,7 @@ def _record(method: str, p: Prompt, m: RunMetrics, events: list) -> dict:
         "tok_s": m.tok_s,
         "ttft_s": m.ttft_s,
         "forwards": m.forwards,
+        "steps": sum(isinstance(e, StepCommitted) for e in events),
         "mean_accepted": m.mean_accepted,
         "acceptance_rate": m.acceptance_rate,
         "depth_reached": reached,
@@ -139,6 +140,7 @@ def summarize_runs(runs: list[dict], methods: list[str], curve: dict | None = No
             "proxy_overlap_with_ar": _mean_of(mine, "proxy_overlap_with_ar"),
             "proxy_repetition": _mean_of(mine, "proxy_repetition"),
             "failed": sum(r["method"] == name for r in failed),
+            "host_reads_per_step": _reads_per_step(mine),
             "expected_acceptance": _pooled_expected(mine),
             **_mean_extras(mine),
         }
@@ -181,20 +183,28 @@ def _cost_model(runs: list[dict], rec: dict, ar: dict, curve: dict | None) -> di
 
 
 def _relative_costs(runs: list[dict], ar_token_s: float) -> dict:
-    """Draft cost per draft forward (tree level) and verify cost per step, in units of one AR step of this run
-    (``ar``'s seconds per token): the D and v(n) of the cost model (docs/methods.md). Empty for non-drafting
-    methods."""
+    """Draft cost per draft forward (draft_seconds / draft_forwards) and per step, and verify cost per step, in
+    units of one AR step of this run (``ar``'s seconds per token): the D and v(n) of the cost model
+    (docs/methods.md). Draft and verify seconds are the device's (``core.engine.sync.Stopwatch``). Empty for
+    non-drafting methods."""
     extras = [r["extras"] for r in runs if "draft_seconds" in r["extras"]]
-    levels = sum(e["draft_levels"] for e in extras)
+    forwards = sum(e.get("draft_forwards", 0) for e in extras)
     steps = sum(r["forwards"] for r in runs if "draft_seconds" in r["extras"])
     if not extras or not steps:
         return {}
     draft_s, verify_s = sum(e["draft_seconds"] for e in extras), sum(e["verify_seconds"] for e in extras)
     return {
-        "draft_cost_per_level": draft_s / levels / ar_token_s if levels else 0.0,
+        "draft_cost_per_forward": draft_s / forwards / ar_token_s if forwards else None,
         "draft_cost_per_step": draft_s / steps / ar_token_s,
         "verify_cost_per_step": verify_s / steps / ar_token_s,
     }
+
+
+def _reads_per_step(runs: list[dict]) -> float | None:
+    """Host reads of device tensors per step (a token for ar, a draft-and-verify step, a SPEED tick with a
+    token): ``host_reads`` from each run's extras over its steps (``core.engine.sync``)."""
+    steps = sum(r.get("steps", 0) for r in runs if "host_reads" in r["extras"])
+    return sum(r["extras"]["host_reads"] for r in runs if "host_reads" in r["extras"]) / steps if steps else None
 
 
 def _pooled_expected(runs: list[dict]) -> dict | None:

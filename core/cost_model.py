@@ -187,7 +187,7 @@ def cost_inputs(events: list) -> dict:
             "kind": "tree",
             "steps": len(trees),
             "nodes": sum(len(t.tokens) for t in trees),
-            "draft_forwards": extras["draft_levels"],
+            "draft_forwards": extras["draft_forwards"],
             "draft_seconds": extras["draft_seconds"],
             "verify_seconds": extras["verify_seconds"],
         }
@@ -248,7 +248,7 @@ class RunCosts:
 
     steps: int
     nodes: int  # tokens verified, over all steps
-    draft_forwards: int  # tree levels drafted
+    draft_forwards: int  # forwards of the draft (a draft model's, a head's, EAGLE's layer; 0 for a copy)
     draft_seconds: float
     verify_seconds: float
 

@@ -327,11 +327,11 @@ def test_bench_pools_exact_acceptance_and_prices_drafts_in_ar_steps():
             "rrs",
             20,
             1.0,
-            {"draft_seconds": 0.2, "verify_seconds": 1.5, "draft_levels": 4, "expected_acceptance": exact},
+            {"draft_seconds": 0.2, "verify_seconds": 1.5, "draft_forwards": 4, "expected_acceptance": exact},
         ),
     ]
     out = summarize_runs(runs, ["ar", "rrs"])["rrs"]
-    assert out["draft_cost_per_level"] == pytest.approx(0.5) and out["draft_cost_per_step"] == pytest.approx(0.2)
+    assert out["draft_cost_per_forward"] == pytest.approx(0.5) and out["draft_cost_per_step"] == pytest.approx(0.2)
     assert out["verify_cost_per_step"] == pytest.approx(1.5)
     assert out["expected_acceptance"]["rrs"]["by_depth"] == [pytest.approx(0.6), pytest.approx(0.2)]
     assert (

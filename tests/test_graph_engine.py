@@ -40,7 +40,7 @@ def shapes(engine: GraphEngine) -> set[tuple]:
 def test_buckets_cover_1_to_64_tokens_and_nothing_more():
     assert [bucket(n) for n in (1, 2, 3, 5, 9, 33, 64)] == [1, 2, 4, 8, 16, 64, 64] and bucket(65) is None
     assert BUCKETS == tuple(sorted(BUCKETS))
-    assert [capacity(n) for n in (1, 256, 257, 1500)] == [256, 256, 512, 2048]
+    assert [capacity(n) for n in (1, 1024, 1025, 3000)] == [1024, 1024, 2048, 4096]
 
 
 def test_prefill_and_decode_steps_equal_the_llama_engine(tiny):
@@ -142,11 +142,13 @@ def test_padded_rows_and_select_rows_equal_the_llama_engine(tiny):
     assert any(key[1] == 2 for key in shapes(graph))
 
 
-@pytest.mark.parametrize("capture", [False, True])
+@pytest.mark.parametrize("capture, least", [(False, 1), (True, 1), (True, 8)])
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
-def test_decode_equals_the_llama_engines_decode(tiny, capture, temperature):
+def test_decode_equals_the_llama_engines_decode(tiny, capture, least, temperature, monkeypatch):
     """``decode``: forward, choice and next input in one step (the graph writes its own input); the same tokens
-    as the llama engine's eager decode, greedy and sampled with the same seed."""
+    as the llama engine's eager decode, greedy and sampled with the same seed; also with every step padded to 8
+    tokens (DECODING_LAB_MIN_BUCKET: AR on the verification's kernels)."""
+    monkeypatch.setenv("DECODING_LAB_MIN_BUCKET", str(least))
     x = ids(6, tiny.config.vocab_size)
     out = []
     for engine in (LlamaEngine(tiny.model, max_len=40), GraphEngine(tiny.model, max_len=40, capture=capture)):
@@ -168,7 +170,7 @@ def test_a_workspace_is_held_by_one_engine_at_a_time_and_reused_after(tiny):
     gc.collect()
     c = GraphEngine(tiny.model, max_len=200)  # the same capacity: the freed workspace, reset
     assert c.ws is first and c.length == 0 and int(c.ws.length) == 0
-    assert GraphEngine(tiny.model, max_len=300).ws is not first  # another capacity, another workspace
+    assert GraphEngine(tiny.model, max_len=1500).ws is not first  # another capacity, another workspace
     del b, c
 
 
@@ -198,3 +200,17 @@ def test_methods_give_the_same_tokens_on_the_graph_engine_and_a_second_run_captu
         builds.append(BUILDS.count - count)
         assert after.output_ids == before.output_ids and len(before.output_ids) >= 12
     assert builds[0] > 0 and builds[1] == 0, builds
+
+
+@pytest.mark.slow
+def test_the_compiled_decode_gives_the_eager_decodes_tokens(tiny):
+    """``compiled=True``: the AR step through torch.compile (inductor; on CUDA its own CUDA graph), the
+    alternative to the hand-captured graph that the GPU report times; the same tokens as the eager decode. (With
+    the plain projections: inductor does not lower the CPU's oneDNN-prepacked ones, which CUDA never uses.)"""
+    graph._POOL.pop(tiny.model, None)
+    x = ids(6, tiny.config.vocab_size)
+    out = []
+    for engine in (LlamaEngine(tiny.model, max_len=40), GraphEngine(tiny.model, max_len=40, capture=True, compiled=True, trainable=True)):
+        sampler = Sampler(SamplingConfig(0.0), make_generator(3, torch.device("cpu")))
+        out.append([engine.decode(sampler, x).item()] + [engine.decode(sampler).item() for _ in range(10)])
+    assert out[0] == out[1]

@@ -10,11 +10,13 @@ from __future__ import annotations
 import torch
 
 from core.engine.base import Engine, EngineOutput, EngineUnsupported, require
-from core.engine.graph import GraphEngine
+from core.config import SamplingConfig
+from core.engine.graph import BUCKETS, GraphEngine
 from core.engine.hf import HFEngine
 from core.engine.linear import projections
 from core.engine.llama import LlamaEngine, supports
 from core.models import LoadedModel
+from core.sampling import Sampler, make_generator
 
 __all__ = [
     "Engine",
@@ -77,8 +79,15 @@ def lm_logits(model: LoadedModel):
 
 
 def warm_up(model: LoadedModel) -> None:
-    """One short prefill and decode step, so a user's first run does not pay one-off start-up costs."""
-    engine = make_engine(model, batch=1, max_len=8)
-    engine.forward(torch.tensor([[1, 2, 3]], device=model.device))
+    """One short prefill and decode step, so a user's first run does not pay one-off start-up costs; with the
+    graph engine also the capture of every token-input step shape of one row (prefills, verifications, the
+    greedy decode) in the workspace most runs get, so no timed run has to capture them."""
+    engine = make_engine(model, batch=1, max_len=3 * BUCKETS[-1])
+    ids = torch.arange(1, 2 * BUCKETS[-1] + 1, device=model.device)[None] % model.config.vocab_size
+    engine.forward(ids[:, :3])
     engine.commit(3)
-    engine.forward(torch.tensor([[4]], device=model.device))
+    engine.forward(ids[:, 3:4])
+    if isinstance(engine, GraphEngine):
+        for size in BUCKETS:
+            engine.forward(ids[:, :size])
+        engine.decode(Sampler(SamplingConfig(), make_generator(0, model.device)), ids[:, :1])

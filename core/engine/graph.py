@@ -26,6 +26,8 @@ hold its static steps to the llama engine's results: with ``capture=False`` each
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -34,23 +36,24 @@ import torch
 
 from core.engine.base import EngineOutput, check_kv_budget, kv_bytes
 from core.engine.kv_cache import KVCache
-from core.engine.llama import LlamaEngine
+from core.engine.llama import LlamaEngine, LlamaParts
 from core.engine.sync import upload
 from core.sampling import Sampler
 
 BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 MAX_GRAPH_ROWS = 16
-MIN_CAPACITY = 256
+MIN_CAPACITY = 1024  # one workspace for every run up to 1,024 positions: a short warm-up captures the graphs
+# the timed runs of up to a few hundred tokens replay
 
 
-def bucket(n: int) -> int | None:
-    """The smallest bucket holding ``n`` new tokens per row, or None (the eager forward)."""
-    return next((b for b in BUCKETS if b >= n), None)
+def bucket(n: int, least: int = 1) -> int | None:
+    """The smallest bucket holding ``n`` new tokens per row and at least ``least``, or None (the eager forward)."""
+    return next((b for b in BUCKETS if b >= max(n, least)), None)
 
 
 def capacity(max_len: int) -> int:
-    """The slots of the workspace a run of ``max_len`` positions gets: a power of two, so runs of similar
-    lengths share one (and its graphs)."""
+    """The slots of the workspace a run of ``max_len`` positions gets: at least ``MIN_CAPACITY``, a power of two,
+    so runs of similar lengths share one (and its graphs)."""
     size = MIN_CAPACITY
     while size < max_len:
         size *= 2
@@ -144,9 +147,15 @@ class GraphEngine(LlamaEngine):
         max_len: int = 2048,
         trainable: bool = False,
         capture: bool | None = None,
+        compiled: bool | None = None,
     ) -> None:
         super().__init__(model, batch=batch, max_len=max_len, trainable=trainable)
         self.capture = self.device.type == "cuda" if capture is None else capture
+        # ``decode`` through torch.compile instead of a hand-captured graph (DECODING_LAB_COMPILE=1)
+        self.compiled = os.environ.get("DECODING_LAB_COMPILE") == "1" if compiled is None else compiled
+        # every step at least this wide (DECODING_LAB_MIN_BUCKET): AR's step then runs the verification's kernels,
+        # which in bfloat16 may keep a method's tokens identical to AR's (docs/methods.md, "GPU engine")
+        self.least = int(os.environ.get("DECODING_LAB_MIN_BUCKET", "1"))
 
     def _attach(self, batch: int) -> None:
         self.ws = acquire(self, batch, capacity(self.max_len))
@@ -205,7 +214,7 @@ class GraphEngine(LlamaEngine):
         inputs = hidden_in if hidden_in is not None else tokens
         at = start - self.cache.length
         fits = inputs is not None and not (layers.start and hidden_in is None)
-        if not fits or not self._fits(inputs.shape[0], bucket(inputs.shape[1]), at, output_hidden, pad_mask):
+        if not fits or not self._fits(inputs.shape[0], bucket(inputs.shape[1], self.least), at, output_hidden, pad_mask):
             return super().forward(
                 tokens,
                 hidden_in=hidden_in,
@@ -225,7 +234,7 @@ class GraphEngine(LlamaEngine):
         self.check_room(start, T)
         self.cache.valid[:, start : start + T] = True
         kind = "tokens" if inputs.dtype == torch.long else "hidden"
-        s = self._static((kind, B, bucket(T), at, layers.start, layers.stop))
+        s = self._static((kind, B, bucket(T, self.least), at, layers.start, layers.stop))
         s.inputs[:, :T] = inputs
         s.offsets[:, :T] = at + self.ws.slots[:T] if offsets is None else offsets
         self._structure(s, T, tree_mask)
@@ -241,7 +250,7 @@ class GraphEngine(LlamaEngine):
         if B > MAX_GRAPH_ROWS or (tokens is not None and tokens.shape[1] > 1):  # a prompt: forward, then choose
             return super().decode(sampler, tokens)
         self.check_room(self.cache.length, 1)
-        s = self._static(("decode", B, 1, 0, 0, self.n_layers, sampler.key))
+        s = self._static(("decode", B, bucket(1, self.least), 0, 0, self.n_layers, sampler.key))
         feed = tokens if tokens is not None else self.next  # None: the graph's input already holds it
         if feed is not None:
             s.inputs.copy_(feed)
@@ -282,8 +291,8 @@ class GraphEngine(LlamaEngine):
                 hidden=torch.zeros(rows, size, H, dtype=self.dtype, **on),
                 out=torch.zeros(rows, dtype=torch.long, **on) if kind == "decode" else None,
             )
-            if kind == "decode":
-                self.ws.steps[key].structure.fill_(True)
+            if kind == "decode":  # one token per row at offset 0, the rest padding
+                self._structure(self.ws.steps[key], 1, None)
         return self.ws.steps[key]
 
     def _run(self, s: Static, sampler: Sampler | None = None) -> None:
@@ -296,7 +305,7 @@ class GraphEngine(LlamaEngine):
             BUILDS.add(time.perf_counter() - t0 if self.capture else 0.0)
             s.graph = s.graph or "eager"
         if s.graph == "eager":
-            self._body(s, sampler)
+            step_body(self.parts, self.ws, s, sampler)
         else:
             s.graph.replay()
 
@@ -304,50 +313,76 @@ class GraphEngine(LlamaEngine):
         """Warm up (on CUDA on a side stream), put back what the warm-up changed (``decode`` advances the
         counters and writes its input), then capture. On a CPU, where nothing can be captured, a replay runs the
         body again: the tests run this same flow there."""
-        kept = [t.clone() for t in (self.ws.length, self.row_len, s.inputs)]
+        kept = [t.clone() for t in (self.ws.length, self.row_len, s.inputs)]  # [1], [B], [B, T_b(, H)]
         cuda = self.device.type == "cuda"
         side = torch.cuda.Stream() if cuda else None
         if cuda:
             side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side) if cuda else contextlib.nullcontext():
-            self._body(s, sampler)
+            step_body(self.parts, self.ws, s, sampler)
         if cuda:
             torch.cuda.current_stream().wait_stream(side)
         for t, old in zip((self.ws.length, self.row_len, s.inputs), kept, strict=True):
             t.copy_(old)
+        if self.compiled and s.out is not None:
+            s.graph = CompiledStep(self.parts, self.ws, s, sampler)
+            return
         if not cuda:
             s.graph = "eager"  # replayed by running the body
             return
         s.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(s.graph):
-            self._body(s, sampler)
+            step_body(self.parts, self.ws, s, sampler)
 
-    def _body(self, s: Static, sampler: Sampler | None = None) -> None:
-        """Every layer of the range on the step's buffers, slots, positions and mask derived from the counters;
-        for ``decode`` also the choice, written into the graph's own input, and the counters advanced."""
-        rows, size = s.offsets.shape
-        slots = self.ws.length + s.at + self.ws.slots[:size]  # [T_b]
-        positions = self.row_len[:, None] + s.offsets  # [B, T_b]
-        rel = self.ws.slots - self.ws.length  # [S]: slot - committed length
-        width = s.structure.shape[1]
-        pending = s.structure.index_select(1, rel.clamp(0, width - 1)) & ((rel >= 0) & (rel < width))  # [T_b, S]
-        committed = (rel < 0) & self.cache.valid  # [B, S]
-        mask = (committed[:, None, :] | pending[None])[:, None]  # [B, 1, T_b, S]
-        h = self.decoder.embed_tokens(s.inputs) if s.inputs.dtype == torch.long else s.inputs
-        cos_sin = self.decoder.rotary_emb(h, positions)
-        for i in s.layers:
-            block = self.layers[i]
-            q, k, v = self._qkv(i, block.input_layernorm(h), cos_sin)
-            self.cache.k[i].index_copy_(2, slots, k)
-            self.cache.v[i].index_copy_(2, slots, v)
-            h = h + self._attend(i, q, self.cache.k[i], self.cache.v[i], mask)
-            h = h + self._mlp(i, block.post_attention_layernorm(h))
-        s.hidden.copy_(h)
-        if s.logits is not None:
-            s.logits.copy_(self.logits(h))
-        if s.out is not None:
-            chosen = sampler.choose(s.logits[:, -1], self.uniform)
-            s.out.copy_(chosen)
-            s.inputs[:, 0].copy_(chosen)
-            self.ws.length.add_(1)
-            self.row_len.add_(1)
+
+
+def step_body(parts: LlamaParts, ws: Workspace, s: Static, sampler: Sampler | None = None) -> None:
+    """A step on its buffers (what a graph captures): every layer of the range, the slots, positions and mask
+    derived from the workspace's counters, K/V written at the slots, attention over all S slots; the float32
+    logits and last hidden states into the output buffers; for ``decode`` also the choice, written into the
+    step's own input, and the counters advanced. Reads the first B rows of the workspace (``narrow_rows``
+    keeps the running rows there)."""
+    rows, size = s.offsets.shape
+    k_all, v_all, valid_all = ws.cache.full
+    valid, row_len = valid_all[:rows], ws.row_len[:rows]
+    slots = ws.length + s.at + ws.slots[:size]  # [T_b]
+    positions = row_len[:, None] + s.offsets  # [B, T_b]
+    rel = ws.slots - ws.length  # [S]: slot - committed length
+    width = s.structure.shape[1]
+    pending = s.structure.index_select(1, rel.clamp(0, width - 1)) & ((rel >= 0) & (rel < width))  # [T_b, S]
+    mask = (((rel < 0) & valid)[:, None, :] | pending[None])[:, None]  # [B, 1, T_b, S]
+    h = parts.decoder.embed_tokens(s.inputs) if s.inputs.dtype == torch.long else s.inputs
+    cos_sin = parts.decoder.rotary_emb(h, positions)
+    for i in s.layers:
+        block = parts.layers[i]
+        k_cache, v_cache = k_all[i, :rows], v_all[i, :rows]  # [B, H_kv, S, D]
+        q, k, v = parts.qkv(i, block.input_layernorm(h), cos_sin)
+        k_cache.index_copy_(2, slots, k)
+        v_cache.index_copy_(2, slots, v)
+        h = h + parts.attend(i, q, k_cache, v_cache, mask)
+        h = h + parts.mlp(i, block.post_attention_layernorm(h))
+    s.hidden.copy_(h)
+    if s.logits is not None:
+        s.logits.copy_(parts.logits(h))
+    if s.out is not None:
+        chosen = sampler.choose(s.logits[:, 0], ws.uniform[:rows])
+        s.out.copy_(chosen)
+        s.inputs[:, 0].copy_(chosen)
+        ws.length.add_(1)
+        row_len.add_(1)
+
+
+class CompiledStep:
+    """The AR step compiled by ``torch.compile`` (mode "reduce-overhead", fullgraph: inductor's fused kernels,
+    replayed by inductor as a CUDA graph, as gpt-fast does) instead of captured by hand: the alternative issue 28
+    weighs against the hand-captured graph (``GraphEngine(compiled=True)``; docs/methods.md, "GPU engine").
+    The workspace's tensors keep their addresses, so inductor may replay with them mutated in place."""
+
+    def __init__(self, parts: LlamaParts, ws: Workspace, s: Static, sampler: Sampler) -> None:
+        for t in (*ws.cache.full, ws.length, ws.row_len, ws.uniform, ws.slots, s.inputs, s.offsets, s.structure):
+            torch._dynamo.mark_static_address(t)
+        for t in (s.logits, s.hidden, s.out):
+            torch._dynamo.mark_static_address(t)
+        self.replay = torch.compile(
+            functools.partial(step_body, parts, ws, s, sampler), mode="reduce-overhead", fullgraph=True
+        )

@@ -15,6 +15,8 @@ allowed by the tree mask (causal by default).
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 import torch.nn.functional as F
 from transformers.activations import ACT2FN
@@ -32,14 +34,12 @@ def supports(model: torch.nn.Module) -> bool:
     return getattr(model.config, "model_type", None) in SUPPORTED
 
 
-class LlamaEngine:
-    """Per-run engine: shared weights, own KV cache of ``batch`` rows and ``max_len`` slots."""
+class LlamaParts:
+    """The per-model half of the engine: a llama-family model's dimensions and forward pieces (fused projections,
+    RoPE, attention, MLP, final norm + LM head), shared read-only by every engine of the model and by the graph
+    engine's captured steps (``core.engine.graph.step_body``)."""
 
-    supports_layer_ranges = True
-    supports_trees = True
-    supports_rows = True
-
-    def __init__(self, model: torch.nn.Module, batch: int = 1, max_len: int = 2048, trainable: bool = False) -> None:
+    def __init__(self, model: torch.nn.Module, trainable: bool = False) -> None:
         cfg = model.config
         self.model = model
         self.decoder = model.model
@@ -52,6 +52,66 @@ class LlamaEngine:
         self.proj = module_projections(model) if trainable else projections(model)  # trainable: autograd reaches
         # the modules' own weights (training a draft layer through ``run_layers``)
         self.act = ACT2FN[cfg.hidden_act]
+
+    def qkv(self, layer: int, x: torch.Tensor, cos_sin) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q [B, H_q, T, D] and k, v [B, H_kv, T, D] of x [B, T, H], RoPE applied to q and k."""
+        proj = self.proj.layers[layer]
+        B, T, _ = x.shape
+        q, k, v = proj.qkv(x).split(proj.qkv_split, dim=-1)
+        q = q.view(B, T, -1, self.head_dim).transpose(1, 2)
+        k = k.view(B, T, -1, self.head_dim).transpose(1, 2)
+        v = v.view(B, T, -1, self.head_dim).transpose(1, 2)
+        q, k = apply_rotary_pos_emb(q, k, *cos_sin)
+        return q, k, v
+
+    def attend(self, layer: int, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask) -> torch.Tensor:
+        """o = W_o softmax(q K^T / sqrt(d) + mask) V, [B, T, H]; causal when there is no mask and T > 1."""
+        B, _, T, _ = q.shape
+        o = F.scaled_dot_product_attention(
+            q,
+            keys,
+            values,
+            attn_mask=mask,
+            is_causal=mask is None and T > 1,
+            scale=self.scale,
+            enable_gqa=self.n_heads != self.n_kv_heads,
+        )
+        return self.proj.layers[layer].o(o.transpose(1, 2).reshape(B, T, -1))
+
+    def mlp(self, layer: int, x: torch.Tensor) -> torch.Tensor:
+        """down(act(gate x) * up x)."""
+        proj = self.proj.layers[layer]
+        gate, up = proj.gate_up(x).split(proj.inner, dim=-1)
+        return proj.down(self.act(gate) * up)
+
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        """Final norm + LM head, in float32 (verification always compares float32 logits)."""
+        return self.proj.lm_head(self.decoder.norm(h)).float()
+
+
+_PARTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def llama_parts(model: torch.nn.Module, trainable: bool = False) -> LlamaParts:
+    """The model's ``LlamaParts``, built once and kept while the model lives (a trainable one each time)."""
+    if trainable:
+        return LlamaParts(model, trainable=True)
+    if model not in _PARTS:
+        _PARTS[model] = LlamaParts(model)
+    return _PARTS[model]
+
+
+class LlamaEngine:
+    """Per-run engine: shared weights (``LlamaParts``), own KV cache of ``batch`` rows and ``max_len`` slots."""
+
+    supports_layer_ranges = True
+    supports_trees = True
+    supports_rows = True
+
+    def __init__(self, model: torch.nn.Module, batch: int = 1, max_len: int = 2048, trainable: bool = False) -> None:
+        self.parts = parts = llama_parts(model, trainable)
+        self.model, self.decoder, self.layers, self.n_layers = model, parts.decoder, parts.layers, parts.n_layers
+        self.n_kv_heads, self.head_dim = parts.n_kv_heads, parts.head_dim
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
         self.max_len = max_len
@@ -163,41 +223,10 @@ class LlamaEngine:
         itself = torch.cat([torch.zeros(T, start, **on), torch.eye(T, **on)], dim=1)
         return ((allowed[None] & valid[:, None, :]) | itself[None])[:, None]
 
-    def _qkv(self, layer: int, x: torch.Tensor, cos_sin) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """q [B, H_q, T, D] and k, v [B, H_kv, T, D] of x [B, T, H], RoPE applied to q and k."""
-        proj = self.proj.layers[layer]
-        B, T, _ = x.shape
-        q, k, v = proj.qkv(x).split(proj.qkv_split, dim=-1)
-        q = q.view(B, T, -1, self.head_dim).transpose(1, 2)
-        k = k.view(B, T, -1, self.head_dim).transpose(1, 2)
-        v = v.view(B, T, -1, self.head_dim).transpose(1, 2)
-        q, k = apply_rotary_pos_emb(q, k, *cos_sin)
-        return q, k, v
-
-    def _attend(self, layer: int, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask) -> torch.Tensor:
-        """o = W_o softmax(q K^T / sqrt(d) + mask) V, [B, T, H]; causal when there is no mask and T > 1."""
-        B, _, T, _ = q.shape
-        o = F.scaled_dot_product_attention(
-            q,
-            keys,
-            values,
-            attn_mask=mask,
-            is_causal=mask is None and T > 1,
-            scale=self.scale,
-            enable_gqa=self.n_heads != self.n_kv_heads,
-        )
-        return self.proj.layers[layer].o(o.transpose(1, 2).reshape(B, T, -1))
-
     def _attention(self, layer: int, x: torch.Tensor, cos_sin, start: int, mask) -> torch.Tensor:
-        q, k, v = self._qkv(layer, x, cos_sin)
+        q, k, v = self.parts.qkv(layer, x, cos_sin)
         keys, values = self.cache.write(layer, start, k, v)
-        return self._attend(layer, q, keys, values, mask)
-
-    def _mlp(self, layer: int, x: torch.Tensor) -> torch.Tensor:
-        """down(act(gate x) * up x)."""
-        proj = self.proj.layers[layer]
-        gate, up = proj.gate_up(x).split(proj.inner, dim=-1)
-        return proj.down(self.act(gate) * up)
+        return self.parts.attend(layer, q, keys, values, mask)
 
     def run_layers(
         self,
@@ -216,14 +245,14 @@ class LlamaEngine:
         for i in layers:
             block = self.layers[i]
             h = h + self._attention(i, block.input_layernorm(h), cos_sin, start, mask)
-            h = h + self._mlp(i, block.post_attention_layernorm(h))
+            h = h + self.parts.mlp(i, block.post_attention_layernorm(h))
             if i + 1 in output_hidden:
                 hidden[i + 1] = h
         return h, hidden
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         """Final norm + LM head, in float32 (verification always compares float32 logits)."""
-        return self.proj.lm_head(self.decoder.norm(h)).float()
+        return self.parts.logits(h)
 
     @torch.inference_mode()
     def decode(self, sampler: Sampler, tokens: torch.Tensor | None = None) -> torch.Tensor:

@@ -151,18 +151,18 @@ def first_agreement(tree: DraftTree, logits: torch.Tensor) -> torch.Tensor:
 
 class StepCosts:
     """What a run's steps cost and how well the draft guessed: seconds drafting and verifying (device time,
-    ``Stopwatch``), draft tree levels, first-token agreement (the draft's top-1 at the root = the target's),
-    and each rule's exact acceptance at every verified node when sampling (``core.speculative.expected``)."""
+    ``Stopwatch``), first-token agreement (the draft's top-1 at the root = the target's), and each rule's exact
+    acceptance at every verified node when sampling (``core.speculative.expected``). The source counts its own
+    draft forwards (``DraftSource.summary``)."""
 
     def __init__(self, settings: DraftSettings, device: torch.device) -> None:
         self.watch = Stopwatch(device)
-        self.levels = self.agree = self.steps = 0
+        self.agree = self.steps = 0
         self.tally = ExpectedTally(device) if not settings.sampling.greedy and settings.rule.exact else None
 
     def add(self, tree: DraftTree, seen: Seen, marks: tuple) -> None:
         self.watch.add("draft", marks[0], marks[1])
         self.watch.add("verify", marks[1], marks[2])
-        self.levels += tree.topology.depth
         self.steps += 1
         self.agree += seen.agree
 
@@ -171,7 +171,6 @@ class StepCosts:
         out = {
             "draft_seconds": seconds.get("draft", 0.0),
             "verify_seconds": seconds.get("verify", 0.0),
-            "draft_levels": self.levels,
             "first_token_agreement": self.agree / self.steps if self.steps else None,
         }
         if self.tally is not None:

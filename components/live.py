@@ -1,11 +1,16 @@
-"""Drive a method's run apart from the page, and render it at a bounded rate.
+"""Drive a method's run apart from the page, with the page quiet while it is timed; then replay it into the
+page's live view.
 
-The method runs on the app's decoding thread (``core.runner.RunThread``) that queues its events; the page
-drains the queue every ``REDRAW_S`` seconds and redraws what changed: the answer as plain text
-(one element replaced, not a coloured strip rebuilt per token) and the page's own live view. The
-UI's work during a run is thus a few cheap redraws a second, so the speed a page shows is the
-method's, as the bench measures it. Strips and charts are drawn when the run has ended. A page
-that is left (a rerun, a closed tab) cancels the run.
+The method runs on the app's decoding thread (``core.runner.RunThread``), which queues its events. While a run
+is timed, the page draws the same light thing for every run, whatever the method: one line with its tokens so
+far, replaced every ``REDRAW_S`` seconds; the answer shows when the run ends. A method's own live view (a draft
+tree, a lattice, a pipeline timeline, a skeleton DAG) costs the browser far more to redraw, and the browser
+shares the machine with the run: drawn during the timed run, it slowed the very method it was drawing (measured
+on 2 cores: 50-95% of a core for the view against ~15% while AR's answer streamed as text), and a page showed its
+method at a fraction of the bench's speed. Even the streamed text kept the pages' figures a few percent under
+the bench's. So the live view, and the answer growing, are drawn after the timed runs, by ``replay``: the
+recorded events on their own clock, as a recorded trace replays. The figures a page shows are
+the bench's (``core.metrics``: the decode clock). A page that is left (a rerun, a closed tab) cancels the run.
 """
 
 from __future__ import annotations
@@ -15,22 +20,31 @@ from collections.abc import Callable, Iterator, Mapping
 
 import streamlit as st
 
-from components.answer import answer_text, render_answer
+from components.answer import render_answer
 from core.bench import WARMUP_TOKENS
 from core.config import GenerationConfig
 from core.registry import get_method
 from core.runner import RunThread, on_decoder
+from core.trace import StepCommitted
 
 REDRAW_S = 0.5
+REPLAY_S = 12.0  # a replay lasts the run's own time, sped up to at most this long
+FRAME_S = 0.25  # a replayed view is redrawn at most this often
 
 Live = Callable[[list, object], None]  # (events so far, a slot to draw into)
+CLOCK_NOTE = (
+    "Timed as `python -m core.bench` times it: the page stays quiet during each run (plain text only, the same "
+    "for every method), and speeds are on the decode clock (from the first token to the last: the prompt's "
+    "prefill and the page's own work are not on it)."
+)
 
 
-def stream_run(run: Iterator, *, key: str, container=None, live: Live | None = None) -> list:
-    """Every event of ``run`` (which runs in a worker thread), drawn as it goes; the finished answer at the end."""
+def stream_run(run: Iterator, *, key: str, container=None) -> list:
+    """Every event of ``run`` (which runs in a worker thread), with one line counting its tokens while it is
+    timed; the finished answer at the end."""
     target = container or st
-    view = target.empty() if live is not None else None
-    text = target.empty()
+    status, text = target.empty(), target.empty()
+    status.caption("timing: the page stays quiet while the run is timed")
     worker, events = RunThread(run), []
     try:
         while True:
@@ -39,16 +53,42 @@ def stream_run(run: Iterator, *, key: str, container=None, live: Live | None = N
                 break
             if new:
                 events += new
-                text.text(answer_text(events) + " ▌")
-                if live is not None:
-                    live(events, view)
+                tokens = sum(len(e.token_ids) for e in events if isinstance(e, StepCommitted))
+                status.caption(f"timing: {tokens} tokens so far (the answer shows when the run ends)")
             time.sleep(REDRAW_S)
     finally:
         worker.cancel()
-    if view is not None:
-        view.empty()
+    status.empty()
     render_answer(events, key=key, container=text)
     return events
+
+
+def replay(events: list, live: Live, *, container=None, title: str = "") -> None:
+    """Draw ``live`` over the recorded events as they came, on the run's own clock (sped up to at most
+    ``REPLAY_S`` seconds), redrawing at most every ``FRAME_S``; the view is cleared at the end (the page then
+    draws the finished run)."""
+    timed = [e for e in events if hasattr(e, "t")]
+    if not timed:
+        return
+    target = container or st
+    end = max(e.t for e in timed)
+    scale = max(1.0, end / REPLAY_S)
+    note = target.caption(
+        f"{title + ': ' if title else ''}replay of the timed run on its own clock"
+        + (f", {scale:.1f}x faster" if scale > 1 else "")
+    )
+    slot, shown, t0 = target.empty(), 0, time.perf_counter()
+    while shown < len(events):
+        now = (time.perf_counter() - t0) * scale
+        upto = next((i for i, e in enumerate(events) if getattr(e, "t", 0.0) > now), len(events))
+        if upto > shown:
+            live(events[:upto], slot)
+            shown = upto
+        if shown < len(events):
+            time.sleep(FRAME_S)
+    time.sleep(FRAME_S)
+    slot.empty()
+    note.empty()
 
 
 def warm_up(start: Callable[[GenerationConfig], Iterator], gen: GenerationConfig) -> None:
@@ -61,7 +101,8 @@ def warm_up_all(
     starts: Mapping[str, Callable[[GenerationConfig], Iterator]], gen: GenerationConfig, *, container=None
 ) -> None:
     """``warm_up`` for each method, under a status line (in ``container``) that stays on the page: the reader
-    sees that the speeds below exclude one-off costs (a spinner shows only for blocks over half a second)."""
+    sees that the speeds below exclude one-off costs. A method that refuses its settings says so in one
+    sentence where the page catches it; the status line then goes (no second, red box above it)."""
     names = " and ".join([", ".join(list(starts)[:-1]), list(starts)[-1]] if len(starts) > 1 else list(starts))
     box = (container or st).status(f"Warming up {names} (a short untimed run each, as the bench does)…")
     t0 = time.perf_counter()
@@ -69,7 +110,7 @@ def warm_up_all(
         for start in starts.values():
             warm_up(start, gen)
     except BaseException:
-        box.update(label=f"Warming up {names} failed", state="error")
+        box.empty()
         raise
     box.update(
         label=f"Warmed up {names} in {time.perf_counter() - t0:.1f} s: one untimed run of at most "
@@ -87,14 +128,19 @@ def run_beside_ar(
     key: str,
     title: str,
     live: Live | None = None,
+    warm_area=None,
 ) -> tuple[list, list]:
-    """Both warmed up, then the method's run in the left column (``live`` draws its live view above the
-    answer, cleared when the run ends: the page draws the finished view itself), then AR on the same
-    prompt in the right column; returns both event lists."""
+    """Both warmed up (the status line in ``warm_area``), then the method's timed run in the left column and
+    AR's on the same prompt in the right, both with the page quiet; then the method's live view replayed above
+    them; returns both event lists."""
     ar = lambda g: get_method("ar").run(model, prompt, g)  # noqa: E731
-    warm_up_all({title: start, "AR": ar}, gen)
+    warm_up_all({title: start, "AR": ar}, gen, container=warm_area)
+    view = st.container()
     left, right = st.columns(2)
     left.subheader(title)
-    events = stream_run(start(gen), key=f"{key}-run", container=left, live=live)
+    events = stream_run(start(gen), key=f"{key}-run", container=left)
     right.subheader("AR, same prompt")
-    return events, stream_run(ar(gen), key=f"{key}-ar", container=right)
+    ar_events = stream_run(ar(gen), key=f"{key}-ar", container=right)
+    if live is not None:
+        replay(events, live, container=view, title=title)
+    return events, ar_events

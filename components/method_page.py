@@ -5,16 +5,28 @@ adds only its own controls, its live view and its own panels."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import streamlit as st
 
 from components.answer import render_metrics, render_notices, render_token_strip
 from components.cost import render_cost_panel
-from components.live import Live, run_beside_ar
+from components.live import CLOCK_NOTE, Live, run_beside_ar
 from components.race import render_race
 from components.traces import download_trace, load_trace_widget, trace_method
 from core.config import GenerationConfig
 from core.registry import RUN_ERRORS
+
+
+@dataclass
+class Shown:
+    """What a method page shows: the method's events and AR's beside them (None: nothing yet), and ``box``,
+    the one place where a live run draws and then its results (or a recorded trace's): a new run empties it
+    at once, so nothing of the last run or of the example lingers, greyed, under the new one."""
+
+    method: list | None
+    ar: list | None
+    box: object
 
 
 def method_runs(
@@ -28,27 +40,26 @@ def method_runs(
     gen: GenerationConfig,
     title: str,
     live: Live | None = None,
-) -> tuple[list | None, list | None]:
-    """(method events, AR events) to show: a live run when ``run`` (``start(gen)`` makes the method's event
+) -> Shown:
+    """The method's events and AR's to show: a live run when ``run`` (``start(gen)`` makes the method's event
     generator), which replaces whatever was shown; else the page's last run or a recorded trace of one of
-    ``methods``."""
+    ``methods``. The page draws its results with ``with shown.box.container():``."""
     state = st.session_state.setdefault(f"{key}_results", {})
     recorded = load_trace_widget(methods, key=f"{key}-trace", preselect=not state, live=run)
     if recorded is not None:
         state.clear()
         state["method"] = recorded
+    warm_area, box = st.container(), st.empty()
     if run:
         state.clear()
-        area = st.empty()  # the live columns give way to the finished view, so the answer shows once
         try:
-            with area.container():
+            with box.container():
                 state["method"], state["ar"] = run_beside_ar(
-                    start, model=model, prompt=prompt, gen=gen, key=key, title=title, live=live
+                    start, model=model, prompt=prompt, gen=gen, key=key, title=title, live=live, warm_area=warm_area
                 )
-            area.empty()
         except RUN_ERRORS as exc:
-            st.warning(str(exc))
-    return state.get("method"), state.get("ar")
+            box.warning(str(exc))
+    return Shown(state.get("method"), state.get("ar"), box)
 
 
 def render_beside_ar(
@@ -65,6 +76,8 @@ def render_beside_ar(
     then the race of the two runs and the cost model that explains the speedup (``model``: the loaded model,
     whose measured v(n) the cost model uses)."""
     render_notices(events)
+    if ar:
+        st.caption(CLOCK_NOTE)
     left, right = st.columns(2)
     with left:
         if caption:

@@ -9,9 +9,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from components.charts import rate_layout
-from components.live import stream_run
+from components.live import stream_run, warm_up_all
 from components.tables import render_table
-from core.metrics import acceptance_per_depth, speedup, summarize
+from core.config import GenerationConfig
+from core.metrics import acceptance_per_depth, decode_speedup, format_speedup, summarize
 from core.trace import TreeStep
 
 _ORIGIN = {"resampled": "the residual after a rejection", "bonus": "p at a leaf"}
@@ -157,57 +158,43 @@ def most_informative(trees: list[TreeStep]) -> int:
 RULES = {"rrs": "RRS (with replacement)", "rrsw": "RRS without replacement", "spechub": "SpecHub (k = 2)"}
 
 
-def compare_rules(start: Callable[[str], Iterator]) -> dict[str, list]:
-    """AR and every rule on the same prompt (``start(name)`` makes a run's generator), each shown live while it
-    runs, with a progress bar; the live view gives way to the comparison when all are done."""
+def compare_rules(start: Callable[[str, GenerationConfig], Iterator], gen: GenerationConfig) -> dict[str, list]:
+    """AR and every rule on the same prompt (``start(name, gen)`` makes a run's generator): each warmed up, then
+    timed with the page quiet (``components.live``), under a progress bar."""
+    names = ["ar", *RULES]
+    warm_up_all({RULES.get(n, "AR"): (lambda g, n=n: start(n, g)) for n in names}, gen)
     progress = st.progress(0.0, "comparing rules")
     area = st.empty()
     runs = {}
-    for i, name in enumerate(["ar", *RULES]):
-        progress.progress(i / (len(RULES) + 1), f"running {name}")
+    for i, name in enumerate(names):
+        progress.progress(i / len(names), f"timing {name}")
         with area.container():
             st.markdown(f"**{RULES.get(name, 'AR')}**")
-            runs[name] = stream_run(start(name), key=f"rules-live-{name}", live=_latest_tree(name))
+            runs[name] = stream_run(start(name, gen), key=f"rules-live-{name}")
     area.empty()
     progress.progress(1.0, "done")
     return runs
 
 
-def _latest_tree(name: str) -> Callable[[list, object], None]:
-    """The live view of one rule's run: its latest draft tree (keyed by the events seen, which only grow)."""
-
-    def draw(events: list, slot) -> None:
-        trees = [e for e in events if isinstance(e, TreeStep)]
-        if trees:
-            render_tree_step(trees[-1], key=f"rules-tree-{name}-{len(events)}", container=slot)
-
-    return draw
-
-
 def rule_table(runs: dict[str, list]) -> pd.DataFrame:
+    """Per rule: tokens per target forward, the acceptance at each draft depth exactly as the chart below draws
+    it (P(depth d accepted | depth d - 1 reached), ``acceptance_per_depth``), speed on the decode clock."""
     ar = summarize(runs["ar"])
     rows = []
     for name in RULES:
         m = summarize(runs[name])
-        rows.append(
+        row = {"rule": RULES[name], "mean accepted length": m.mean_accepted}
+        row.update({f"accepted at depth {d}": x for d, x in enumerate(acceptance_per_depth(runs[name]), start=1)})
+        row.update(
             {
-                "rule": RULES[name],
-                "mean accepted length": m.mean_accepted,
-                "acceptance rate": m.acceptance_rate,
-                "exact P(accept) per node": _exact(runs[name], name),
-                "tokens/s": m.tok_s,
-                "speedup vs AR": speedup(m, ar),
+                "tokens/s": m.decode_tok_s,
+                "speedup vs AR": decode_speedup(m, ar),
                 "identical to AR": m.output_ids == ar.output_ids,
             }
         )
-    rows.append({"rule": "AR", "tokens/s": ar.tok_s, "speedup vs AR": 1.0, "identical to AR": True})
+        rows.append(row)
+    rows.append({"rule": "AR", "tokens/s": ar.decode_tok_s, "speedup vs AR": 1.0, "identical to AR": True})
     return pd.DataFrame(rows, dtype=object)
-
-
-def _exact(events: list, rule: str) -> float | None:
-    """The run's mean exact acceptance probability under ``rule`` (sampled runs only)."""
-    fig = (summarize(events).extras.get("expected_acceptance") or {}).get(rule)
-    return fig["mean"] if fig else None
 
 
 def same_drafts_table(events: list) -> pd.DataFrame | None:
@@ -218,12 +205,18 @@ def same_drafts_table(events: list) -> pd.DataFrame | None:
     rows = []
     for rule, fig in exact.items():
         row = {"rule": RULES.get(rule, rule), "mean": fig["mean"]}
-        row.update({f"depth {d}": x for d, x in enumerate(fig["by_depth"]) if x is not None})
+        row.update({f"depth {d}": x for d, x in enumerate(fig["by_depth"], start=1) if x is not None})
         rows.append(row)
     return pd.DataFrame(rows, dtype=object)
 
 
+SHORT = {"rrs": "RRS", "rrsw": "RRSw", "spechub": "SpecHub"}
+
+
 def render_rule_comparison(runs: dict[str, list], *, key: str) -> None:
+    ar = summarize(runs["ar"])
+    speeds = ", ".join(f"{SHORT[n]} {format_speedup(decode_speedup(summarize(runs[n]), ar))}" for n in RULES)
+    st.markdown(f"On the decode clock: {speeds} AR's speed on this machine, same prompt and settings.")
     render_table(rule_table(runs), key=f"{key}-table")
     same = same_drafts_table(runs["rrs"])
     if same is None:
@@ -235,7 +228,8 @@ def render_rule_comparison(runs: dict[str, list], *, key: str) -> None:
     else:
         st.caption(
             "Exact probability that each rule accepts a child, computed from the same p and q at every node the "
-            "RRS run verified (no sampling noise), by tree depth:"
+            "RRS run verified (no sampling noise), by the depth of the child (depth 1 = the first drafted token). "
+            "The table above and the chart below count what each rule's own run accepted, with sampling noise:"
         )
         render_table(same, key=f"{key}-exact", digits=3)
     render_acceptance_per_depth({name: acceptance_per_depth(runs[name]) for name in RULES}, key=f"{key}-depth")

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from core.engine.cost import relative_cost
-from core.metrics import acceptance_per_depth, summarize
+from core.metrics import RunMetrics, acceptance_per_depth, decode_speedup, summarize
 from core.trace import PipelineTick, TreeStep
 
 
@@ -220,13 +220,21 @@ def pool_inputs(inputs: list[dict]) -> dict:
 def explain(events: list, curve: dict | None, ar: list | None) -> Explained | None:
     """The cost model of a finished drafting run (trees or SPEED), or None for a method that drafts nothing.
 
-    ``curve``: the device's v(n) (``core.engine.cost``); ``ar``: the AR run beside it, which sets the unit
-    and the measured speedup."""
+    ``curve``: the device's v(n) (``core.engine.cost``); ``ar``: the AR run beside it, which sets the unit (its
+    seconds per token on the decode clock) and the measured speedup (``decode_speedup``: the figure the page
+    shows beside it)."""
     m = summarize(events)
     ar_m = summarize(ar) if ar else None
-    unit = ar_m.wall_s / ar_m.tokens if ar_m and ar_m.tokens else (curve["seconds"][0] if curve else None)
-    measured = m.tok_s * unit if ar_m and m.tok_s else None  # tok_s / tok_s(AR)
+    unit = ar_unit(ar_m) if ar_m else (curve["seconds"][0] if curve else None)
+    measured = decode_speedup(m, ar_m) if ar_m else None
     return explain_inputs(cost_inputs(events), acceptance_per_depth(events), m.tokens, unit, curve, measured)
+
+
+def ar_unit(ar: RunMetrics) -> float | None:
+    """One AR step in seconds: AR's seconds per token on the decode clock (wall clock for a one-step run)."""
+    if ar.decode_tok_s:
+        return 1.0 / ar.decode_tok_s
+    return ar.wall_s / ar.tokens if ar.tokens else None
 
 
 def explain_inputs(

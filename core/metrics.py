@@ -1,6 +1,8 @@
 """Run metrics computed from trace events, named as serving engines name them.
 
-tokens/s = generated tokens / wall time (prefill included); time to first token;
+tokens/s = generated tokens / wall time (prefill included); decode tokens/s = the tokens after the first step over
+the seconds from the first step's end to the run's end (the decode clock: the prompt's prefill, which the first
+step holds, is not on it; neither is a page's own work, which no clock holds); time to first token;
 per-token latency (time between committed tokens, split evenly over a multi-token
 step); mean accepted length = tokens committed per target forward (None for
 methods that draft nothing); acceptance rate = accepted / drafted draft tokens
@@ -23,6 +25,8 @@ class RunMetrics:
     tokens: int
     wall_s: float
     tok_s: float
+    decode_s: float | None  # the decode clock: from the first step's end to the run's end
+    decode_tok_s: float | None  # tokens after the first step / decode_s
     ttft_s: float | None
     per_token_latency_s: list[float]
     forwards: int
@@ -47,11 +51,15 @@ def summarize(events: list) -> RunMetrics:
     forwards = sum(s.forwards for s in steps)
     drafted = sum(s.drafted for s in steps)
     accepted = sum(s.accepted for s in steps)
+    decode_s = wall - steps[0].t if len(steps) > 1 else None
+    decode_tokens = tokens - len(steps[0].token_ids) if steps else 0
     return RunMetrics(
         method=start.method,
         tokens=tokens,
         wall_s=wall,
         tok_s=tokens / wall if wall > 0 else 0.0,
+        decode_s=decode_s,
+        decode_tok_s=decode_tokens / decode_s if decode_s and decode_s > 0 else None,
         ttft_s=steps[0].t if steps else None,
         per_token_latency_s=latencies,
         forwards=forwards,
@@ -66,6 +74,14 @@ def summarize(events: list) -> RunMetrics:
 def speedup(metrics: RunMetrics, ar: RunMetrics) -> float | None:
     """tokens/s relative to the AR run of the same prompt (None if AR produced nothing)."""
     return ratio(metrics.tok_s, ar.tok_s)
+
+
+def decode_speedup(metrics: RunMetrics, ar: RunMetrics) -> float | None:
+    """Decode tokens/s relative to the AR run of the same prompt: the figure the pages show and the bench's
+    ``decode_speedup_vs_ar`` (None when either run has no decode clock: a single step)."""
+    if metrics.decode_tok_s is None or ar.decode_tok_s is None:
+        return None
+    return ratio(metrics.decode_tok_s, ar.decode_tok_s)
 
 
 def wall_speedup(metrics: RunMetrics, ar: RunMetrics) -> float | None:

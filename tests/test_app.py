@@ -42,7 +42,7 @@ def test_autoregressive_page_runs_both_methods(tiny):
     metrics = {m.label for m in at.metric}
     assert {"tokens/s", "first token", "tokens", "speedup vs AR"} <= metrics
     assert [m.value for m in at.metric if m.label == "tokens"] == ["6", "6"]
-    answers = [m.value for m in at.markdown if "dl-answer" in m.value]
+    answers = [m.value for m in at.markdown if "dl-strip" in m.value]  # each answer, coloured by step
     assert len(answers) == 2
 
 
@@ -127,10 +127,11 @@ def test_draft_trees_page_runs_the_eagle_dynamic_tree_and_exact_rule_figures(tin
     at.selectbox(key="dt_shape").set_value("full").run()
     at.button(key="dt_compare").click().run()
     assert not at.exception
-    table = table_with(at, "exact P(accept) per node")
-    assert (table["exact P(accept) per node"][:3].astype(float).between(0, 1)).all()
-    same = table_with(at, "mean")
+    table = table_with(at, "accepted at depth 1")  # the chart's figures, each rule's own run
+    assert (table["accepted at depth 1"][:3].astype(float).between(0, 1)).all()
+    same = table_with(at, "mean")  # the exact figures, on the RRS run's drafts
     assert list(same["rule"]) == ["RRS (with replacement)", "RRS without replacement", "SpecHub (k = 2)"]
+    assert "depth 1" in same.columns
 
 
 def test_draft_trees_page_reports_bad_settings(tiny):

@@ -4,7 +4,7 @@ import streamlit as st
 
 from components.answer import render_metrics, render_token_strip
 from components.charts import render_latency_chart
-from components.live import stream_run, warm_up_all
+from components.live import CLOCK_NOTE, stream_run, warm_up_all
 from components.race import render_race
 from components.session import require_model, sidebar
 from components.traces import download_trace, example_prompt, load_trace_widget, trace_method
@@ -24,36 +24,41 @@ run = st.button("Run", type="primary", key="ar_run")
 model = require_model(settings)
 
 results = st.session_state.setdefault("ar_results", {})
+NAMES = ("ar", "hf")
 recorded = load_trace_widget(("ar", "hf", "hf-pld"), key="ar-trace", preselect=not results, live=run)
 if recorded is not None:
     results[trace_method(recorded).replace("hf-pld", "hf")] = recorded
 warm_area = st.container()
-cols = dict(zip(("ar", "hf"), st.columns(2), strict=True))
-for name, col in cols.items():
-    col.subheader(f"{name}: {get_method(name).title}")
-
+box = st.empty()  # the live runs, then the results: a new run empties it at once (nothing greyed lingers)
 if run:
     results.clear()
     try:
-        starts = {name: lambda g, name=name: get_method(name).run(model, prompt, g) for name in cols}
-        warm_up_all(starts, settings.gen, container=warm_area)
-        for name, col in cols.items():
-            results[name] = stream_run(
-                get_method(name).run(model, prompt, settings.gen), key=f"ar-live-{name}", container=col
-            )
+        with box.container():
+            starts = {name: lambda g, name=name: get_method(name).run(model, prompt, g) for name in NAMES}
+            warm_up_all(starts, settings.gen, container=warm_area)
+            for name, col in zip(NAMES, st.columns(2), strict=True):
+                col.subheader(f"{name}: {get_method(name).title}")
+                results[name] = stream_run(
+                    get_method(name).run(model, prompt, settings.gen), key=f"ar-live-{name}", container=col
+                )
     except RUN_ERRORS as exc:
-        st.warning(str(exc))
+        results.clear()
+        box.warning(str(exc))
 
-for name, col in cols.items():
-    if name not in results:
-        continue
-    with col:
-        if not run:
-            render_token_strip(results[name], key=f"ar-strip-{name}")
-        render_metrics(results[name], key=f"ar-metrics-{name}", ar_events=results.get("ar") if name != "ar" else None)
-        download_trace(results[name], key=f"ar-dl-{name}")
-if len(results) > 1:
-    render_race(results, key="ar-race")
 if results:
-    st.subheader("Per-token latency")
-    render_latency_chart(results, key="ar-latency")
+    with box.container():
+        for name, col in zip(NAMES, st.columns(2), strict=True):
+            if name not in results:
+                continue
+            with col:
+                st.subheader(f"{name}: {get_method(name).title}")
+                render_token_strip(results[name], key=f"ar-strip-{name}")
+                render_metrics(
+                    results[name], key=f"ar-metrics-{name}", ar_events=results.get("ar") if name != "ar" else None
+                )
+                download_trace(results[name], key=f"ar-dl-{name}")
+        if len(results) > 1:
+            st.caption(CLOCK_NOTE)
+            render_race(results, key="ar-race")
+        st.subheader("Per-token latency")
+        render_latency_chart(results, key="ar-latency")

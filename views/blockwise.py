@@ -67,7 +67,7 @@ def draw(events, slot):
         render_lattice_steps(blocks[-1:], key=f"bw-live-{len(events)}", container=slot)
 
 
-events, ar = method_runs(
+shown = method_runs(
     "bw",
     tuple(METHODS),
     run=run,
@@ -78,23 +78,25 @@ events, ar = method_runs(
     title=METHODS[method],
     live=draw,
 )
+events, ar = shown.method, shown.ar
 if events is not None:
-    render_beside_ar(
-        "bw",
-        events,
-        ar,
-        caption="**Answer, coloured by the step that committed each token**; the small mark says who drafted it: "
-        "**b** the base LM head, **1, 2, ...** head i (accepted)",
-        marks=True,
-        extra=lambda: render_block_metrics(events),
-        model=model,
-    )
-    st.subheader("Block efficiency per step")
-    render_block_efficiency(events, key="bw-eff")
-    blocks = [e for e in events if isinstance(e, BlockStep)]
-    if blocks:
-        st.subheader("The heads' top-k lattice at one step")
-        render_lattice_steps(blocks, key="bw-lattice", slider_key="bw_step")
+    with shown.box.container():
+        render_beside_ar(
+            "bw",
+            events,
+            ar,
+            caption="**Answer, coloured by the step that committed each token**; the small mark says who drafted "
+            "it: **b** the base LM head, **1, 2, ...** head i (accepted)",
+            marks=True,
+            extra=lambda: render_block_metrics(events),
+            model=model,
+        )
+        st.subheader("Block efficiency per step")
+        render_block_efficiency(events, key="bw-eff")
+        blocks = [e for e in events if isinstance(e, BlockStep)]
+        if blocks:
+            st.subheader("The heads' top-k lattice at one step")
+            render_lattice_steps(blocks, key="bw-lattice", slider_key="bw_step")
 
 st.subheader("Head analysis (Kim et al.)")
 render_head_file(heads, model.key, int(block), key="bw-heads")

@@ -6,12 +6,12 @@ import streamlit as st
 
 from components.answer import render_metrics, render_notices, render_token_strip
 from components.cost import render_cost_comparison
-from components.live import stream_run, warm_up_all
+from components.live import CLOCK_NOTE, stream_run, warm_up_all
 from components.race import render_race
 from components.session import current_model, sidebar
 from components.tables import render_table
 from components.traces import download_trace, load_trace_widget, trace_method
-from core.metrics import speedup, summarize
+from core.metrics import decode_speedup, summarize
 from core.registry import METHODS, RUN_ERRORS, get_method
 from core.served import SERVED, SERVED_METHODS, base_method, baseline
 
@@ -44,41 +44,8 @@ def start(name: str):
     return lambda g: get_method(name).run(model, prompt, g)
 
 
-b1, b2 = st.columns([1, 5])
-run = b1.button("Run", type="primary", key="cmp_run")
-clear = b2.button("Clear results", key="cmp_clear")
-results: dict = st.session_state.setdefault("cmp_results", {})
-if clear:
-    results.clear()
-uploaded = load_trace_widget(tuple(METHODS), key="cmp-trace")
-if uploaded is not None:
-    results[f"{trace_method(uploaded)} (recorded)"] = uploaded
-
-model = current_model(settings)
-if run and model is not None:
-    chosen = [n for n in chosen if n in offered]  # a served method stays chosen only while a server is set
-    names = ["ar", *(["ar" + SERVED] if any(n.endswith(SERVED) for n in chosen) else []), *chosen]
-    names = list(dict.fromkeys(names))
-    progress = st.progress(0.0, "warming up every method")
-    live_area = st.empty()  # the live answers give way to the results below, so each answer shows once
-    live = live_area.container()
-    try:
-        warm_up_all({name: start(name) for name in names}, settings.gen)
-        for i, name in enumerate(names):
-            progress.progress(i / len(names), f"running {name} ({i + 1}/{len(names)})")
-            try:
-                live.markdown(f"**{name}**")
-                results[name] = stream_run(start(name)(settings.gen), key=f"cmp-live-{name}", container=live)
-            except RUN_ERRORS as exc:
-                st.warning(f"{name}: {exc}")
-    except RUN_ERRORS as exc:
-        st.warning(str(exc))
-    live_area.empty()
-    progress.progress(1.0, "done")
-elif run:
-    st.info("Choose a model that loads in the sidebar to run.")
-
-if results:
+def render_results(results: dict, model) -> None:
+    """The table and chart of every run beside AR, the race, the cost model, and each run's answer and figures."""
     rows = []
     for name, events in results.items():
         m = summarize(events)
@@ -87,18 +54,19 @@ if results:
             {
                 "method": name,
                 "tokens": m.tokens,
-                "tokens/s": round(m.tok_s, 2),
-                "speedup vs AR": speedup(m, ar) if ar else None,
+                "tokens/s": m.decode_tok_s,
+                "speedup vs AR": decode_speedup(m, ar) if ar else None,
                 "mean accepted length": m.mean_accepted,
                 "acceptance rate": m.acceptance_rate,
                 "identical to AR": (m.output_ids == ar.output_ids) if ar and not name.endswith(SERVED) else None,
             }
         )
     table = pd.DataFrame(rows)
+    st.caption(CLOCK_NOTE)
     render_table(rows, key="cmp-table")
     fig = go.Figure(go.Bar(x=table["method"], y=table["speedup vs AR"], marker_color="#2563eb"))
     fig.add_hline(y=1.0, line_dash="dot")
-    fig.update_layout(height=280, yaxis_title="speedup vs AR (tokens/s)", margin={"t": 20, "b": 40})
+    fig.update_layout(height=280, yaxis_title="speedup vs AR (decode clock)", margin={"t": 20, "b": 40})
     st.plotly_chart(fig, key="cmp-speedups", width="stretch")
     render_race(results, key="cmp-race")
     render_cost_comparison(results, model, key="cmp-cost")
@@ -113,3 +81,41 @@ if results:
                     results[name], key=f"cmp-metrics-{name}", ar_events=results.get("ar") if name != "ar" else None
                 )
                 download_trace(results[name], key=f"cmp-dl-{name}")
+
+
+b1, b2 = st.columns([1, 5])
+run = b1.button("Run", type="primary", key="cmp_run")
+clear = b2.button("Clear results", key="cmp_clear")
+results: dict = st.session_state.setdefault("cmp_results", {})
+if clear:
+    results.clear()
+uploaded = load_trace_widget(tuple(METHODS), key="cmp-trace")
+if uploaded is not None:
+    results[f"{trace_method(uploaded)} (recorded)"] = uploaded
+
+model = current_model(settings)
+warm_area = st.container()
+box = st.empty()  # the timed runs, then the results: a new run empties it at once (nothing greyed lingers)
+if run and model is not None:
+    chosen = [n for n in chosen if n in offered]  # a served method stays chosen only while a server is set
+    names = ["ar", *(["ar" + SERVED] if any(n.endswith(SERVED) for n in chosen) else []), *chosen]
+    names = list(dict.fromkeys(names))
+    with box.container():
+        progress = st.progress(0.0, "warming up every method")
+        try:
+            warm_up_all({name: start(name) for name in names}, settings.gen, container=warm_area)
+            for i, name in enumerate(names):
+                progress.progress(i / len(names), f"timing {name} ({i + 1}/{len(names)})")
+                try:
+                    st.markdown(f"**{name}**")
+                    results[name] = stream_run(start(name)(settings.gen), key=f"cmp-live-{name}")
+                except RUN_ERRORS as exc:
+                    st.warning(f"{name}: {exc}")
+        except RUN_ERRORS as exc:
+            st.warning(str(exc))
+elif run:
+    st.info("Choose a model that loads in the sidebar to run.")
+
+if results:
+    with box.container():
+        render_results(results, model)

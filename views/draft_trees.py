@@ -106,7 +106,7 @@ def draw(events, slot):
         render_tree_step(trees[-1], key=f"dt-live-{len(events)}", container=slot)
 
 
-spec, ar = method_runs(
+shown = method_runs(
     "dt",
     TRACES,
     run=run,
@@ -117,31 +117,33 @@ spec, ar = method_runs(
     title=f"EAGLE-2 dynamic tree, {SOURCES[source]}" if dynamic else f"{RULES[rule]}, {SOURCES[source]}",
     live=draw,
 )
+spec, ar = shown.method, shown.ar
 if spec is not None:
-    m = summarize(spec)
-    render_beside_ar(
-        "dt",
-        spec,
-        ar,
-        caption="**Answer, coloured by the step that committed each token** (hover: step and source)",
-        extra=lambda: st.caption(
-            f"mean accepted length {m.mean_accepted or 0:.2f} tokens per target forward; "
-            f"acceptance rate {m.acceptance_rate or 0:.2f}"
-        ),
-        model=model,
-    )
-    trees = [e for e in spec if isinstance(e, TreeStep)]
-    if trees:
-        st.subheader("Step through the run")
-        opening = most_informative(trees)
-        pick = st.slider("step", 1, len(trees), opening, key="dt_step") if len(trees) > 1 else 1
-        st.write(explain_step(trees[pick - 1], run_greedy(spec)))
-        chart, explore = st.tabs(["Tree", "Explore it (drag, zoom, click a node)"])
-        with chart:
-            render_tree_step(trees[pick - 1], key="dt-tree-pick")
-        with explore:
-            render_explorer(tree_html(trees[pick - 1]))
-        render_acceptance_per_depth({"this run": acceptance_per_depth(spec)}, key="dt-depth")
+    with shown.box.container():
+        m = summarize(spec)
+        render_beside_ar(
+            "dt",
+            spec,
+            ar,
+            caption="**Answer, coloured by the step that committed each token** (hover: step and source)",
+            extra=lambda: st.caption(
+                f"mean accepted length {m.mean_accepted or 0:.2f} tokens per target forward; "
+                f"acceptance rate {m.acceptance_rate or 0:.2f}"
+            ),
+            model=model,
+        )
+        trees = [e for e in spec if isinstance(e, TreeStep)]
+        if trees:
+            st.subheader("Step through the run")
+            opening = most_informative(trees)
+            pick = st.slider("step", 1, len(trees), opening, key="dt_step") if len(trees) > 1 else 1
+            st.write(explain_step(trees[pick - 1], run_greedy(spec)))
+            chart, explore = st.tabs(["Tree", "Explore it (drag, zoom, click a node)"])
+            with chart:
+                render_tree_step(trees[pick - 1], key="dt-tree-pick")
+            with explore:
+                render_explorer(tree_html(trees[pick - 1]))
+            render_acceptance_per_depth({"this run": acceptance_per_depth(spec)}, key="dt-depth")
 
 if compare or compare_sampled:
     gen = (
@@ -151,7 +153,7 @@ if compare or compare_sampled:
     )
     try:
         st.session_state["dt_rules"] = compare_rules(
-            lambda name: get_method(name).run(model, prompt, gen, **({} if name == "ar" else options(name, 2)))
+            lambda name, g: get_method(name).run(model, prompt, g, **({} if name == "ar" else options(name, 2))), gen
         )
     except RUN_ERRORS as exc:
         st.warning(str(exc))

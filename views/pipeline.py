@@ -33,7 +33,7 @@ def draw(events, slot):
         render_timeline(ticks, key=f"sp-live-{len(events)}", container=slot)
 
 
-speed, ar = method_runs(
+shown = method_runs(
     "sp",
     ("speed",),
     run=run,
@@ -44,12 +44,14 @@ speed, ar = method_runs(
     title="SPEED",
     live=draw,
 )
+speed, ar = shown.method, shown.ar
 if speed is not None:
-    render_beside_ar("sp", speed, ar, extra=lambda: render_speed_metrics(speed), model=model)
-    ticks = [e for e in speed if isinstance(e, PipelineTick)]
-    if ticks:
-        st.subheader("Timeline")
-        render_tick_steps(ticks, key="sp-timeline", slider_key="sp_tick")
+    with shown.box.container():
+        render_beside_ar("sp", speed, ar, extra=lambda: render_speed_metrics(speed), model=model)
+        ticks = [e for e in speed if isinstance(e, PipelineTick)]
+        if ticks:
+            st.subheader("Timeline")
+            render_tick_steps(ticks, key="sp-timeline", slider_key="sp_tick")
 
 st.subheader("Early-exit hit rate per layer")
 render_hit_rates(load_hit_rates(model.key), model.name, key="sp-hit-rates")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from components.live import stream_run, warm_up_all
+from components.live import replay, stream_run, warm_up_all
 from components.session import bounded_number, cached_model, require_model, sidebar
 from components.skeleton import RUNS, render_dag, render_quality, render_skeleton_results
 from components.traces import load_trace_widget, trace_method
@@ -82,27 +82,30 @@ if served is not None:
     )
 
 
-def dag_view(name: str, slot):
-    """The live view of one run: its DAG, redrawn in the shared slot above the columns."""
-    return lambda events, _: render_dag(events, key=f"sg-live-{name}-{len(events)}", container=slot)
+def dag_view(events: list, slot) -> None:
+    """The live view of a run: its DAG, the waves filling in as they decode."""
+    render_dag(events, key=f"sg-live-{len(events)}", container=slot)
 
 
+warm_area = st.container()
+box = st.empty()  # the timed runs, then the results: a new run empties it at once (nothing greyed lingers)
 if run:
     state.clear()
     st.session_state.pop("sg_judge", None)
-    warm_area = st.container()
-    dag_slot, live_area = st.empty(), st.empty()  # the live views give way to the results once every run is done
     try:
-        warm_up_all({name: start(name) for name in RUNS}, settings.gen, container=warm_area)
-        for name, col in zip(RUNS, live_area.container().columns(3), strict=True):
-            col.subheader(RUNS[name])
-            run_it = start(name)(settings.gen)
-            state[name] = stream_run(run_it, key=f"sg-live-{name}", container=col, live=dag_view(name, dag_slot))
+        with box.container():
+            warm_up_all({name: start(name) for name in RUNS}, settings.gen, container=warm_area)
+            view = st.container()
+            for name, col in zip(RUNS, st.columns(3), strict=True):
+                col.subheader(RUNS[name])
+                state[name] = stream_run(start(name)(settings.gen), key=f"sg-live-{name}", container=col)
+            if "sgd" in state:
+                replay(state["sgd"], dag_view, container=view, title="SGD's skeleton graph")
     except RUN_ERRORS as exc:
-        st.warning(str(exc))
-    dag_slot.empty()
-    live_area.empty()
+        state.clear()
+        box.warning(str(exc))
 
 if state:
-    render_skeleton_results(state)
-    render_quality(model, state, load=lambda n: cached_model(n, settings.spec.device, settings.spec.dtype))
+    with box.container():
+        render_skeleton_results(state)
+        render_quality(model, state, load=lambda n: cached_model(n, settings.spec.device, settings.spec.dtype))

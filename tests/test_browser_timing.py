@@ -1,0 +1,189 @@
+"""Every page that shows a speed tells the bench's truth. In one test run, each timing page is run at its defaults
+on the embedded model in Chromium, the browser on this same 2-core machine as the app; then
+``python -m core.bench`` runs the same prompt and settings with nothing else running. Each speedup a page shows
+must be within 15% of the bench's and on the same side of 1.0 (faster than AR, slower, or, within 5% of 1.0 on
+either clock, even: a method that runs at AR's speed may land a hair on either side, and that says nothing):
+- Autoregressive (hf beside ar) and its race (the finish times it replays);
+- Compare (its default methods);
+- Draft trees (EAGLE's dynamic tree) and its rule comparison (the verification: RRS, RRSw, SpecHub, k = 2);
+- Blockwise (bpd), SPEED pipeline (speed), Skeleton graph (SoT and SGD, equal-length speedups).
+The figures of the run are kept in artifacts/timing-pages.json. ``DECODING_LAB_APP_ROOT`` runs the same check
+against another checkout of the lab (its app and its bench)."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.test_browser import ARTIFACTS, CHROMIUM, browser, free_port, pytestmark  # noqa: F401  (fixture, marks)
+from tests.test_browser_trust import TIMEOUT, open_page, wait_until_idle
+
+ROOT = Path(os.environ.get("DECODING_LAB_APP_ROOT", Path(__file__).resolve().parent.parent))
+TOKENS = 64  # the sidebar's default
+
+
+@pytest.fixture(scope="module")
+def app():
+    port = free_port()
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = open(ARTIFACTS / "streamlit-timing.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port)]
+        + ["--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.5)
+        yield url, proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+FRESH = """([label, count]) => {
+    const running = document.querySelector('[data-testid="stStatusWidget"]')?.innerText?.includes('Running');
+    const fresh = [...document.querySelectorAll('[data-testid="stMetric"]')].filter(m =>
+        m.closest('[data-stale]')?.dataset.stale !== 'true' &&
+        m.innerText.split('\\n').map(x => x.trim()).filter(x => x)[0] === label);
+    return !running && fresh.length >= count;
+}"""
+
+
+def figures(page, label: str) -> list[float]:
+    """The numbers of every metric with exactly this label that belongs to the current run (not a greyed one
+    of the last), in page order."""
+    out = []
+    for m in page.locator("[data-testid='stMetric']").all():
+        if m.evaluate("m => m.closest('[data-stale]')?.dataset.stale") == "true":
+            continue
+        lines = [x.strip() for x in m.inner_text().splitlines() if x.strip()]
+        if lines and lines[0] == label and re.search(r"\d", lines[1]):
+            out.append(float(re.sub(r"[^0-9.]", "", lines[1])))
+    return out
+
+
+def run_and_wait(page, button: str, done: str, count: int = 1) -> None:
+    """Click ``button``, see the run start, and wait until ``count`` fresh metrics labelled ``done`` show and
+    the script has finished."""
+    wait_until_idle(page)
+    page.get_by_role("button", name=button, exact=True).first.click()
+    page.wait_for_timeout(1500)
+    page.wait_for_function(FRESH, arg=[done, count], timeout=TIMEOUT, polling=500)
+    wait_until_idle(page)
+
+
+def prompt_of(page, label: str = "Prompt") -> str:
+    return page.get_by_label(label, exact=True).input_value()
+
+
+def race_speedup(page) -> float | None:
+    """hf beside ar in the race's own words ('ar: 64 tokens by 2.31 s; hf: ...'): tokens per second, hf over ar."""
+    text = page.get_by_text(re.compile(r"Finished: ar: \d+ tokens by")).first.inner_text()
+    rates = {m[0]: int(m[1]) / float(m[2]) for m in re.findall(r"(\w+): (\d+) tokens by ([\d.]+) s", text)}
+    return rates["hf"] / rates["ar"] if {"ar", "hf"} <= rates.keys() else None
+
+
+def bench(prompt: str, methods: str, tmp_path: Path, *extra: str) -> dict:
+    suite, out = tmp_path / "one.jsonl", tmp_path / "bench.json"
+    suite.write_text(json.dumps({"id": "page", "prompt": prompt, "category": "page"}) + "\n")
+    cmd = [sys.executable, "-m", "core.bench", "--prompts", str(suite), "--methods", methods]
+    cmd += ["--max-new-tokens", str(TOKENS), "--json", str(out), *extra]
+    subprocess.run(cmd, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, check=True, capture_output=True)
+    return json.loads(out.read_text())["methods"]
+
+
+def side(speedup: float) -> int:
+    """+1 faster than AR, -1 slower, 0 even (within 5%)."""
+    return 0 if abs(speedup - 1) <= 0.05 else (1 if speedup > 1 else -1)
+
+
+def decode(m: dict) -> float | None:
+    """The bench's figure for what the pages show: the decode clock (a checkout without it: tokens/s)."""
+    return m.get("decode_speedup_vs_ar", m["speedup_vs_ar"])
+
+
+def test_every_timing_page_shows_the_benchs_speedup(app, browser, tmp_path):  # noqa: F811
+    url, _ = app
+    shown: dict[str, dict] = {}  # page figure -> (page, prompt, bench methods, bench flags, bench key)
+    page = open_page(browser, url)
+    page.get_by_label("Prompt", exact=True).wait_for(timeout=TIMEOUT)
+    prompt = prompt_of(page)
+    run_and_wait(page, "Run", "speedup vs AR")
+    shown["ar page: hf"] = {"page": figures(page, "speedup vs AR")[:1], "prompt": prompt, "methods": "ar,hf"}
+    shown["ar page race: hf"] = {"page": [race_speedup(page)], "prompt": prompt, "methods": "ar,hf", "wall": True}
+
+    page = open_page(browser, url + "/compare")
+    page.get_by_label("Prompt", exact=True).wait_for(timeout=TIMEOUT)
+    prompt = prompt_of(page)
+    run_and_wait(page, "Run", "speedup vs AR", count=3)
+    for name, value in zip(("hf", "pld", "rrs"), figures(page, "speedup vs AR"), strict=False):
+        shown[f"compare: {name}"] = {"page": [value], "prompt": prompt, "methods": f"ar,{name}"}
+
+    page = open_page(browser, url + "/draft_trees")
+    page.get_by_label("Prompt", exact=True).wait_for(timeout=TIMEOUT)
+    prompt = prompt_of(page)
+    run_and_wait(page, "Run", "speedup vs AR")
+    shown["draft trees: eagle"] = {"page": figures(page, "speedup vs AR")[:1], "prompt": prompt, "methods": "ar,eagle"}
+    wait_until_idle(page)
+    page.get_by_role("button", name="Compare rules (RRS, RRSw, SpecHub at k = 2)").click()
+    page.get_by_text("Rules compared on the same prompt and settings").first.wait_for(timeout=TIMEOUT)
+    wait_until_idle(page)
+    said = page.get_by_text(re.compile(r"^On the decode clock: RRS"))
+    takeaway = said.first.inner_text() if said.count() else ""  # a checkout that does not say it fails below
+    for name, label in (("rrs", "RRS"), ("rrsw", "RRSw"), ("spechub", "SpecHub")):
+        value = re.search(rf"{label} ([\d.]+)x", takeaway)
+        shown[f"verification: {name}"] = {
+            "page": [float(value[1])] if value else [],
+            "prompt": prompt,
+            "methods": f"ar,{name}",
+            "flags": ["--k", "2", "--depth", "2", "--draft", "eagle"],
+        }
+
+    for path, method in (("blockwise", "bpd"), ("pipeline", "speed")):
+        page = open_page(browser, f"{url}/{path}")
+        page.get_by_label("Prompt", exact=True).wait_for(timeout=TIMEOUT)
+        prompt = prompt_of(page)
+        run_and_wait(page, "Run", "speedup vs AR")
+        shown[f"{path}: {method}"] = {"page": figures(page, "speedup vs AR")[:1], "prompt": prompt, "methods": f"ar,{method}"}
+
+    page = open_page(browser, url + "/skeleton_graph")
+    page.get_by_label("Question", exact=True).wait_for(timeout=TIMEOUT)
+    prompt = prompt_of(page, "Question")
+    label = "speedup vs AR (wall-clock, equal length)"
+    run_and_wait(page, "Run AR, SoT and SGD", label, count=2)
+    for name, value in zip(("sot", "sgd"), figures(page, label), strict=False):
+        shown[f"skeleton: {name}"] = {"page": [value], "prompt": prompt, "methods": f"ar,{name}", "equal": True}
+
+    app[1].terminate()  # the bench runs with nothing else on the machine
+    app[1].wait(timeout=30)
+    rows, failures = [], []
+    for name, case in shown.items():
+        methods = bench(case["prompt"], case["methods"], tmp_path, *case.get("flags", []))
+        m = methods[case["methods"].split(",")[1]]
+        key = "equal_length_speedup_vs_ar" if case.get("equal") else ("speedup_vs_ar" if case.get("wall") else None)
+        truth = m[key] if key else decode(m)
+        value = case["page"][0] if case["page"] and case["page"][0] is not None else None
+        rows.append({"figure": name, "page": value, "bench": truth})
+        if value is None or truth is None:
+            failures.append(f"{name}: the page showed {value}, the bench {truth}")
+        elif abs(value / truth - 1) > 0.15 or side(value) * side(truth) < 0:
+            failures.append(f"{name}: the page showed {value:.2f}x, the bench {truth:.2f}x")
+    (ARTIFACTS / "timing-pages.json").write_text(json.dumps({"root": str(ROOT), "rows": rows}, indent=1))
+    print("\n".join(f"{r['figure']:<24} page {r['page']}  bench {r['bench']}" for r in rows))
+    assert not failures, failures

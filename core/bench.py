@@ -156,7 +156,7 @@ def summarize_runs(runs: list[dict], methods: list[str], curve: dict | None = No
             continue
         mine = [r for r in runs if r["method"] == name]
         rec["speedup_vs_ar"] = ratio(rec["tok_s"], ar["tok_s"])
-        rec["decode_speedup_vs_ar"] = ratio(rec["decode_tok_s"], ar["decode_tok_s"]) if ar["decode_tok_s"] else None
+        rec["decode_speedup_vs_ar"] = ratio(rec["decode_tok_s"], ar["decode_tok_s"])
         rec["wall_speedup_vs_ar"] = ratio(ar["wall_s"], rec["wall_s"])
         rec["equal_length_speedup_vs_ar"] = _equal_length(mine, [r for r in runs if r["method"] == baseline(name)])
         unit = 1.0 / (ar["decode_tok_s"] or ar["tok_s"])  # one AR step on the decode clock

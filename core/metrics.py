@@ -113,9 +113,17 @@ def equal_length_speedup(metrics: RunMetrics, ar: RunMetrics) -> tuple[float | N
     return ratio(seconds, metrics.wall_s), extrapolated
 
 
-def ratio(a: float, b: float) -> float | None:
-    """a / b, or None when b is not positive (a speedup against nothing)."""
-    return a / b if b and b > 0 else None
+def time_left(done: int, total: int, elapsed: float) -> str:
+    """ "about 2 min left" from the rate so far (done of total in elapsed seconds); "" before there is a rate."""
+    if not done or done >= total:
+        return ""
+    left = elapsed / done * (total - done)
+    return f"about {left:.0f} s left" if left < 120 else f"about {left / 60:.0f} min left"
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    """a / b, or None when either is missing or b is not positive (a speedup against nothing)."""
+    return a / b if a is not None and b and b > 0 else None
 
 
 def format_speedup(value: float | None) -> str:

@@ -408,3 +408,18 @@ def test_eagle_gives_the_same_tokens_when_both_engines_are_graph_engines(tiny, t
     monkeypatch.setattr("core.speculative.eagle.llama_engine_class", lambda device: Captured)
     assert summarize(run(tiny, "eagle", PROMPT, gen)).output_ids == before
     assert sum(hidden_steps) >= 3 and len(hidden_steps) > sum(hidden_steps)  # draft (hidden) and target (ids)
+
+
+def test_bench_summary_survives_a_method_with_no_decode_clock():
+    """A run of one step (a 4-token skeleton answer) has no decode clock; its speedup is None, not a TypeError
+    (the GPU report's dry run broke on it)."""
+    from core.bench import summarize_runs
+
+    def run_(method, decode_s):
+        base = {"id": "p", "category": "c", "output_ids": [1] * 4, "tokens": 4, "wall_s": 1.0, "forwards": 1}
+        base.update(mean_accepted=None, acceptance_rate=None, ttft_s=0.1, decode_s=decode_s, decode_tokens=3)
+        return {**base, "method": method, "depth_reached": [], "depth_accepted": [], "extras": {}}
+
+    out = summarize_runs([run_("ar", 0.5), run_("sot", None)], ["ar", "sot"])
+    assert out["sot"]["decode_tok_s"] is None and out["sot"]["decode_speedup_vs_ar"] is None
+    assert out["ar"]["decode_speedup_vs_ar"] == pytest.approx(1.0)

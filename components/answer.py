@@ -8,9 +8,44 @@ import streamlit as st
 
 from core.metrics import decode_speedup, format_speedup, summarize
 from core.skeleton import join_points
-from core.trace import NodeStep, Notice, RunFinished, SkeletonReady, StepCommitted
+from core.trace import NodeStep, Notice, PipelineTick, RunFinished, RunStarted, SkeletonReady, StepCommitted, TreeStep
 
 _PALETTE = ["#dbeafe", "#fde68a", "#bbf7d0", "#fbcfe8", "#ddd6fe", "#fed7aa"]
+
+
+def point_texts(events: list) -> tuple[list[str], list[str]] | None:
+    """SoT / SGD: each point's title and the text decoded for it so far; None for other runs."""
+    ready = next((e for e in events if isinstance(e, SkeletonReady)), None)
+    if ready is None:
+        return None
+    parts = [""] * len(ready.titles)
+    for e in events:
+        if isinstance(e, NodeStep):
+            for node, piece in zip(e.nodes, e.texts, strict=True):
+                parts[node] += piece
+    return ready.titles, parts
+
+
+def render_points(events: list, *, key: str) -> None:
+    """SoT / SGD's answer as it was made: each point's text under its own heading (their tokens were decoded
+    side by side, so one strip of tokens would interleave them), then the assembled answer."""
+    titles, parts = point_texts(events)
+    blocks = "".join(
+        f"<div class='dl-point'><div class='dl-point-title' style='font-weight:600'>{i}. {html.escape(t)}</div>"
+        f"<div>{html.escape(p.strip()) or '&nbsp;'}</div></div>"
+        for i, (t, p) in enumerate(zip(titles, parts, strict=True), 1)
+    )
+    st.markdown(f"<div class='dl-points' data-key='{html.escape(key)}'>{blocks}</div>", unsafe_allow_html=True)
+    with st.expander("The assembled answer"):
+        render_answer(events, key=f"{key}-assembled")
+
+
+def render_answer_strip(events: list, *, key: str, marks: bool = False) -> None:
+    """A finished run's answer: point by point for SoT / SGD, else every token coloured by its step."""
+    if point_texts(events) is not None:
+        render_points(events, key=key)
+    else:
+        render_token_strip(events, key=key, marks=marks)
 
 
 def answer_text(events: list) -> str:
@@ -18,14 +53,9 @@ def answer_text(events: list) -> str:
     end = next((e for e in events if isinstance(e, RunFinished)), None)
     if end is not None:
         return end.text
-    ready = next((e for e in events if isinstance(e, SkeletonReady)), None)
-    if ready is not None:
-        parts = [""] * len(ready.titles)
-        for e in events:
-            if isinstance(e, NodeStep):
-                for node, piece in zip(e.nodes, e.texts, strict=True):
-                    parts[node] += piece
-        return join_points(ready.titles, parts)
+    points = point_texts(events)
+    if points is not None:
+        return join_points(*points)
     return "".join(piece for e in events if isinstance(e, StepCommitted) for piece in e.texts)
 
 
@@ -103,3 +133,32 @@ def render_metrics(events: list, *, key: str, ar_events: list | None = None) -> 
     if ar_events:
         cols[1].metric("speedup vs AR", format_speedup(decode_speedup(m, summarize(ar_events))), help=DECODE_HELP)
     st.caption(f"decode clock; wall clock with the prefill: {m.tok_s:.1f} tokens/s over {m.wall_s:.2f} s")
+
+
+def takeaway(events: list, ar_events: list) -> str:
+    """The run in one line beside AR's, from its own figures (the decode clock, as every page figure)."""
+    m, ar = summarize(events), summarize(ar_events)
+    speed = format_speedup(decode_speedup(m, ar))
+    if any(isinstance(e, PipelineTick) for e in events):
+        hits = "–" if m.acceptance_rate is None else f"{m.acceptance_rate:.0%}"
+        return f"SPEED's early-exit guesses came true {hits} of the time: {speed} AR's speed on this machine."
+    if any(isinstance(e, TreeStep) for e in events) and m.mean_accepted is not None:
+        return (
+            f"{m.method} committed {m.mean_accepted:.2f} tokens per target forward: {speed} AR's speed on this "
+            "machine, with the same answer."
+        )
+    return f"{m.method}: {speed} AR's speed on this machine."
+
+
+def settings_note(events: list, controls: dict) -> str | None:
+    """One sentence when the run shown was made with other settings than the controls now say (a recorded
+    example, or controls changed since the run), else None."""
+    start = next((e for e in events if isinstance(e, RunStarted)), None)
+    if start is None:
+        return None
+    differ = {k: (start.config[k], v) for k, v in controls.items() if k in start.config and start.config[k] != v}
+    if not differ:
+        return None
+    ran = ", ".join(f"{k.replace('_', ' ')} {was}" for k, (was, _) in differ.items())
+    now = ", ".join(f"{now}" for _, (_, now) in differ.items())
+    return f"The run shown used {ran}; the controls say {now}: press Run to see those."

@@ -24,21 +24,37 @@ from core.runner import on_decoder
 
 
 def curve_figure(curve: dict) -> go.Figure:
+    """v(n) as the cost model uses it (never below 1: ``relative_cost``); a measured point below 1 (n tokens
+    timed cheaper than one) is drawn apart, marked as timing noise."""
+    used = [max(v, 1.0) for v in curve["relative"]]
     fig = go.Figure(
         go.Scatter(
             x=curve["n"],
-            y=curve["relative"],
+            y=used,
             mode="lines+markers",
-            name="v(n)",
+            name="v(n), as used",
             hovertemplate="n = %{x} new tokens: %{y:.2f}x one token<extra></extra>",
         )
     )
+    noise = [(n, v) for n, v in zip(curve["n"], curve["relative"], strict=True) if v < 1.0]
+    if noise:
+        fig.add_trace(
+            go.Scatter(
+                x=[n for n, _ in noise],
+                y=[v for _, v in noise],
+                mode="markers",
+                marker={"symbol": "x", "color": "#a1a1aa", "size": 9},
+                name="measured below 1: timing noise, read as 1",
+                hovertemplate="n = %{x}: measured %{y:.2f}x one token, below 1: timing noise<extra></extra>",
+            )
+        )
     fig.update_layout(
         height=260,
         margin={"t": 30, "b": 40},
         xaxis_title="tokens verified in one forward (n)",
         yaxis_title="cost relative to one token",
-        showlegend=False,
+        showlegend=bool(noise),
+        legend={"orientation": "h", "y": -0.3},
     )
     return fig
 
@@ -53,7 +69,7 @@ def render_verify_curve(model: LoadedModel, *, key: str) -> None:
             st.caption("Not measured yet on this device; an EAGLE run measures it on its first step.")
             return
         rel = dict(zip(curve["n"], curve["relative"], strict=True))
-        shown = ", ".join(f"v({n}) = {rel[n]:.2f}" for n in (4, 8, 16, 32, 64) if n in rel)
+        shown = ", ".join(f"v({n}) = {max(rel[n], 1.0):.2f}" for n in (4, 8, 16, 32, 64) if n in rel)
         st.caption(
             f"One forward of n new tokens costs v(n) times a forward of one ({curve['seconds'][0] * 1000:.0f} ms here, "
             f"{curve['device']}, {curve['dtype']}): {shown}. A tree of n nodes pays off when its expected accepted "

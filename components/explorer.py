@@ -12,6 +12,7 @@ import re
 import streamlit as st
 from pyvis.network import Network
 
+from components.tables import percent
 from components.tree import COLOURS
 from core.trace import NodeStep, SkeletonReady, TreeStep
 
@@ -32,6 +33,10 @@ network.on("click", function (params) {
     document.getElementById("dl-detail").textContent = nodes.get(params.nodes[0]).detail;
   }
 });
+// opened fitted and centred: whenever the frame gets (or changes) its size, e.g. in a tab shown later
+function dlFit() { network.redraw(); network.fit({animation: false}); }
+network.once("afterDrawing", dlFit);
+new ResizeObserver(dlFit).observe(document.getElementById("mynetwork"));
 </script>
 """
 WAVE_COLOURS = ["#bfdbfe", "#bbf7d0", "#fde68a", "#fbcfe8", "#ddd6fe", "#fed7aa"]
@@ -58,10 +63,9 @@ def tree_html(step: TreeStep, height: int = 420) -> str:
     net = _network(height)
     for n, text in enumerate(step.texts):
         status = step.status[n]
-        seen = "(not reached)" if step.p_token[n] < 0 else f"{step.p_token[n]:.3f}"
         detail = (
             f"token {text!r} (id {step.tokens[n]}), depth {step.depths[n]}, status {status}\n"
-            f"p (target, under its parent) = {seen}; q (draft) = {step.q_token[n]:.3f}\n"
+            f"p (target, under its parent) = {percent(step.p_token[n])}; q (draft) = {percent(step.q_token[n])}\n"
             f"step {step.step}, rule {step.rule}, committed at {step.t:.3f} s"
         )
         net.add_node(

@@ -25,7 +25,8 @@ from core.bench import WARMUP_TOKENS
 from core.config import GenerationConfig
 from core.registry import get_method
 from core.runner import RunThread, on_decoder
-from core.trace import StepCommitted
+from core.metrics import time_left
+from core.trace import RunStarted, StepCommitted
 
 REDRAW_S = 0.5
 REPLAY_S = 12.0  # a replay lasts the run's own time, sped up to at most this long
@@ -33,19 +34,38 @@ FRAME_S = 0.25  # a replayed view is redrawn at most this often
 
 Live = Callable[[list, object], None]  # (events so far, a slot to draw into)
 CLOCK_NOTE = (
-    "Timed as `python -m core.bench` times it: the page stays quiet during each run (plain text only, the same "
-    "for every method), and speeds are on the decode clock (from the first token to the last: the prompt's "
-    "prefill and the page's own work are not on it)."
+    "Timed as `python -m core.bench` times it: the page stays quiet during each run (one line counting tokens, "
+    "the same for every method), and speeds are on the decode clock (from the first token to the last: the "
+    "prompt's prefill and the page's own work are not on it)."
 )
 
 
+def progress_line(events: list, seconds: float) -> str:
+    """'timing: 120 of 4,096 tokens, about 95 s left' (the rate so far against the token budget)."""
+    tokens = sum(len(e.token_ids) for e in events if isinstance(e, StepCommitted))
+    start = next((e for e in events if isinstance(e, RunStarted)), None)
+    budget = int(start.config.get("max_new_tokens", 0)) if start else 0
+    left = time_left(tokens, budget, seconds) if budget else ""
+    of = f" of {budget:,}" if budget else ""
+    return f"timing: {tokens:,}{of} tokens{', ' + left if left else ''} (the answer shows when the run ends)"
+
+
+def stop_button(key: str, container=None) -> None:
+    """A button that stops the run in progress: pressing it reruns the page, which cancels the run (the decoding
+    thread closes it after its current step) and says so (``components.session.sidebar``)."""
+    (container or st).button(
+        "Stop this run", key=f"{key}-stop", on_click=lambda: st.session_state.update(run_stopped=True)
+    )
+
+
 def stream_run(run: Iterator, *, key: str, container=None) -> list:
-    """Every event of ``run`` (which runs in a worker thread), with one line counting its tokens while it is
-    timed; the finished answer at the end."""
+    """Every event of ``run`` (which runs in a worker thread), with one line counting its tokens and the time
+    left while it is timed, and a button to stop it; the finished answer at the end."""
     target = container or st
-    status, text = target.empty(), target.empty()
+    status, stop, text = target.empty(), target.empty(), target.empty()
     status.caption("timing: the page stays quiet while the run is timed")
-    worker, events = RunThread(run), []
+    stop_button(key, stop)
+    worker, events, t0 = RunThread(run), [], time.perf_counter()
     try:
         while True:
             new = worker.drain(timeout=0)  # raises what the method raised, after its last events
@@ -53,12 +73,12 @@ def stream_run(run: Iterator, *, key: str, container=None) -> list:
                 break
             if new:
                 events += new
-                tokens = sum(len(e.token_ids) for e in events if isinstance(e, StepCommitted))
-                status.caption(f"timing: {tokens} tokens so far (the answer shows when the run ends)")
+                status.caption(progress_line(events, time.perf_counter() - t0))
             time.sleep(REDRAW_S)
     finally:
         worker.cancel()
     status.empty()
+    stop.empty()
     render_answer(events, key=key, container=text)
     return events
 

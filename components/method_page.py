@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from components.answer import render_metrics, render_notices, render_token_strip
+from components.answer import render_metrics, render_notices, render_token_strip, settings_note, takeaway
 from components.cost import render_cost_panel
 from components.live import CLOCK_NOTE, Live, run_beside_ar
 from components.race import render_race
@@ -20,9 +20,11 @@ from core.registry import RUN_ERRORS
 
 @dataclass
 class Shown:
-    """What a method page shows: the method's events and AR's beside them (None: nothing yet), and ``box``,
-    the one place where a live run draws and then its results (or a recorded trace's): a new run empties it
-    at once, so nothing of the last run or of the example lingers, greyed, under the new one."""
+    """What a method page shows: the method's events and AR's beside them (None: nothing yet), and ``box``, the
+    place of the results (a live run's or a recorded trace's). A new run empties it at once, so nothing of the
+    last run or of the example lingers, greyed, under the new one; the run itself draws in a place of its own
+    above it (Streamlit sends only the last of two changes to one place in quick succession, so emptying the
+    place the run then draws into would not reach the page)."""
 
     method: list | None
     ar: list | None
@@ -49,16 +51,18 @@ def method_runs(
     if recorded is not None:
         state.clear()
         state["method"] = recorded
-    warm_area, box = st.container(), st.empty()
+    warm_area, running, box = st.container(), st.empty(), st.empty()
     if run:
         state.clear()
+        box.empty()  # at once (a place of its own, which nothing else fills during the run: see ``Shown``)
         try:
-            with box.container():
+            with running.container():
                 state["method"], state["ar"] = run_beside_ar(
                     start, model=model, prompt=prompt, gen=gen, key=key, title=title, live=live, warm_area=warm_area
                 )
         except RUN_ERRORS as exc:
             box.warning(str(exc))
+        running.empty()
     return Shown(state.get("method"), state.get("ar"), box)
 
 
@@ -71,10 +75,17 @@ def render_beside_ar(
     marks: bool = False,
     extra: Callable[[], None] | None = None,
     model=None,
+    controls: dict | None = None,
 ) -> None:
-    """The method's notices, answer strip, metrics (``extra`` adds the method's own) and download, AR's beside;
-    then the race of the two runs and the cost model that explains the speedup (``model``: the loaded model,
-    whose measured v(n) the cost model uses)."""
+    """The run's takeaway line, the method's notices, answer strip, metrics (``extra`` adds the method's own) and
+    download, AR's beside; then the race of the two runs and the cost model that explains the speedup
+    (``model``: the loaded model, whose measured v(n) the cost model uses). ``controls``: the settings the
+    page's controls hold now (names as in the run's config), so a run made with others says so."""
+    if ar:
+        st.markdown(f"**{takeaway(events, ar)}**")
+    note = settings_note(events, controls or {})
+    if note:
+        st.info(note)
     render_notices(events)
     if ar:
         st.caption(CLOCK_NOTE)

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from components import style
 from core.config import DEVICES, DTYPES, ConfigError, GenerationConfig, ModelSpec, SamplingConfig
 from core.engine import warm_up
+from core.engine.cost import device_curve, known_curve
 from core.models import EMBEDDED, TINY, LoadedModel, ModelLoadError, load_model
 from core.runner import on_decoder
 from core.served import Served, ServedError
@@ -56,6 +58,7 @@ _DEFAULTS = {
     "served_models": "",
     "served_key_env": "",
     "served_timeout": 60,
+    "present": False,
 }
 
 
@@ -69,7 +72,13 @@ def sidebar() -> Settings | None:
     """
     for key, default in _DEFAULTS.items():
         st.session_state[key] = st.session_state.get(key, default)
+    style.apply()
+    if st.session_state.pop("run_stopped", False):
+        st.info("The run was stopped before it finished; nothing of it is shown.")
+    if style.presenting():
+        st.button("Leave the presentation mode", key="leave_present", on_click=_leave_presentation)
     sb = st.sidebar
+    sb.toggle("Presentation mode (large type, no sidebar)", key="present")
     sb.header("Settings")
     choice = sb.selectbox("Model", CHOICES, format_func=LABELS.get, key="model_choice")
     name = sb.text_input("Model id or path", key="model_other").strip() if choice == OTHER else choice
@@ -93,6 +102,11 @@ def sidebar() -> Settings | None:
     except ConfigError as exc:
         sb.error(str(exc))
         return None
+
+
+def _leave_presentation() -> None:
+    st.session_state["present"] = False
+    st.query_params.pop("present", None)
 
 
 def _served(sb) -> Served | None:
@@ -146,3 +160,40 @@ def bounded_number(container, label: str, lo: int, hi: int, default: int, key: s
     if key in st.session_state and not lo <= st.session_state[key] <= hi:
         st.session_state[key] = min(max(default, lo), hi)
     return int(container.number_input(label, lo, hi, min(max(default, lo), hi), key=key, **kwargs))
+
+
+PREFILL_WARN_S = 3.0
+ATTENTION_TOKENS = 7500  # prefill seconds grow as P (1 + P / 7,500): measured on 2 CPU cores, 512-4,096 tokens
+
+
+def prefill_seconds(model: LoadedModel, tokens: int) -> float:
+    """How long a prompt of ``tokens`` takes to prefill here, from this device's measured forward cost (the
+    verify-cost curve's largest forward, per token; measured on the first need), the attention's growth with
+    length added."""
+    curve = known_curve(model) or on_decoder(device_curve, model)
+    per_token = curve["seconds"][-1] / curve["n"][-1]
+    return per_token * tokens * (1 + tokens / ATTENTION_TOKENS)
+
+
+def prefill_warning(model: LoadedModel, prompt: str, key: str) -> None:
+    """Before a run whose prompt will take long to prefill: how long, and a button that cuts the prompt to what
+    prefills in about ``PREFILL_WARN_S`` seconds (its end: the question usually comes last)."""
+    ids = model.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    if len(ids) < 256:  # well under a second anywhere this runs
+        return
+    seconds = prefill_seconds(model, len(ids))
+    if seconds <= PREFILL_WARN_S:
+        return
+    keep = len(ids)
+    while keep > 16 and prefill_seconds(model, keep) > PREFILL_WARN_S:
+        keep = int(keep * 0.9)
+    st.warning(
+        f"This prompt is {len(ids):,} tokens: reading it (the prefill) will take about {seconds:.0f} s on this "
+        f"machine before the first token."
+    )
+    cut = model.tokenizer.decode(ids[-keep:])
+    st.button(
+        f"Cut the prompt to its last {keep:,} tokens (about {PREFILL_WARN_S:.0f} s)",
+        key=f"{key}-cut",
+        on_click=lambda: st.session_state.update({key: cut}),
+    )

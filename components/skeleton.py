@@ -162,8 +162,17 @@ EQUAL_LENGTH = "speedup vs AR (wall-clock, equal length)"
 
 
 def render_skeleton_results(state: dict[str, list]) -> None:
-    """Each run's answer and figures side by side, a summary table, the DAG and the decoding timeline."""
+    """The takeaway line, each run's answer and figures side by side, a summary table, the DAG and the decoding
+    timeline."""
     ar = summarize(state["ar"]) if "ar" in state else None
+    if ar and "sgd" in state:
+        m = summarize(state["sgd"])
+        waves = m.extras.get("waves")
+        faster, _ = equal_length_speedup(m, ar)
+        st.markdown(
+            f"**SGD decoded its {m.extras.get('nodes', '?')} points in {waves} wave{'s' if waves != 1 else ''}: "
+            f"{format_speedup(faster)} AR's speed on this machine for an answer of equal length.**"
+        )
     rows = []
     for col, (name, events) in zip(st.columns(len(state)), state.items(), strict=True):
         m = summarize(events)

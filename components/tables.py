@@ -29,14 +29,33 @@ LABELS = {  # the bench JSON's field names, as column titles and axis labels
 
 
 def cell(value, digits: int = 2) -> str:
-    """One value as text: a dash for a missing one, yes / no for a truth value, numbers rounded."""
+    """One value as text: a dash for a missing one, yes / no for a truth value, numbers rounded; never in
+    scientific notation (a figure too small for the digits reads "< 0.01"), an infinite one "none needed"."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:.{digits}f}" if abs(value) >= 10**-digits or value == 0 else f"{value:.2e}"
+        if math.isinf(value):
+            return "none needed" if value > 0 else "–"
+        if value != 0 and abs(value) < 10**-digits:
+            return f"< {10**-digits:.{digits}f}" if value > 0 else f"> -{10**-digits:.{digits}f}"
+        return f"{value:.{digits}f}"
     return str(value)
+
+
+def percent(p: float) -> str:
+    """A probability as people read one: "43%", "4.3%", "0.43%", "< 0.01%" (never 4.34e-19); a negative value
+    marks one that was not computed."""
+    if p < 0:
+        return "not computed"
+    if p >= 0.1:
+        return f"{p:.0%}"
+    if p >= 0.01:
+        return f"{p:.1%}"
+    if p >= 0.0001:
+        return f"{p:.2%}"
+    return "< 0.01%" if p > 0 else "0%"
 
 
 def readable(frame: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
@@ -47,5 +66,8 @@ def readable(frame: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
 
 
 def render_table(frame: pd.DataFrame | list[dict], *, key: str, digits: int = 2) -> None:
+    """A static table that fits its column (headers and cells wrap: ``components.style``), values as ``cell``
+    writes them. ``key`` names it in the page (a data attribute the browser tests find it by)."""
     frame = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(frame, dtype=object)
-    st.dataframe(readable(frame, digits), hide_index=True, key=key)
+    st.markdown(f"<div class='dl-table' data-key='{key}'></div>", unsafe_allow_html=True)
+    st.table(readable(frame, digits), hide_index=True)

@@ -69,6 +69,7 @@ def load_trace_widget(
         uploaded = st.file_uploader("Trace JSON", type=["json"], key=f"{key}-upload")
         index = 1 if preselect and examples else 0
         example = st.selectbox("or a shipped example", ["(none)", *examples], index=index, key=f"{key}-example")
+    note = st.empty()  # always drawn, so what the page draws after it keeps its place from one rerun to the next
     choice = f"upload:{uploaded.file_id}" if uploaded is not None else example
     if choice == "(none)" or st.session_state.get(f"{key}-shown") == choice:
         return None
@@ -78,11 +79,11 @@ def load_trace_widget(
     try:
         events = loads(uploaded.getvalue() if uploaded is not None else (EXAMPLES / example).read_text())
     except ValueError as exc:
-        st.warning(str(exc))
+        note.warning(str(exc))
         return None
     if trace_method(events) not in methods:
-        st.warning(f"This is a trace of '{trace_method(events)}'; this page shows {', '.join(methods)}.")
+        note.warning(f"This is a trace of '{trace_method(events)}'; this page shows {', '.join(methods)}.")
         return None
     source = "the recorded example " + example if uploaded is None else "the uploaded trace"
-    st.caption(f"Showing {source}: {describe_run(events)}. Press Run for a live run with the settings above.")
+    note.caption(f"Showing {source}: {describe_run(events)}. Press Run for a live run with the settings above.")
     return events

@@ -10,7 +10,7 @@ import streamlit as st
 
 from components.charts import rate_layout
 from components.live import stream_run, warm_up_all
-from components.tables import render_table
+from components.tables import percent, render_table
 from core.config import GenerationConfig
 from core.metrics import acceptance_per_depth, decode_speedup, format_speedup, summarize
 from core.trace import TreeStep
@@ -75,9 +75,11 @@ def tree_figure(step: TreeStep) -> go.Figure:
                 hovertext=[repr(step.texts[n])[1:-1] for n in nodes],
                 textposition="top center",
                 marker={"size": 16, "color": COLOURS[status], "line": {"width": 1, "color": "#18181b"}},
-                customdata=[[step.p_token[n], step.q_token[n], step.depths[n]] for n in nodes],
-                hovertemplate="%{hovertext}<br>depth %{customdata[2]}<br>p = %{customdata[0]:.3f} (-1: the walk "
-                "never reached its parent)<br>q = %{customdata[1]:.3f}<extra>" + status + "</extra>",
+                customdata=[[percent(step.p_token[n]), percent(step.q_token[n]), step.depths[n]] for n in nodes],
+                hovertemplate="%{hovertext}<br>depth %{customdata[2]} (depth 1: the first drafted token)<br>"
+                "p = %{customdata[0]} (target, under its parent)<br>q = %{customdata[1]} (draft)<extra>"
+                + status
+                + "</extra>",
             )
         )
     fig.add_trace(

@@ -272,7 +272,7 @@ def tree_cost(
     if curve is not None:
         verify = relative_cost(curve, nodes)
     else:
-        verify = measured_verify
+        verify = max(measured_verify, 1.0)  # n tokens cannot cost less than one: below 1 is timing noise
         notes.append("v(n) is not measured on this device yet, so the run's own verify time stands in for it.")
     model = TreeCost(
         acceptance=acceptance,

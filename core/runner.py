@@ -91,14 +91,29 @@ class RunThread:
                 return
 
 
+class Stopped(Exception):
+    """Long work given up by the one who started it (a page left, a Stop pressed)."""
+
+
 def call_with_progress(fn: Callable[..., T], *args, report: Callable, poll_s: float = 0.3, **kwargs) -> T:
     """``fn(*args, progress=..., **kwargs)`` on the decoding thread, its progress calls handed to ``report``
-    on the caller's thread as they come (a page's progress bar cannot be drawn from another thread)."""
+    on the caller's thread as they come (a page's progress bar cannot be drawn from another thread). If the
+    caller is interrupted (a page left or stopped), ``fn`` stops at its next progress call (``Stopped``)."""
     items: queue.Queue = queue.Queue()
-    future = _DECODER.submit(fn, *args, progress=lambda *item: items.put(item), **kwargs)
-    while not (future.done() and items.empty()):
-        try:
-            report(*items.get(timeout=poll_s))
-        except queue.Empty:
-            pass
+    stop = threading.Event()
+
+    def progress(*item) -> None:
+        if stop.is_set():
+            raise Stopped("stopped")
+        items.put(item)
+
+    future = _DECODER.submit(fn, *args, progress=progress, **kwargs)
+    try:
+        while not (future.done() and items.empty()):
+            try:
+                report(*items.get(timeout=poll_s))
+            except queue.Empty:
+                pass
+    finally:
+        stop.set()
     return future.result()

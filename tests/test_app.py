@@ -11,8 +11,9 @@ PAGES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "views").glob("*.py"))
 
 
 def app(model="tiny-random-llama", max_new=6):
+    """The app on the Autoregressive page (it opens on the start page, which has no sidebar)."""
     at = AppTest.from_file(APP, default_timeout=300)
-    at.run()
+    at.switch_page("views/autoregressive.py").run()
     at.sidebar.selectbox(key="model_choice").set_value(model)
     at.sidebar.number_input(key="max_new_tokens").set_value(max_new)
     return at.run()
@@ -20,7 +21,7 @@ def app(model="tiny-random-llama", max_new=6):
 
 def table_with(at, column: str):
     """The first table on the page that has ``column`` (pages show several: cost inputs, rules, exact figures)."""
-    return next(d.value for d in at.dataframe if column in d.value.columns)
+    return next(d.value for d in at.table if column in d.value.columns)
 
 
 def messages(at):
@@ -184,16 +185,16 @@ def test_compare_page_runs_methods_side_by_side_and_keeps_results(tiny):
     at.multiselect(key="cmp_methods").set_value(["hf", "pld"])
     at.button(key="cmp_run").click().run()
     assert not at.exception
-    table = at.dataframe[0].value
+    table = at.table[0].value
     assert list(table["method"]) == ["ar", "hf", "pld"]
     assert (table["identical to AR"] == "yes").all()  # greedy
     costs = table_with(at, "break-even acceptance")  # the cost model of each drafting method
     assert list(costs["method"]) == ["pld"] and float(costs["tokens per step, measured"][0]) >= 1.0
     assert any(e.label.startswith("Cost model") for e in at.expander)
     at.run()
-    assert list(at.dataframe[0].value["method"]) == ["ar", "hf", "pld"]  # still there after a rerun
+    assert list(at.table[0].value["method"]) == ["ar", "hf", "pld"]  # still there after a rerun
     at.button(key="cmp_clear").click().run()
-    assert not at.dataframe
+    assert not at.table
 
 
 def test_benchmark_page_runs_the_bench_on_the_tiny_model(tiny):
@@ -205,7 +206,7 @@ def test_benchmark_page_runs_the_bench_on_the_tiny_model(tiny):
     assert not at.exception, at.exception
     result = at.session_state["bn_result"]
     assert result["methods"]["ar"]["prompts"] == 2 and result["methods"]["hf"]["identical_to_ar"] == 2
-    assert list(at.dataframe[0].value["method"]) == ["ar", "hf"]
+    assert list(at.table[0].value["method"]) == ["ar", "hf"]
     assert len(at.get("download_button")) == 2
 
 
@@ -218,7 +219,7 @@ def test_benchmark_page_shows_the_recorded_results_with_their_machine(tiny):
     at.selectbox(key="bn_recorded").set_value(names[-1]).run()
     assert not at.exception
     assert any("measured" in c.value and "torch" in c.value for c in at.caption)
-    assert "ar" in list(at.dataframe[0].value["method"])
+    assert "ar" in list(at.table[0].value["method"])
 
 
 def test_benchmark_page_rejects_a_bad_suite(tiny):
@@ -257,13 +258,32 @@ def test_skeleton_graph_page_runs_ar_sot_sgd_and_shows_the_dag_and_quality(tiny)
     assert any("does not exist" in w.value for w in at.warning)  # the repair is shown, not hidden
     labels = [m.label for m in at.metric]
     assert labels.count("wall-clock") == 3 and labels.count("speedup vs AR (wall-clock, equal length)") == 2
-    table = at.dataframe[0].value
+    table = at.table[0].value
     assert list(table["method"]) == ["ar", "sot", "sgd"] and list(table["waves"])[1:] == ["1", "2"]
-    proxy = at.dataframe[1].value
+    proxy = at.table[1].value
     assert "proxy: log-likelihood" in proxy.columns and len(proxy) == 3
     assert proxy["proxy: repeated 4-grams"].astype(float).between(0, 1).all()
     at.text_input(key="sg_judge_id").set_value("tiny-random-llama")
     at.button(key="sg_judge_run").click().run()
     assert not at.exception
-    scores = at.dataframe[2].value
+    scores = at.table[2].value
     assert scores.iloc[:, 1].astype(float).between(1, 5).all()
+
+
+def test_the_start_page_says_what_the_lab_is_and_links_every_method_page():
+    at = AppTest.from_file(APP, default_timeout=300).run()
+    assert not at.exception
+    assert at.title[0].value == "Decoding Lab"
+    assert at.button(key="start_play") is not None
+    assert len(at.get("page_link")) == 8  # one line per page: Autoregressive ... How it works
+
+
+@pytest.mark.slow
+def test_the_start_pages_button_plays_the_compare_page():
+    at = AppTest.from_file(APP, default_timeout=300).run()
+    at.session_state["cmp_autoplay"] = True  # what the button sets before it switches
+    at.switch_page("views/compare.py")
+    at.session_state["max_new_tokens"] = 6
+    at.run()
+    assert not at.exception and at.session_state["model_choice"] == "embedded"
+    assert list(table_with(at, "method")["method"]) == ["ar", "hf", "pld", "rrs"]  # the page's default methods, run

@@ -15,40 +15,20 @@ import os
 import re
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.test_browser import ARTIFACTS, CHROMIUM, browser, free_port, pytestmark  # noqa: F401  (fixture, marks)
+from tests.test_browser import ARTIFACTS, ROOT, browser, pytestmark, start_app  # noqa: F401  (fixture, marks)
 from tests.test_browser_trust import TIMEOUT, open_page, wait_until_idle
 
-ROOT = Path(os.environ.get("DECODING_LAB_APP_ROOT", Path(__file__).resolve().parent.parent))
 TOKENS = 64  # the sidebar's default
 
 
 @pytest.fixture(scope="module")
 def app():
-    port = free_port()
-    ARTIFACTS.mkdir(exist_ok=True)
-    log = open(ARTIFACTS / "streamlit-timing.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port)]
-        + ["--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-    url = f"http://127.0.0.1:{port}"
+    url, proc, log = start_app("streamlit-timing.log")
     try:
-        for _ in range(240):
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.5)
         yield url, proc
     finally:
         proc.terminate()
@@ -121,7 +101,7 @@ def decode(m: dict) -> float | None:
 def test_every_timing_page_shows_the_benchs_speedup(app, browser, tmp_path):  # noqa: F811
     url, _ = app
     shown: dict[str, dict] = {}  # page figure -> (page, prompt, bench methods, bench flags, bench key)
-    page = open_page(browser, url)
+    page = open_page(browser, url + "/autoregressive")
     page.get_by_label("Prompt", exact=True).wait_for(timeout=TIMEOUT)
     prompt = prompt_of(page)
     run_and_wait(page, "Run", "speedup vs AR")
@@ -139,7 +119,10 @@ def test_every_timing_page_shows_the_benchs_speedup(app, browser, tmp_path):  # 
     page.get_by_label("Prompt", exact=True).wait_for(timeout=TIMEOUT)
     prompt = prompt_of(page)
     run_and_wait(page, "Run", "speedup vs AR")
-    shown["draft trees: eagle"] = {"page": figures(page, "speedup vs AR")[:1], "prompt": prompt, "methods": "ar,eagle"}
+    rules = ["--k", "2", "--depth", "2", "--draft", "eagle"]  # the rule comparison's settings (eagle: its own depth 2)
+    shown["draft trees: eagle"] = {
+        "page": figures(page, "speedup vs AR")[:1], "prompt": prompt, "methods": "ar,eagle", "flags": rules
+    }
     wait_until_idle(page)
     page.get_by_role("button", name="Compare rules (RRS, RRSw, SpecHub at k = 2)").click()
     page.get_by_text("Rules compared on the same prompt and settings").first.wait_for(timeout=TIMEOUT)
@@ -152,7 +135,7 @@ def test_every_timing_page_shows_the_benchs_speedup(app, browser, tmp_path):  # 
             "page": [float(value[1])] if value else [],
             "prompt": prompt,
             "methods": f"ar,{name}",
-            "flags": ["--k", "2", "--depth", "2", "--draft", "eagle"],
+            "flags": rules,
         }
 
     for path, method in (("blockwise", "bpd"), ("pipeline", "speed")):
@@ -172,10 +155,15 @@ def test_every_timing_page_shows_the_benchs_speedup(app, browser, tmp_path):  # 
 
     app[1].terminate()  # the bench runs with nothing else on the machine
     app[1].wait(timeout=30)
-    rows, failures = [], []
+    rows, failures, benched = [], [], {}
+    groups: dict[tuple, set] = {}  # one bench per prompt and flags, every method of the pages that share them
+    for case in shown.values():
+        groups.setdefault((case["prompt"], tuple(case.get("flags", []))), set()).update(case["methods"].split(","))
+    for (prompt, flags), names in groups.items():
+        order = ["ar", *sorted(names - {"ar"})]
+        benched[(prompt, flags)] = bench(prompt, ",".join(order), tmp_path, *flags)
     for name, case in shown.items():
-        methods = bench(case["prompt"], case["methods"], tmp_path, *case.get("flags", []))
-        m = methods[case["methods"].split(",")[1]]
+        m = benched[(case["prompt"], tuple(case.get("flags", [])))][case["methods"].split(",")[1]]
         key = "equal_length_speedup_vs_ar" if case.get("equal") else ("speedup_vs_ar" if case.get("wall") else None)
         truth = m[key] if key else decode(m)
         value = case["page"][0] if case["page"] and case["page"][0] is not None else None

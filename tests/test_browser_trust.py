@@ -14,12 +14,13 @@ def open_page(browser, url: str):  # noqa: F811
     return page
 
 
+IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')?.innerText?.match(/Running|Stop/)"
+
+
 def wait_until_idle(page) -> None:
-    """Until Streamlit's status widget no longer says the script is running (a rerun has finished drawing)."""
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')?.innerText?.includes('Running')",
-        timeout=TIMEOUT,
-    )
+    """Until Streamlit's status widget no longer offers to stop the script (a rerun has finished drawing)."""
+    page.wait_for_timeout(300)
+    page.wait_for_function(IDLE, timeout=TIMEOUT, polling=250)
     page.wait_for_timeout(300)
 
 
@@ -38,17 +39,19 @@ def no_exception(page) -> None:
     assert page.locator("[data-testid='stException']").count() == 0
 
 
-def test_part1_a_run_is_warmed_up_then_streams_plain_text_and_draws_the_strip_at_the_end(server, browser):  # noqa: F811
-    page = open_page(browser, server)
+def test_part1_a_run_is_warmed_up_timed_quietly_then_draws_the_strip(server, browser):  # noqa: F811
+    page = open_page(browser, server + "/autoregressive")
     set_max_new_tokens(page, 24)
     page.get_by_label("Prompt").fill("Name three rivers in Europe.")
     page.get_by_role("button", name="Run").click()
     page.get_by_text(re.compile(r"Warmed up ar and hf in [0-9.]+ s")).wait_for(timeout=TIMEOUT)  # stays on the page
-    page.locator("[data-testid='stText']").first.wait_for(timeout=TIMEOUT)  # the live answer: plain text
+    page.get_by_text(re.compile(r"^timing: ")).first.wait_for(timeout=TIMEOUT)  # the page is quiet: one line
+    page.locator(".dl-answer").first.wait_for(timeout=TIMEOUT)  # the answer, once the run is timed
     page.get_by_text("speedup vs AR").wait_for(timeout=TIMEOUT)
     page.get_by_text("Per-token latency").wait_for(timeout=TIMEOUT)
-    assert page.locator(".dl-answer").count() == 2  # one answer per method, drawn once
-    assert page.locator("[data-testid='stText']").count() == 0  # the live text gave way to the answer
+    assert page.locator(".dl-strip").count() == 2  # one answer per method, drawn once, as the per-step strip
+    assert page.locator(".dl-answer").count() == 0  # the plain answer gave way to the strip
+    assert page.get_by_text(re.compile(r"^timing: ")).count() == 0  # the progress line is gone
     assert len([m for m in page.get_by_text("tokens/s", exact=True).all()]) == 2
     assert page.get_by_text("Showing the recorded example").count() == 0  # the live run is what is shown
     page.screenshot(path=str(ARTIFACTS / "trust-part1-autoregressive.png"), full_page=True)
@@ -75,18 +78,19 @@ def test_part3_inputs_are_bounded_by_the_model_and_a_huge_tree_is_refused(server
     no_exception(page)
 
 
-def test_part4_compare_shows_each_methods_answer_while_it_runs(server, browser):  # noqa: F811
+def test_part4_compare_shows_each_methods_answer_while_the_next_runs(server, browser):  # noqa: F811
     page = open_page(browser, server + "/compare")
     set_max_new_tokens(page, 24)
     page.get_by_role("button", name="Run").first.click()
     page.get_by_text(re.compile(r"Warm(ing|ed) up ar, ")).wait_for(timeout=TIMEOUT)
-    page.locator("[data-testid='stText']").first.wait_for(timeout=TIMEOUT)  # a method's answer, live
+    page.get_by_text(re.compile(r"^timing: ")).first.wait_for(timeout=TIMEOUT)  # one line while a run is timed
+    page.locator(".dl-answer").first.wait_for(timeout=TIMEOUT)  # a finished method's answer, as the next runs
     page.get_by_text("speedup vs AR (decode clock)").wait_for(timeout=TIMEOUT)
     no_exception(page)
 
 
 def test_part5_the_example_matches_the_controls_and_a_live_run_replaces_it(server, browser):  # noqa: F811
-    page = open_page(browser, server)
+    page = open_page(browser, server + "/autoregressive")
     caption = page.get_by_text("Showing the recorded example")
     caption.first.wait_for(timeout=TIMEOUT)
     shown = caption.first.inner_text()
@@ -100,7 +104,7 @@ def test_part5_the_example_matches_the_controls_and_a_live_run_replaces_it(serve
 
 
 def test_part5_errors_say_what_is_wrong_where_the_user_looks(server, browser, tmp_path):  # noqa: F811
-    page = open_page(browser, server)
+    page = open_page(browser, server + "/autoregressive")
     page.get_by_text("Replay a recorded trace").click()
     junk = tmp_path / "junk.json"
     junk.write_text('{"version": 1, "events": [1, 2]}')

@@ -6,8 +6,9 @@ from components.answer import render_metrics, render_token_strip
 from components.charts import render_latency_chart
 from components.live import CLOCK_NOTE, stream_run, warm_up_all
 from components.race import render_race
-from components.session import require_model, sidebar
+from components.session import prefill_warning, require_model, sidebar
 from components.traces import download_trace, example_prompt, load_trace_widget, trace_method
+from core.metrics import decode_speedup, format_speedup, summarize
 from core.registry import RUN_ERRORS, get_method
 
 st.title("Autoregressive decoding")
@@ -22,6 +23,7 @@ prompt = st.text_area(
 )
 run = st.button("Run", type="primary", key="ar_run")
 model = require_model(settings)
+prefill_warning(model, prompt, "ar_prompt")
 
 results = st.session_state.setdefault("ar_results", {})
 NAMES = ("ar", "hf")
@@ -29,11 +31,12 @@ recorded = load_trace_widget(("ar", "hf", "hf-pld"), key="ar-trace", preselect=n
 if recorded is not None:
     results[trace_method(recorded).replace("hf-pld", "hf")] = recorded
 warm_area = st.container()
-box = st.empty()  # the live runs, then the results: a new run empties it at once (nothing greyed lingers)
+running, box = st.empty(), st.empty()  # the timed runs, the results (components.method_page.Shown says why two)
 if run:
     results.clear()
+    box.empty()  # at once: nothing of the last run lingers, greyed, under the new one
     try:
-        with box.container():
+        with running.container():
             starts = {name: lambda g, name=name: get_method(name).run(model, prompt, g) for name in NAMES}
             warm_up_all(starts, settings.gen, container=warm_area)
             for name, col in zip(NAMES, st.columns(2), strict=True):
@@ -44,9 +47,16 @@ if run:
     except RUN_ERRORS as exc:
         results.clear()
         box.warning(str(exc))
+    running.empty()
 
 if results:
     with box.container():
+        if {"ar", "hf"} <= results.keys():
+            hf = decode_speedup(summarize(results["hf"]), summarize(results["ar"]))
+            st.markdown(
+                f"**transformers' generate ran at {format_speedup(hf)} the speed of this lab's engine on this machine, "
+                "the same model and prompt.**"
+            )
         for name, col in zip(NAMES, st.columns(2), strict=True):
             if name not in results:
                 continue

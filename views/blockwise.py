@@ -4,7 +4,7 @@ import streamlit as st
 
 from components.blockwise import render_block_efficiency, render_block_metrics, render_head_file, render_lattice_steps
 from components.method_page import method_runs, render_beside_ar
-from components.session import bounded_number, cached_model, require_model, sidebar
+from components.session import bounded_number, cached_model, prefill_warning, require_model, sidebar
 from components.traces import example_prompt
 from core.blockwise import BLOCK, bpd_heads_info
 from core.heads import fitted_exit_layer
@@ -29,6 +29,7 @@ settings = sidebar()
 model = require_model(settings)
 layers = model.config.num_hidden_layers
 prompt = st.text_area("Prompt", example_prompt(tuple(METHODS), "List the planets."), key="bw_prompt", height=90)
+prefill_warning(model, prompt, "bw_prompt")
 c = st.columns(6)
 method = c[0].selectbox("Draft", list(METHODS), format_func=METHODS.get, key="bw_method")
 block = c[1].number_input("block size k", 2, 9, BLOCK, key="bw_block")
@@ -90,6 +91,7 @@ if events is not None:
             marks=True,
             extra=lambda: render_block_metrics(events),
             model=model,
+            controls={"block": int(block), "max_new_tokens": settings.gen.max_new_tokens, "temperature": settings.gen.sampling.temperature},
         )
         st.subheader("Block efficiency per step")
         render_block_efficiency(events, key="bw-eff")

@@ -4,11 +4,12 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from components.answer import render_metrics, render_notices, render_token_strip
+from components.answer import render_answer_strip, render_metrics, render_notices
 from components.cost import render_cost_comparison
 from components.live import CLOCK_NOTE, stream_run, warm_up_all
 from components.race import render_race
-from components.session import current_model, sidebar
+from components.session import current_model, prefill_warning, sidebar
+from core.models import EMBEDDED
 from components.tables import render_table
 from components.traces import download_trace, load_trace_widget, trace_method
 from core.metrics import decode_speedup, summarize
@@ -22,6 +23,9 @@ st.caption(
     "Every method on the same prompt, model and settings, one after another; AR is always included. "
     "Results stay until you clear them. Tokens are coloured by the step that committed them."
 )
+autoplay = st.session_state.pop("cmp_autoplay", False)  # the start page's button: play this page on the embedded model
+if autoplay:
+    st.session_state["model_choice"] = EMBEDDED
 settings = sidebar()
 prompt = st.text_area("Prompt", "Give three tips for writing clear emails.", key="cmp_prompt", height=90)
 served = settings.served if settings else None
@@ -76,7 +80,7 @@ def render_results(results: dict, model) -> None:
             with col:
                 st.markdown(f"**{name}**")
                 render_notices(results[name])
-                render_token_strip(results[name], key=f"cmp-strip-{name}")
+                render_answer_strip(results[name], key=f"cmp-strip-{name}")
                 render_metrics(
                     results[name], key=f"cmp-metrics-{name}", ar_events=results.get("ar") if name != "ar" else None
                 )
@@ -84,23 +88,28 @@ def render_results(results: dict, model) -> None:
 
 
 b1, b2 = st.columns([1, 5])
-run = b1.button("Run", type="primary", key="cmp_run")
+run = b1.button("Run", type="primary", key="cmp_run") or autoplay
 clear = b2.button("Clear results", key="cmp_clear")
 results: dict = st.session_state.setdefault("cmp_results", {})
 if clear:
     results.clear()
+    st.session_state.pop("cmp_errors", None)
 uploaded = load_trace_widget(tuple(METHODS), key="cmp-trace")
 if uploaded is not None:
     results[f"{trace_method(uploaded)} (recorded)"] = uploaded
 
 model = current_model(settings)
+if model is not None:
+    prefill_warning(model, prompt, "cmp_prompt")
 warm_area = st.container()
-box = st.empty()  # the timed runs, then the results: a new run empties it at once (nothing greyed lingers)
+running, box = st.empty(), st.empty()  # the timed runs, the results (components.method_page.Shown says why two)
 if run and model is not None:
     chosen = [n for n in chosen if n in offered]  # a served method stays chosen only while a server is set
     names = ["ar", *(["ar" + SERVED] if any(n.endswith(SERVED) for n in chosen) else []), *chosen]
     names = list(dict.fromkeys(names))
-    with box.container():
+    box.empty()  # at once: nothing of the last run lingers, greyed, under the new one
+    errors = st.session_state["cmp_errors"] = []
+    with running.container():
         progress = st.progress(0.0, "warming up every method")
         try:
             warm_up_all({name: start(name) for name in names}, settings.gen, container=warm_area)
@@ -110,12 +119,16 @@ if run and model is not None:
                     st.markdown(f"**{name}**")
                     results[name] = stream_run(start(name)(settings.gen), key=f"cmp-live-{name}")
                 except RUN_ERRORS as exc:
-                    st.warning(f"{name}: {exc}")
+                    errors.append(f"{name}: {exc}")
         except RUN_ERRORS as exc:
-            st.warning(str(exc))
+            errors.append(str(exc))
+    running.empty()
 elif run:
     st.info("Choose a model that loads in the sidebar to run.")
 
-if results:
+if results or st.session_state.get("cmp_errors"):
     with box.container():
-        render_results(results, model)
+        for error in st.session_state.get("cmp_errors", []):
+            st.warning(error)
+        if results:
+            render_results(results, model)

@@ -7,7 +7,7 @@ import streamlit as st
 from components.cost import render_verify_curve
 from components.explorer import render_explorer, tree_html
 from components.method_page import method_runs, render_beside_ar
-from components.session import bounded_number, cached_model, require_model, sidebar
+from components.session import bounded_number, cached_model, prefill_warning, require_model, sidebar
 from components.traces import example_prompt, run_greedy
 from components.tree import (
     RULES,
@@ -46,6 +46,7 @@ settings = sidebar()
 model = require_model(settings)
 layers = model.config.num_hidden_layers
 prompt = st.text_area("Prompt", example_prompt(TRACES, "Explain how a bicycle works."), key="dt_prompt", height=90)
+prefill_warning(model, prompt, "dt_prompt")
 c0, c1, c2, c3, c4, c5 = st.columns(6)
 has_eagle = feature_head_path(model.key).is_file()  # the default where this model has a trained feature head
 source = c0.selectbox(
@@ -60,9 +61,9 @@ if dynamic:
     max_nodes = c5.number_input("most nodes verified", 2, MAX_DYNAMIC_NODES, DynamicTree.max_nodes, key="dt_max_nodes")
     lookup = c2.number_input("tokens copied from the context", 0, MAX_CHAIN, DynamicTree.lookup, key="dt_lookup")
     st.caption(
-        "Each step grows the tree where the draft is most confident, one level deeper only while the frontier's "
-        "total confidence exceeds a level's draft cost, then keeps the n best nodes (n at most the "
-        "limit), n chosen so that the expected accepted tokens per unit of time, with the verify cost v(n) of "
+        "Each step grows the tree where the draft is most confident: at every level the most confident nodes "
+        "are expanded into their most likely children, to the depth set; then it keeps the n best nodes (n at most "
+        "the limit), n chosen so that the expected accepted tokens per unit of time, with the verify cost v(n) of "
         "this device, is highest. Verified greedily at temperature 0 and by drawing from p (match) above it. "
         "The tokens that followed the latest earlier occurrence of the context's last words are grafted on "
         "the tree too, ranked by how often such copies were right so far in the run (0 turns this off); "
@@ -131,6 +132,7 @@ if spec is not None:
                 f"acceptance rate {m.acceptance_rate or 0:.2f}"
             ),
             model=model,
+            controls={"depth": int(depth), "max_new_tokens": settings.gen.max_new_tokens, "temperature": settings.gen.sampling.temperature},
         )
         trees = [e for e in spec if isinstance(e, TreeStep)]
         if trees:

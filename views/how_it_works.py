@@ -22,9 +22,9 @@ recomputing the past. At temperature 0 it takes the argmax; otherwise it samples
 temperature, top-k and top-p. On small models one forward is bounded by reading the weights from
 memory, so a forward of 8 tokens costs little more than a forward of 1: the idea every other method
 exploits.""",
-        """digraph { rankdir=LR; node [shape=box, style=rounded];
-prompt -> "prefill (all prompt tokens)" -> "KV cache"; "KV cache" -> "forward 1 token" -> "p" -> "x_t";
-"x_t" -> "forward 1 token" [label="next step"]; }""",
+        """digraph { rankdir=TB; node [shape=box, style=rounded];
+prompt -> "prefill\n(all prompt tokens)" -> "KV cache" -> "forward 1 token" -> "p" -> "x_t";
+"x_t" -> "forward 1 token" [label="next step", constraint=false]; }""",
     ),
     (
         "Speculative decoding with draft trees (RRS, RRSw, SpecHub)",
@@ -55,10 +55,10 @@ plus its own token at the first disagreement, and the hidden state at the last k
 next block: predicting and verifying share one call. Refinement (Kim et al.) keeps each head's top-k
 tokens as a lattice, rescores paths with sum log q_head + alpha log p_LM using an n-gram model (every
 path) or a small neural model (a beam), and verifies the p best drafts at once as a tree.""",
-        """digraph { rankdir=LR; node [shape=box];
-h [label="h_t"]; h -> base; h -> "head 1"; h -> "head 2"; h -> "head 3";
-base -> block; "head 1" -> block; "head 2" -> block; "head 3" -> block;
-block -> "one forward: accept prefix + base token" -> h [label="next h_t"]; }""",
+        """digraph { rankdir=TB; node [shape=box];
+h [label="h_t"]; h -> base; h -> "head 1"; h -> "head 2";
+base -> block; "head 1" -> block; "head 2" -> block;
+v [label="one forward:\naccept prefix\n+ base token"]; block -> v; v -> h [label="next h_t", constraint=false]; }""",
     ),
     (
         "Skeleton-of-Thought and Skeleton Graph Decoding",
@@ -84,8 +84,8 @@ kept, otherwise it is flushed and the right token starts again. On a decoder who
 weights the tokens in flight go through them in one batched call, which is where the paper's gain
 comes from; on a standard decoder a tick costs about a full forward, and the page says so beside
 the measured time.""",
-        """digraph { rankdir=LR; node [shape=box];
-subgraph cluster_1 { label="tick n"; s1 [label="stage 1: guess t+1"]; s2 [label="stage 2: token t"]; }
+        """digraph { rankdir=TB; node [shape=box];
+subgraph cluster_1 { label="tick n"; s1 [label="stage 1:\nguess t+1"]; s2 [label="stage 2:\ntoken t"]; }
 s2 -> check [label="real t+1"]; s1 -> check [label="guess"]; check -> keep [label="same"];
 check -> flush [label="different"]; }""",
     ),
@@ -106,5 +106,5 @@ for title, page, text, dot in SECTIONS:
     left, right = st.columns([3, 2])
     left.markdown(text.strip())
     left.page_link(page, label=f"Open {title.split(' (')[0].split(':')[0]}", icon=":material/arrow_forward:")
-    if dot:
-        right.graphviz_chart(dot)
+    if dot:  # drawn at its own size (text at 14 pt, above 12 px at 100% zoom), never shrunk to the column
+        right.graphviz_chart(dot.replace("{", "{ graph [fontsize=14]; node [fontsize=14]; edge [fontsize=13];", 1))

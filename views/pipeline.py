@@ -4,7 +4,7 @@ import streamlit as st
 
 from components.method_page import method_runs, render_beside_ar
 from components.pipeline import render_hit_rates, render_speed_metrics, render_tick_steps, render_timeline
-from components.session import bounded_number, require_model, sidebar
+from components.session import bounded_number, prefill_warning, require_model, sidebar
 from components.traces import example_prompt
 from core.heads import fitted_exit_layer
 from core.heads.measure import load_hit_rates
@@ -21,6 +21,7 @@ settings = sidebar()
 model = require_model(settings)
 layers = model.config.num_hidden_layers
 prompt = st.text_area("Prompt", example_prompt(("speed",), "Write a short poem."), key="sp_prompt", height=90)
+prefill_warning(model, prompt, "sp_prompt")
 c1, c2, c3 = st.columns([1, 1, 3])
 layer = bounded_number(c1, "exit layer e", 1, layers - 1, fitted_exit_layer(layers, None), "sp_layer")
 stages = bounded_number(c2, "stages", 2, min(6, layers - layer + 1), 2, "sp_stages")  # a stage needs a layer
@@ -47,7 +48,8 @@ shown = method_runs(
 speed, ar = shown.method, shown.ar
 if speed is not None:
     with shown.box.container():
-        render_beside_ar("sp", speed, ar, extra=lambda: render_speed_metrics(speed), model=model)
+        controls = {"layer": int(layer), "stages": int(stages), "max_new_tokens": settings.gen.max_new_tokens, "temperature": settings.gen.sampling.temperature}
+        render_beside_ar("sp", speed, ar, extra=lambda: render_speed_metrics(speed), model=model, controls=controls)
         ticks = [e for e in speed if isinstance(e, PipelineTick)]
         if ticks:
             st.subheader("Timeline")

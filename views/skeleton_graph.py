@@ -3,7 +3,7 @@
 import streamlit as st
 
 from components.live import replay, stream_run, warm_up_all
-from components.session import bounded_number, cached_model, require_model, sidebar
+from components.session import bounded_number, cached_model, prefill_warning, require_model, sidebar
 from components.skeleton import RUNS, render_dag, render_quality, render_skeleton_results
 from components.traces import load_trace_widget, trace_method
 from core.heads import fitted_exit_layer
@@ -29,6 +29,7 @@ question = st.text_area(
     key="sg_prompt",
     height=90,
 )
+prefill_warning(model, question, "sg_prompt")
 c1, c2, c3 = st.columns(3)
 point_tokens = c1.number_input("tokens per point (0: max new tokens / points)", 0, 4096, 0, key="sg_point_tokens")
 layer = bounded_number(
@@ -88,12 +89,13 @@ def dag_view(events: list, slot) -> None:
 
 
 warm_area = st.container()
-box = st.empty()  # the timed runs, then the results: a new run empties it at once (nothing greyed lingers)
+running, box = st.empty(), st.empty()  # the timed runs, the results (components.method_page.Shown says why two)
 if run:
     state.clear()
     st.session_state.pop("sg_judge", None)
+    box.empty()  # at once: nothing of the last run lingers, greyed, under the new one
     try:
-        with box.container():
+        with running.container():
             warm_up_all({name: start(name) for name in RUNS}, settings.gen, container=warm_area)
             view = st.container()
             for name, col in zip(RUNS, st.columns(3), strict=True):
@@ -104,6 +106,7 @@ if run:
     except RUN_ERRORS as exc:
         state.clear()
         box.warning(str(exc))
+    running.empty()
 
 if state:
     with box.container():

@@ -99,13 +99,14 @@ def _curve_path(model: LoadedModel):
 
 
 def relative_cost(curve: dict, n: int) -> float:
-    """v(n) by linear interpolation between measured sizes (extrapolated past the largest)."""
+    """v(n) by linear interpolation between measured sizes (extrapolated past the largest), never below 1: a
+    forward of n >= 1 tokens cannot cost less than a forward of one, so a measured v(n) < 1 is timing noise."""
     sizes, rel = curve["n"], curve["relative"]
     if n <= sizes[0] or len(sizes) == 1:
-        return rel[0]
+        return max(rel[0], 1.0)
     i = next((i for i in range(1, len(sizes)) if n <= sizes[i]), len(sizes) - 1)
     n0, n1, v0, v1 = sizes[i - 1], sizes[i], rel[i - 1], rel[i]
-    return v0 + (v1 - v0) * (n - n0) / (n1 - n0)
+    return max(v0 + (v1 - v0) * (n - n0) / (n1 - n0), 1.0)
 
 
 def known_curve(model: LoadedModel) -> dict | None:

@@ -251,5 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, RuntimeError) as exc:
         log(f"error: {exc}")
         return 2
+    except KeyboardInterrupt:
+        log("stopped: nothing was saved (the files in assets/ are as they were)")
+        return 130
     log(f"saved {out}")
     return 0

@@ -35,6 +35,7 @@ from core.engine import make_engine
 from core.engine.llama import LlamaEngine
 from core.heads.corpus import Corpus, corpus_features, load_corpus, task_rounds
 from core.heads.data import log
+from core.metrics import time_left
 from core.heads.feature import FeatureHead, load_feature_head
 from core.heads.modules import HeadInfo
 from core.heads.vocab import DraftVocab, reduced_projection
@@ -197,7 +198,8 @@ def train_feature_head(
         if step % 25 == 0 or step == cfg.steps - 1:
             log(
                 f"  step {step + 1}/{cfg.steps}: loss {loss:.3f} (first position: ce {ce:.3f}, top-1 {agree:.2f}; "
-                f"second position top-1 {agree2:.2f}) ({time.perf_counter() - t0:.0f} s)"
+                f"second position top-1 {agree2:.2f}) ({time.perf_counter() - t0:.0f} s, "
+                f"{time_left(step + 1, cfg.steps, time.perf_counter() - t0)})"
             )
     head.eval().requires_grad_(False)
     metrics = {**held_out_agreement(model, head, vocab), "vocab_size": vocab.size}

@@ -16,6 +16,7 @@ import torch
 
 from core.heads.corpus import corpus_hidden
 from core.heads.data import log, self_distilled
+from core.metrics import time_left
 from core.heads.measure import bpd_head_analysis, hit_rate
 from core.heads.modules import HeadInfo, Heads, check_exit_layer, head_logits, lm_projection
 from core.models import LoadedModel
@@ -59,7 +60,8 @@ def train_head(
         losses.append(round(float(loss.detach()), 5))
         if step % 20 == 0 or step == cfg.steps:
             recent = losses[-20:]
-            log(f"  step {step}/{cfg.steps}  KL {sum(recent) / len(recent):.4f}  ({time.perf_counter() - t0:.0f} s)")
+            spent = time.perf_counter() - t0
+            log(f"  step {step}/{cfg.steps}  KL {sum(recent) / len(recent):.4f}  ({spent:.0f} s, {time_left(step, cfg.steps, spent)})")
     head.eval().requires_grad_(False)
     return losses
 

@@ -46,11 +46,13 @@ def test_buckets_cover_1_to_64_tokens_and_nothing_more():
 def test_prefill_and_decode_steps_equal_the_llama_engine(tiny):
     eager, graph = both(tiny, max_len=96)
     x = ids(80, tiny.config.vocab_size)
+    before = shapes(graph)  # the workspace is shared with earlier runs on this model
     for start, stop in [(0, 5), (5, 6), (6, 7), (7, 10), (10, 74), (74, 80)]:  # 64 tokens: the largest bucket
         same(eager.forward(x[:, start:stop]), graph.forward(x[:, start:stop]))
         eager.commit(stop - start)
         graph.commit(stop - start)
-    assert {key[2] for key in shapes(graph)} == {1, 4, 8, 64}
+    assert {key[2] for key in shapes(graph) - before} <= {1, 4, 8, 64}
+    assert {1, 4, 8, 64} <= {key[2] for key in shapes(graph)}
     last = eager.forward(x[:, :1], last_only=True), graph.forward(x[:, :1], last_only=True)
     same(*last)
 

@@ -17,7 +17,7 @@ def peak_gb() -> float:
 
 def at_page(page: str, max_new: int = 8) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=600)
-    at.run()
+    at.switch_page("views/autoregressive.py").run()  # the start page has no sidebar
     at.sidebar.selectbox(key="model_choice").set_value("tiny-random-llama")
     at.sidebar.number_input(key="max_new_tokens").set_value(max_new)
     at.run()

@@ -200,7 +200,7 @@ def test_tables_show_dashes_and_words_not_none_and_raw_names():
     shown = readable(pd.DataFrame([{"tok_s": 12.345, "identical_to_ar": True, "mean_accepted": None}]))
     assert list(shown.columns) == ["tokens/s", "identical to AR", "mean accepted length"]
     assert list(shown.iloc[0]) == ["12.35", "yes", "–"]
-    assert cell(float("nan")) == "–" and cell(3) == "3" and cell(0.0001) == "1.00e-04"
+    assert cell(float("nan")) == "–" and cell(3) == "3" and cell(0.0001) == "< 0.01"  # never 1.00e-04
 
 
 def tree_step(step: int, path: list[int], status: list[str]) -> TreeStep:
@@ -249,7 +249,7 @@ def test_tree_explorer_is_offline_and_carries_each_nodes_details():
     assert "cdn.jsdelivr" not in page and "cdnjs" not in page.split("<body>")[1]
     nodes = json.loads(re.search(r"nodes = new vis\.DataSet\((\[.*?\])\);", page, re.S).group(1))
     assert len(nodes) == 4  # three drafted nodes and the final token
-    assert "p (target, under its parent) = 0.500; q (draft) = 0.400" in nodes[1]["detail"]
+    assert "p (target, under its parent) = 50%; q (draft) = 40%" in nodes[1]["detail"]
     assert "dl-detail" in page and 'network.on("click"' in page
 
 

@@ -157,3 +157,50 @@ def test_tree_levels_written_one_at_a_time_see_only_their_ancestors(tiny):
         )
     torch.testing.assert_close(torch.cat(outs, 1), ref, atol=1e-5, rtol=0)
     assert topo.path(5) == [0, 2, 5] and list(topo.children(1)) == [3, 4] and list(topo.children(4)) == []
+
+
+def _members(cls) -> dict[str, object]:
+    import typing
+
+    from core.engine.base import Engine
+
+    names = set(typing.get_type_hints(Engine)) | {
+        n for n, v in vars(Engine).items() if not n.startswith("_") and (callable(v) or isinstance(v, property))
+    }
+    return {n: getattr(Engine, n, None) for n in sorted(names)}
+
+
+@pytest.mark.parametrize("cls_name", ["LlamaEngine", "GraphEngine", "HFEngine"])
+def test_every_engine_offers_every_member_of_the_protocol_with_its_signature(tiny, cls_name):
+    """Each member callers use is in ``Engine``, and every engine has it: methods with the protocol's parameters
+    (names, order, kinds), attributes on an instance."""
+    import inspect
+
+    from core.engine.graph import GraphEngine
+
+    cls = {"LlamaEngine": LlamaEngine, "GraphEngine": GraphEngine, "HFEngine": HFEngine}[cls_name]
+    engine = cls(tiny.model, max_len=16)
+    members = _members(cls)
+    assert {"forward", "decode", "commit", "rollback", "keep", "logits", "prefill_shared", "select_rows"} <= set(
+        members
+    )
+    assert {"length", "device", "n_layers", "max_len", "uniform", "supports_rows"} <= set(members)
+    for name, spec in members.items():
+        assert hasattr(engine, name), f"{cls_name} lacks {name}"
+        if inspect.isfunction(spec):
+            want = [(p.name, p.kind) for p in inspect.signature(spec).parameters.values()]
+            got = [(p.name, p.kind) for p in inspect.signature(getattr(cls, name)).parameters.values()]
+            assert got == want, f"{cls_name}.{name}{got} is not the protocol's {want}"
+
+
+def test_the_fallback_engine_decodes_as_the_llama_engine_does(tiny):
+    from core.config import SamplingConfig
+    from core.sampling import Sampler, make_generator
+
+    prompt = _ids(6, tiny.config.vocab_size)
+    out = []
+    for engine in (LlamaEngine(tiny.model, max_len=32), HFEngine(tiny.model, max_len=32)):
+        sampler = Sampler(SamplingConfig(), make_generator(0, engine.device))
+        tokens = [int(engine.decode(sampler, prompt)[0])] + [int(engine.decode(sampler)[0]) for _ in range(5)]
+        out.append(tokens)
+    assert out[0] == out[1]

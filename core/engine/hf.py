@@ -9,10 +9,10 @@ from __future__ import annotations
 import torch
 from transformers import DynamicCache
 
-from core.engine.base import EngineOutput, EngineUnsupported
+from core.engine.base import EngineOutput, EngineUnsupported, Stepping
 
 
-class HFEngine:
+class HFEngine(Stepping):
     supports_layer_ranges = False
     supports_trees = False
     supports_rows = False
@@ -25,6 +25,7 @@ class HFEngine:
         self.device = next(model.parameters()).device
         self.max_len = max_len
         self.cache = DynamicCache(config=model.config)
+        self.uniform = torch.zeros(1, dtype=torch.float64, device=self.device)  # [1]
         self.length = 0
 
     def commit(self, n: int) -> None:
@@ -42,6 +43,13 @@ class HFEngine:
             raise EngineUnsupported("The fallback engine keeps only a contiguous run of written positions (no trees).")
         self.commit(len(slots))
 
+    def prefill_shared(self, tokens: torch.Tensor, layers: range | None = None) -> torch.Tensor:
+        raise EngineUnsupported("The fallback engine decodes one row at a time (no shared prefix).")
+
+    def select_rows(self, rows: list[int]) -> None:
+        if list(rows) != [0]:
+            raise EngineUnsupported("The fallback engine decodes one row at a time.")
+
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         raise EngineUnsupported(
             f"'{self.model.config.model_type}' runs on the fallback engine, which has no exit logits."
@@ -54,7 +62,7 @@ class HFEngine:
         *,
         hidden_in=None,
         start: int | None = None,
-        positions: torch.Tensor | None = None,
+        offsets: torch.Tensor | None = None,
         tree_mask=None,
         pad_mask=None,
         layers: range | None = None,
@@ -75,8 +83,10 @@ class HFEngine:
         T = tokens.shape[1]
         if start + T > self.max_len:
             raise ValueError(f"The context holds {self.max_len} positions; writing {T} at {start} would overflow it.")
-        if positions is None:
+        if offsets is None:
             positions = torch.arange(start, start + T, device=self.device)[None]
+        else:
+            positions = self.length + offsets
         out = self.model(
             input_ids=tokens,
             past_key_values=self.cache,

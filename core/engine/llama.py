@@ -22,10 +22,9 @@ import torch.nn.functional as F
 from transformers.activations import ACT2FN
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
-from core.engine.base import EngineOutput, check_kv_budget, kv_bytes
+from core.engine.base import EngineOutput, Stepping, check_kv_budget, kv_bytes
 from core.engine.kv_cache import AutogradKVCache, KVCache
 from core.engine.linear import module_projections, projections
-from core.sampling import Sampler
 
 SUPPORTED = ("llama", "mistral", "qwen2")
 
@@ -101,7 +100,7 @@ def llama_parts(model: torch.nn.Module, trainable: bool = False) -> LlamaParts:
     return _PARTS[model]
 
 
-class LlamaEngine:
+class LlamaEngine(Stepping):
     """Per-run engine: shared weights (``LlamaParts``), own KV cache of ``batch`` rows and ``max_len`` slots."""
 
     supports_layer_ranges = True
@@ -253,20 +252,6 @@ class LlamaEngine:
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         """Final norm + LM head, in float32 (verification always compares float32 logits)."""
         return self.parts.logits(h)
-
-    @torch.inference_mode()
-    def decode(self, sampler: Sampler, tokens: torch.Tensor | None = None) -> torch.Tensor:
-        """One autoregressive step of every row: forward ``tokens`` [B, T] (default: the [B, 1] the previous
-        ``decode`` chose; the first step may feed a whole prompt) at the committed length, commit them, and choose
-        each row's next token with ``sampler``. Returns those [B] on the device; nothing is read back."""
-        if tokens is not None:
-            self.next = tokens
-        sampler.refill(self.uniform)
-        logits = self.forward(self.next, last_only=True).logits[:, -1]
-        self.commit(self.next.shape[1])
-        chosen = sampler.choose(logits, self.uniform)
-        self.next = chosen[:, None]
-        return chosen
 
     @torch.inference_mode()
     def forward(

@@ -31,14 +31,6 @@ def test_speed_output_equals_ar_with_the_same_seed(tiny, temperature, stages):
     assert loads(dumps(events)) == events
 
 
-@pytest.mark.slow
-def test_speed_equals_ar_on_the_embedded_model(embedded):
-    gen = GenerationConfig(24)
-    ar = summarize(run(embedded, "ar", gen)).output_ids
-    m = summarize(run(embedded, "speed", gen))
-    assert m.output_ids == ar and 0.0 <= m.acceptance_rate <= 1.0
-
-
 def test_stage_bounds_and_the_parameter_shared_model():
     assert stage_bounds(30, 8, 2) == [0, 8, 30]
     assert stage_bounds(30, 8, 3) == [0, 8, 19, 30]

@@ -7,7 +7,6 @@ import torch
 
 from core.config import GenerationConfig, SamplingConfig
 from core.metrics import acceptance_per_depth, summarize
-from core.prompts import load_prompts
 from core.registry import METHODS
 from core.speculative.copies import ContextIndex, PromptLookup
 from core.speculative.drafts import DraftSettings, DraftTree, Root
@@ -30,20 +29,7 @@ def test_greedy_output_is_identical_to_ar_on_tiny_model(tiny, name):
     assert summarize(run(tiny, name, "Hello there, how are you", gen, layer=2)).output_ids == ar
 
 
-@pytest.fixture(scope="module")
-def embedded_ar(embedded):
-    """AR's 40 greedy tokens on every 17th suite prompt, decoded once for every method compared with it."""
-    gen = GenerationConfig(40)
-    prompts = load_prompts()[::17]
-    return gen, {p.id: (p.prompt, summarize(run(embedded, "ar", p.prompt, gen)).output_ids) for p in prompts}
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", TREE_METHODS)
-def test_greedy_output_is_identical_to_ar_on_embedded_model(embedded, embedded_ar, name):
-    gen, outputs = embedded_ar
-    for pid, (prompt, ar) in outputs.items():
-        assert summarize(run(embedded, name, prompt, gen)).output_ids == ar, (name, pid)
+# Every lossless method against ar on the embedded model: tests/test_lossless.py (driven by the registry).
 
 
 def test_tree_step_events_describe_the_tree_and_round_trip(tiny):

@@ -14,7 +14,7 @@ from pyvis.network import Network
 
 from components.tables import percent
 from components.tree import COLOURS
-from core.trace import NodeStep, SkeletonReady, TreeStep
+from core.trace import Forwarded, NodeStep, SkeletonReady, TreeStep
 
 _CDN = re.compile(r"<link[^>]*cdn\.jsdelivr[^>]*>|<script[^>]*src=\"https://cdn\.jsdelivr[^>]*>\s*</script>", re.S)
 _OPTIONS = {
@@ -114,9 +114,12 @@ def dag_html(events: list, height: int = 420) -> str | None:
             level=wave,
             shape="box",
         )
+    sent = {e.node: e for e in events if isinstance(e, Forwarded)}
     for n, deps in enumerate(ready.depends):
         for d in deps:
-            net.add_edge(d, n)
+            carried = dict(zip(sent[n].parents, sent[n].texts, strict=True)).get(d) if n in sent else None
+            label = f"forwards to point {n + 1}: {carried}" if carried else "not forwarded (yet)"
+            net.add_edge(d, n, title=label[:300])
     return _page(net)
 
 

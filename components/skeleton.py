@@ -18,7 +18,7 @@ from core.metrics import equal_length_speedup, format_speedup, summarize
 from core.registry import RUN_ERRORS
 from core.runner import on_decoder
 from core.skeleton.quality import JudgeError, judge_answers, proxy_scores
-from core.trace import NodeStep, RunStarted, SkeletonReady
+from core.trace import Forwarded, NodeStep, RunStarted, SkeletonReady
 
 RUNS = {"ar": "AR", "sot": "Skeleton-of-Thought", "sgd": "Skeleton graph decoding"}
 
@@ -49,9 +49,36 @@ def _positions(ready: SkeletonReady) -> dict[int, tuple[float, float]]:
     return pos
 
 
-def dag_figure(ready: SkeletonReady, states: list[str]) -> go.Figure:
-    """Nodes by wave (x) with edges parent -> child; colour = state, marker = pool member."""
+def forwarded_of(events: list) -> dict[int, Forwarded]:
+    """Per dependent node, what its parents forwarded to it so far (SGD's Forwarded events)."""
+    return {e.node: e for e in events if isinstance(e, Forwarded)}
+
+
+def _edge_labels(ready: SkeletonReady, pos: dict, forwarded: dict[int, Forwarded]) -> go.Scatter:
+    """A marker at the middle of each edge whose text has been forwarded; hover: the text it carries."""
+    xs, ys, hover = [], [], []
+    for child, sent in forwarded.items():
+        for parent, text in zip(sent.parents, sent.texts, strict=True):
+            xs.append((pos[parent][0] + pos[child][0]) / 2)
+            ys.append((pos[parent][1] + pos[child][1]) / 2)
+            short = html.escape(text if len(text) <= 160 else text[:157] + "…")
+            hover.append(f"point {parent + 1} -> point {child + 1} forwards:<br>{short}")
+    return go.Scatter(
+        x=xs,
+        y=ys,
+        mode="markers",
+        name="forwarded text (hover)",
+        marker={"size": 11, "symbol": "square", "color": "#2563eb"},
+        hovertext=hover,
+        hoverinfo="text",
+    )
+
+
+def dag_figure(ready: SkeletonReady, states: list[str], forwarded: dict[int, Forwarded] | None = None) -> go.Figure:
+    """Nodes by wave (x) with edges parent -> child; colour = state, marker = pool member; an edge turns blue,
+    with a square at its middle showing the text, once its parent's answer has been forwarded to the child."""
     pos = _positions(ready)
+    forwarded = forwarded or {}
     members = sorted(set(ready.models), key=ready.models.index)
     fig = go.Figure()
     for child, parents in enumerate(ready.depends):
@@ -68,7 +95,7 @@ def dag_figure(ready: SkeletonReady, states: list[str]) -> go.Figure:
                 showarrow=True,
                 arrowhead=3,
                 arrowsize=1.2,
-                arrowcolor="#94a3b8",
+                arrowcolor="#2563eb" if child in forwarded else "#94a3b8",
                 standoff=14,
                 startstandoff=14,
             )
@@ -96,6 +123,8 @@ def dag_figure(ready: SkeletonReady, states: list[str]) -> go.Figure:
                 "<br>depends on %{customdata[2]}<br>" + member + "<extra></extra>",
             )
         )
+    if forwarded:
+        fig.add_trace(_edge_labels(ready, pos, forwarded))
     fig.update_layout(
         height=220 + 60 * max(len(w) for w in ready.waves),
         xaxis={"title": "wave", "tickvals": list(range(len(ready.waves))), "zeroline": False},
@@ -109,7 +138,8 @@ def dag_figure(ready: SkeletonReady, states: list[str]) -> go.Figure:
 def render_dag(events: list, *, key: str, container=None) -> None:
     ready = skeleton_of(events)
     if ready is not None:
-        (container or st).plotly_chart(dag_figure(ready, node_states(events)), key=key, width="stretch")
+        figure = dag_figure(ready, node_states(events), forwarded_of(events))
+        (container or st).plotly_chart(figure, key=key, width="stretch")
 
 
 def timeline_figure(traces: dict[str, list]) -> go.Figure:

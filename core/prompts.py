@@ -60,3 +60,38 @@ def load_prompts(path: str | Path = SUITE) -> list[Prompt]:
     if not path.is_file():
         raise ValueError(f"The prompt file '{path}' does not exist.")
     return parse_prompts(path.read_text(encoding="utf-8"), source=str(path))
+
+
+GRAPH = SUITE.parent / "graph.jsonl"
+GRAPH_SPLITS = ("tune", "test")
+
+
+@dataclass(frozen=True)
+class GraphPrompt:
+    """A labelled multi-part prompt (assets/prompts/graph.jsonl): its parts in order and the edges (j, i), part i
+    building on part j (j < i); ``kind`` "dependent" (at least one edge) or "independent" (none)."""
+
+    id: str
+    split: str  # "tune" (dependency deciders are tuned on it) or "test" (only measured)
+    kind: str
+    prompt: str
+    parts: tuple[str, ...]
+    edges: tuple[tuple[int, int], ...]
+
+
+def load_graph_prompts(split: str = "all", path: str | Path = GRAPH) -> list[GraphPrompt]:
+    """The labelled prompts of ``split`` (tune, test or all); ValueError naming the line for a bad label."""
+    if split not in ("all", *GRAPH_SPLITS):
+        raise ValueError(f"Unknown split {split!r}; use all, {', '.join(GRAPH_SPLITS)}.")
+    out = []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        parts, edges = tuple(row["parts"]), tuple((int(j), int(i)) for j, i in row["edges"])
+        if row["split"] not in GRAPH_SPLITS or row["kind"] != ("dependent" if edges else "independent"):
+            raise ValueError(f"{path}, line {n}: split must be tune or test and kind match the edges.")
+        if any(not 0 <= j < i < len(parts) for j, i in edges):
+            raise ValueError(f"{path}, line {n}: an edge (j, i) needs 0 <= j < i < {len(parts)}.")
+        out.append(GraphPrompt(row["id"], row["split"], row["kind"], row["prompt"], parts, edges))
+    return [p for p in out if split in ("all", p.split)]

@@ -159,6 +159,16 @@ METHODS: dict[str, MethodInfo] = {
             ("point_tokens", "layer", "pool_models"),
             lossless=False,
         ),
+        MethodInfo(
+            "sgd-noforward",
+            "SGD without forwarding",
+            run_sgd,
+            "Skeleton graph decoding on the same waves, but a dependent point's prompt does not carry its parents' "
+            "answers: what forwarding is worth, measured (bench: proxy log-likelihood beside sgd's).",
+            {"name": "sgd-noforward", "forward": False},
+            ("point_tokens", "layer", "pool_models"),
+            lossless=False,
+        ),
     ]
 }
 

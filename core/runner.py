@@ -2,10 +2,9 @@
 
 Why one thread: PyTorch's CPU kernels run on an OpenMP team per thread that calls them. When a
 process has more OpenMP threads than cores, libgomp stops spinning between parallel regions and
-every small decode step pays a sleep and a wake: measured on 2 cores, the same ``ar`` run gave
-18 tok/s with all torch work on one thread and 8-9 tok/s once a second thread had run torch ops.
-A Streamlit app runs each rerun in a new script thread, so loading, warming up and decoding there
-gave a page a quarter of the bench's speed. Here every torch call of the app (model load, warm-up,
+every small decode step pays a sleep and a wake: the same ``ar`` run halves its speed once a second
+thread has run torch ops (figures: docs/architecture.md, "Threads"). A Streamlit app runs each rerun
+in a new script thread, so loading, warming up and decoding there gave a page a quarter of the bench's speed. Here every torch call of the app (model load, warm-up,
 runs, quality proxies, the benchmark) goes to one process-wide thread (``on_decoder``), one at a
 time: runs of several sessions queue rather than halve each other's timings.
 

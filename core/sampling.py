@@ -52,8 +52,8 @@ def draw(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """Draws from probs [..., V] (any non-negative weights) by inverse CDF, on the device with no read: x = the
     first token whose cumulative weight C(x) (float64) exceeds u C(V), for uniforms u [...] in [0, 1); a token
     without weight never does (u C(V) rounded up to C(V) gives the last token with weight). Why not
-    ``torch.multinomial``: for one draw it draws an exponential for every token, measured 1.4 ms a draw on 2 CPU
-    cores over 49,152 tokens against 0.1-0.3 ms here (docs/methods.md, "Sampling")."""
+    ``torch.multinomial``: for one draw it draws an exponential for every token, several times slower over a
+    49,152-token vocabulary (figures: docs/methods.md, "Sampling")."""
     cdf = torch.cumsum(probs, -1, dtype=torch.float64)
     x = torch.searchsorted(cdf, (u * cdf[..., -1]).unsqueeze(-1), right=True).squeeze(-1)
     weighted = torch.arange(probs.shape[-1], device=probs.device) * (probs > 0)

@@ -186,6 +186,20 @@ class Clock:
 
 
 @event
+class Forwarded:
+    """SGD: at the start of its wave, the text a dependent point is given from its parents: per parent (``parents``,
+    0-based) its finished point as the row's prompt carries it (``texts``), and how many tokens they take together
+    (None through a served model: the client has no tokenizer)."""
+
+    kind: ClassVar[str] = "forwarded"
+    node: int
+    parents: list[int]
+    texts: list[str]
+    tokens: int | None
+    t: float = 0.0
+
+
+@event
 class BlockStep:
     """One Blockwise Parallel Decoding step: the heads' top-k lattice and the drafts verified.
 

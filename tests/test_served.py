@@ -151,7 +151,8 @@ class Fake(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self):
-        self._json(200, {"data": [{"id": m} for m in ("fine", "slow", "broken", "garbled", "flaky", "runaway")]})
+        names = ("fine", "slow", "broken", "garbled", "flaky", "runaway", "prose")
+        self._json(200, {"data": [{"id": m} for m in names]})
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -171,6 +172,7 @@ class Fake(BaseHTTPRequestHandler):
             self.wfile.write(b"data: {not json\n\n")
             return
         text = "1. Taste\n2. Caffeine\n3. Price" if "organizer" in prompt else "It differs a lot."
+        text = "Taste matters, and so does the price." if model == "prose" and "organizer" in prompt else text
         text += (
             " 9. Then the model runs on to other points." if model == "runaway" and "organizer" not in prompt else ""
         )
@@ -203,6 +205,14 @@ def fake():
 def test_each_failure_ends_in_one_sentence(fake, model, timeout, words):
     with pytest.raises(ServedError, match=words):
         list(served_ar(Served(fake, (model,), timeout_s=timeout), "Hi", G))
+
+
+def test_a_served_skeleton_without_numbered_points_is_one_wave_with_a_note(fake):
+    events = list(served_sgd(Served(fake, ("prose",)), QUESTION, G))
+    ready = next(e for e in events if isinstance(e, SkeletonReady))
+    assert len(ready.titles) == 1 and ready.waves == [[0]]
+    assert any(isinstance(e, Notice) and "no numbered points" in e.message for e in events)
+    assert isinstance(events[-1], RunFinished)
 
 
 def test_a_failed_point_is_named_and_the_other_points_are_kept(fake):

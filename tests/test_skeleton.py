@@ -212,11 +212,17 @@ def test_sot_expands_every_point_in_one_batch(tiny):
     assert first.nodes == [0, 1, 2]
 
 
-def test_a_bad_user_skeleton_gets_a_message(tiny):
-    with pytest.raises(ValueError, match="no numbered points"):
-        run(tiny, "sgd", "Rent or buy?", GenerationConfig(8), skeleton="no list here", layer=2)
+def test_a_bad_user_skeleton_falls_back_to_one_wave_with_a_note(tiny):
+    events = run(tiny, "sgd", "Rent or buy?", GenerationConfig(8), skeleton="no list here\nnor here", layer=2)
+    ready = next(e for e in events if isinstance(e, SkeletonReady))
+    assert ready.titles == ["no list here", "nor here"] and ready.waves == [[0, 1]]
+    assert any(isinstance(e, Notice) and "no numbered points" in e.message and "one wave" in e.message for e in events)
     events = run(tiny, "sgd", "Q", GenerationConfig(8), skeleton="1. A | depends on: 3 | difficulty: 2", layer=2)
     assert any(isinstance(e, Notice) and "does not exist" in e.message for e in events)
+    cyclic = "1. A | depends on: 2 | difficulty: 2\n2. B | depends on: 1 | difficulty: 2"
+    events = run(tiny, "sgd", "Q", GenerationConfig(8), skeleton=cyclic, layer=2)
+    assert next(e for e in events if isinstance(e, SkeletonReady)).waves == [[0], [1]]  # the back edge is dropped
+    assert any(isinstance(e, Notice) and "could close a cycle" in e.message for e in events)
 
 
 def test_overlap_and_loglik_proxies(tiny):

@@ -14,8 +14,10 @@ from core.skeleton import DEFAULT_POOL_LAYER
 st.title("Skeleton graph")
 st.caption(
     "The model first writes a skeleton of short points (constrained so that it always parses). SoT expands "
-    "every point at once in one batch; SGD reads each point's dependencies and difficulty, decodes each wave of "
-    "ready points as a batch with their parents' answers in the prompt, and lets difficulty pick the model: a "
+    "every point at once in one batch; SGD's skeleton also says what each point depends on (decided from the "
+    "model's log-probabilities with a threshold calibrated on labelled prompts) and how hard it is; SGD decodes "
+    "each wave of ready points as a batch with their parents' answers forwarded into the prompt (the blue edges "
+    "of the graph: hover them for the text), and lets difficulty pick the model: a "
     "wave runs on the strongest model any of its points needs, so the cheap one decodes only a wave of easy "
     "points. Speed comes from batching: one forward serves every point in the batch."
 )
@@ -24,8 +26,8 @@ model = require_model(settings)
 layers = model.config.num_hidden_layers
 question = st.text_area(
     "Question",
-    "What are the main differences between renting and buying a home? Cover cost, flexibility, maintenance "
-    "and long-term wealth.",
+    "Help me start a book club: choose the first book, then set a reading schedule for that book, then write "
+    "discussion questions for each part of that schedule.",
     key="sg_prompt",
     height=90,
 )

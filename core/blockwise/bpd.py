@@ -55,8 +55,7 @@ from core.trace import BlockStep
 
 REFINEMENTS = ("none", "ngram", "neural")
 MAX_LATTICE_PATHS = 4096  # global rescoring scores topk^(k-1) paths per step in Python
-BLOCK = 3  # the default block size k: held out on this CPU (T = 0, two runs each against its own ar) k = 3
-# 1.04x / 1.04x ar, k = 4 0.95x / 0.945x, the same 1.28-1.29 tokens per forward for a shorter block to verify
+BLOCK = 3  # the default block size k: k = 3 beat k = 4 on held-out prompts (docs/methods.md, "Blockwise")
 
 
 def load_bpd_heads(model: LoadedModel, engine: Engine, k: int) -> tuple[torch.nn.ModuleList, str | None]:

@@ -4,8 +4,7 @@ Per layer, q/k/v are one matmul and gate/up another. On a CPU, MKL's GEMM repack
 the weight on every call with more than one row, so a 2-token forward costs about
 twice a 1-token one, which would eat every speculative gain. oneDNN's prepacked
 layout (``torch.ops.mkldnn._reorder_linear_weight``, packed once per model) removes
-that: measured on 2 cores for the 135M model's 1536x576 MLP weight, 2 rows went from
-240 us to 105 us and the 49152x576 LM head from 10 ms to 4.5 ms per row. Elsewhere
+that (figures: docs/methods.md, "Autoregressive"). Elsewhere
 (GPU, other dtypes, a torch without the op) the fused weights go through F.linear.
 Packed weights are built once per model and shared read-only by every run.
 """
@@ -18,7 +17,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-PACK_HINT = 16  # oneDNN's expected row count; any hint >= 2 serves 1..64 rows well (measured)
+PACK_HINT = 16  # oneDNN's expected row count; any hint >= 2 serves 1..64 rows well (docs/methods.md)
 
 Linear = Callable[[torch.Tensor], torch.Tensor]
 

@@ -1,6 +1,7 @@
 """``python -m core.train``: train and measure heads by self-distillation, one function per subcommand.
 
     python -m core.train exit-head --model embedded --layer 8 [--steps 300] [--seed 0] [--samples 8]
+        [--data suite|corpus] [--sequences N]
     python -m core.train heads --model embedded --k 4 [--samples 8] [--data suite|corpus]
     python -m core.train hit-rates --model embedded
     python -m core.train ngram --model embedded
@@ -49,7 +50,7 @@ from core.prompts import is_held_out
 
 def exit_head(model: LoadedModel, args: argparse.Namespace, command: str) -> Path:
     check_exit_layer(model.config.num_hidden_layers, args.layer, "--layer")
-    heads = train_exit_head(model, args.layer, _training(args, command))
+    heads = train_exit_head(model, args.layer, _training(args, command), args.data, args.sequences)
     return _save(heads, Path(args.out) if args.out else exit_head_path(model.key, args.layer))
 
 
@@ -168,14 +169,17 @@ def _measure(sub, name: str, help: str, tokens: int, out: str) -> argparse.Argum
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m core.train", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="what", required=True)
-    _trainer(
+    p = _trainer(
         sub,
         "exit-head",
         "an exit head at layer e (self-draft, SPEED)",
         ("--layer", 8, True),
         300,
         "assets/heads/<model>-exit-L<layer>.pt",
-    ).set_defaults(run=exit_head)
+    )
+    p.add_argument("--data", choices=("suite", "corpus"), default="suite", help="training text: suite or corpus")
+    p.add_argument("--sequences", type=int, default=0, help="corpus sequences, spread over it (0: all)")
+    p.set_defaults(run=exit_head)
     p = _trainer(
         sub,
         "heads",

@@ -325,6 +325,35 @@ def corpus_hidden(model: LoadedModel) -> HiddenSet:
     return HiddenSet({}, final, torch.zeros(len(final), dtype=torch.bool), which, generated)
 
 
+def corpus_sample(corpus: Corpus, sequences: int) -> list[int]:
+    """Indices of ``sequences`` corpus sequences spread evenly over it (every kind of question and task), all
+    of them for 0 or more than it holds."""
+    n = len(corpus.seqs)
+    if sequences <= 0 or sequences >= n:
+        return list(range(n))
+    return [i * n // sequences for i in range(sequences)]
+
+
+@torch.inference_mode()
+def corpus_layer_hidden(model: LoadedModel, layer: int, sequences: int) -> HiddenSet:
+    """Training positions for an exit head at layer e from the corpus (``corpus_sample``): per answer position
+    h_e and the final hidden state, none held out (the corpus holds no suite prompt)."""
+    corpus = load_corpus(model.key)
+    by_layer, final, which, generated = [], [], [], []
+    for i in corpus_sample(corpus, sequences):
+        seq, start = corpus.seqs[i], corpus.prompt_lengths[i]
+        engine = make_engine(model, max_len=len(seq))
+        out = engine.forward(torch.tensor([seq], device=model.device), output_hidden=(layer,))
+        by_layer.append(out.hidden[layer][0].float().cpu())
+        final.append(out.last_hidden[0].float().cpu())
+        which.append(torch.full((len(seq),), i))
+        generated.append(torch.arange(len(seq)) >= start - 2)
+    kept = torch.cat(generated)
+    log(f"  corpus: {len(final):,} sequences, {int(kept.sum()):,} answer positions")
+    return HiddenSet({layer: torch.cat(by_layer)}, torch.cat(final), torch.zeros(len(kept), dtype=torch.bool),
+                     torch.cat(which), kept)
+
+
 def save_features(model_key: str, features: list[torch.Tensor]) -> Path:
     path = features_path(model_key)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -71,7 +71,7 @@ class Heads:
     @classmethod
     def load(cls, path: str | Path, device: torch.device, dtype: torch.dtype) -> Heads:
         """The frozen heads in ``path``, read once per file version, device and dtype and shared read-only by
-        every run (reading and building them cost 10-30 ms of each run's clock)."""
+        every run (reading and building them on each run's clock would slow every run)."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"No trained head file at '{path}'.")

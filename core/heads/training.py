@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from core.heads.corpus import corpus_hidden
+from core.heads.corpus import corpus_hidden, corpus_layer_hidden
 from core.heads.data import log, self_distilled
 from core.metrics import time_left
 from core.heads.measure import bpd_head_analysis, hit_rate
@@ -74,21 +74,31 @@ def new_heads(model: LoadedModel, kind: str, layer: int, count: int, cfg: Traini
         return Heads.new(info)
 
 
-def train_exit_head(model: LoadedModel, layer: int, cfg: TrainingConfig) -> Heads:
-    """An exit head at layer e: reads h_e and learns the model's own next-token distribution p_{t+1}."""
+def train_exit_head(
+    model: LoadedModel, layer: int, cfg: TrainingConfig, data: str = "suite", sequences: int = 0
+) -> Heads:
+    """An exit head at layer e: reads h_e and learns the model's own next-token distribution p_{t+1}.
+    ``data``: "suite", the continuations of the suite's training prompts (the head learns their wording: as
+    SGD's cheap member it wrote about renting a home in answers about a bakery); "corpus", ``sequences``
+    sequences of the self-distillation corpus spread over it (0: all). The suite's held-out prompts measure it."""
     check_exit_layer(model.config.num_hidden_layers, layer)
-    data = self_distilled(model, cfg.tokens, cfg.samples, cfg.temperature, (layer,))
-    train, held = ~data.held_out & data.generated, data.held_out & data.generated
+    if data not in ("suite", "corpus"):
+        raise ValueError(f"--data is suite or corpus, got {data!r}.")
+    suite = self_distilled(model, cfg.tokens, cfg.samples if data == "suite" else 0, cfg.temperature, (layer,))
+    source = corpus_layer_hidden(model, layer, sequences) if data == "corpus" else suite
+    train, held = ~source.held_out & source.generated, suite.held_out & suite.generated
     log(f"  {int(train.sum())} training positions, {int(held.sum())} held out")
     heads = new_heads(model, "exit", layer, 1, cfg)
-    plain = hit_rate(model, None, data.by_layer[layer][held], data.final[held])
-    heads.info.losses = train_head(model, heads.heads[0], data.by_layer[layer][train], data.final[train], cfg)
-    trained = hit_rate(model, heads.heads[0], data.by_layer[layer][held], data.final[held])
+    plain = hit_rate(model, None, suite.by_layer[layer][held], suite.final[held])
+    heads.info.losses = train_head(model, heads.heads[0], source.by_layer[layer][train], source.final[train], cfg)
+    trained = hit_rate(model, heads.heads[0], suite.by_layer[layer][held], suite.final[held])
     heads.info.metrics = {
         "held_out_hit_rate": trained,
         "plain_exit_hit_rate": plain,
         "train_positions": int(train.sum()),
         "held_out_positions": int(held.sum()),
+        "data": data,
+        "corpus_sequences": sequences if data == "corpus" else None,
     }
     log(f"held-out hit rate at layer {layer}: trained head {trained:.3f}, plain early exit {plain:.3f}")
     return heads

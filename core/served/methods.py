@@ -27,22 +27,21 @@ from core.served.client import Chunk, Served, ServedError, check_models, stream_
 from core.skeleton.decode import ITEM_NUMBER, point_budget
 from core.skeleton.format import (
     EXPAND_PROMPT,
-    GRAPH_RULES,
     MAX_POINTS,
     MIN_POINTS,
     PARENTS_BLOCK,
-    SKELETON_PROMPT,
     Skeleton,
     complete_points,
     join_points,
-    parse_skeleton,
+    parse_or_fallback,
     point_opening,
     skeleton_graph,
+    skeleton_prompt,
     waves,
     written_points,
 )
 from core.skeleton.pool import member_index
-from core.trace import Clock, NodeStep, Notice, RunFinished, RunStarted, SkeletonReady, StepCommitted
+from core.trace import Clock, Forwarded, NodeStep, Notice, RunFinished, RunStarted, SkeletonReady, StepCommitted
 
 UNKNOWN_ID = -1  # a served run does not see token ids
 # A chat API cannot prefill the answer as a local run does ("{index}. {point}:"), so the prompt asks for it.
@@ -141,6 +140,9 @@ def _served_skeleton(name: str, served: Served, prompt: str, gen: GenerationConf
         yield from _wave(run, sk, w, ready, names, answers, failed, budget)
     run.text = join_points([p.title for p in sk.points], [answers.get(i, "") for i in range(len(sk.points))])
     extras = {"nodes": len(sk.points), "waves": len(plan), "skeleton_s": skeleton_s, "failed_points": len(failed)}
+    extras["edges"] = sum(len(p.depends) for p in sk.points)
+    extras["difficulty"] = [p.difficulty for p in sk.points] if graph else []
+    extras["members"] = names
     yield run.finished("answered", {**extras, "mean_nodes_per_wave": len(sk.points) / len(plan)})
 
 
@@ -168,6 +170,9 @@ def _wave(run: _Run, sk: Skeleton, w: int, nodes: list[int], names: list[str], a
     """Send every point of the wave at once (a thread per request); yield each piece as it arrives."""
     inbox: queue.Queue[_Arrival] = queue.Queue()
     for n in nodes:
+        parents = list(sk.points[n].depends)
+        if parents:  # the client has no tokenizer: the forwarded text is shown, its token count is not known
+            yield Forwarded(n, parents, written_points(sk, parents, answers), None, run.clock.now())
         text = expansion_prompt(run.prompt, sk, n, answers) + OPENING.format(
             opening=point_opening(n + 1, sk.points[n].title)
         )
@@ -259,8 +264,8 @@ SCHEMA = {
 def write_served_skeleton(served: Served, question: str, graph: bool, gen: GenerationConfig) -> tuple[Skeleton, str]:
     """The server's skeleton and how it came: one request, with a JSON schema when ``served.structured`` (asked
     again without it if the server refuses the field); a JSON answer is turned into the numbered format, any
-    other answer read as text; either way ``parse_skeleton`` reads it with its repairs."""
-    prompt = SKELETON_PROMPT.format(question=question) + (GRAPH_RULES if graph else "")
+    other answer read as text; either way ``parse_or_fallback`` reads it with its repairs."""
+    prompt = skeleton_prompt(question, graph)
     fmt = {"type": "json_schema", "json_schema": {"name": "skeleton", "schema": SCHEMA}} if served.structured else None
     ask = dict(max_tokens=SKELETON_TOKENS, temperature=gen.sampling.temperature)
     try:
@@ -271,10 +276,7 @@ def write_served_skeleton(served: Served, question: str, graph: bool, gen: Gener
         fmt, text = None, _read_skeleton(stream_chat(served, prompt, **ask))  # the field was refused
     listing = _from_json(text, graph)
     how = "JSON schema" if listing is not None else "free text" + (", the JSON schema ignored" if fmt else "")
-    try:
-        return parse_skeleton(listing or text, graph), how
-    except ValueError as exc:
-        raise ServedError(f"The server's skeleton could not be read: {exc}") from None
+    return parse_or_fallback(listing or text, graph), how
 
 
 def _read_skeleton(chunks: Iterator[Chunk]) -> str:

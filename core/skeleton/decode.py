@@ -29,7 +29,7 @@ from core.sampling import make_generator
 from core.skeleton.format import (
     Skeleton,
     join_points,
-    parse_skeleton,
+    parse_or_fallback,
     point_opening,
     skeleton_graph,
     waves,
@@ -39,17 +39,17 @@ from core.skeleton.pool import DEFAULT_POOL_LAYER, PoolMember, full_member, make
 from core.skeleton.rows import decode_rows
 from core.skeleton.writer import write_skeleton
 from core.text import IncrementalDetokenizer, encode_prompt
-from core.trace import NodeStep, SkeletonReady
+from core.trace import Forwarded, NodeStep, SkeletonReady
 
 ITEM_NUMBER = re.compile(r"[\s:*(]*\d{1,2}\s*$")
 
 
-def answer_opening(skeleton: Skeleton, node: int, answers: dict[int, str]) -> str:
+def answer_opening(skeleton: Skeleton, node: int, answers: dict[int, str], forward: bool = True) -> str:
     """The answer a point's row continues, after the question as the user asked it: its parents' finished
-    points (SGD), then "{index}. {title}:". Why not the SoT paper's instruction prompt (docs/methods.md,
-    "Skeletons"): measured on the multi-part prompts, the 135M model continues a point after the plain
-    question more plausibly (log-likelihood proxy -1.20 against -1.31) and the rows' prompts are shorter."""
-    parents = written_points(skeleton, skeleton.points[node].depends, answers)
+    points (SGD, ``forward``), then "{index}. {title}:". Why not the SoT paper's instruction prompt: the 135M
+    model continues a point after the plain question more plausibly, and the rows' prompts are shorter
+    (docs/methods.md, "Skeletons")."""
+    parents = written_points(skeleton, skeleton.points[node].depends, answers) if forward else []
     return "\n".join([*parents, point_opening(node + 1, skeleton.points[node].title)])
 
 
@@ -88,20 +88,22 @@ def run_skeleton(
     point_tokens: int = 0,
     pool_models: list[LoadedModel] | None = None,
     layer: int | None = None,
+    forward: bool = True,
 ) -> Iterator:
-    """Yield RunStarted, notices (skeleton repairs), SkeletonReady, per batched forward a NodeStep and
-    a StepCommitted, then RunFinished (extras: nodes, waves, mean_nodes_per_wave, skeleton_s)."""
+    """Yield RunStarted, notices (skeleton repairs), SkeletonReady, per dependent point a Forwarded (``forward``:
+    its parents' text is in its prompt; off, the same waves without it, to measure what forwarding is worth), per
+    batched forward a NodeStep and a StepCommitted, then RunFinished (extras: nodes, waves, mean_nodes_per_wave,
+    edges, forwarded_tokens, difficulty and member per point, skeleton_s)."""
     prompt_ids = encode_prompt(model, prompt, gen.max_new_tokens)
     layer = fitted_exit_layer(model.config.num_hidden_layers, layer, DEFAULT_POOL_LAYER)
     if point_tokens < 0:
         raise ValueError(f"Tokens per point must be 0 (an even share of max new tokens) or more, got {point_tokens}.")
     written_by = "user" if skeleton.strip() else "model"
-    rec = Recorder(
-        name, model, prompt, prompt_ids, gen, options={"graph": graph, "layer": layer, "skeleton": written_by}
-    )
+    options = {"graph": graph, "layer": layer, "skeleton": written_by, "forward": forward}
+    rec = Recorder(name, model, prompt, prompt_ids, gen, options=options)
     yield rec.started()
     t0 = time.perf_counter()
-    sk, forwards = (parse_skeleton(skeleton, graph), 0) if skeleton.strip() else write_skeleton(model, prompt, graph)
+    sk, forwards = (parse_or_fallback(skeleton, graph), 0) if skeleton.strip() else write_skeleton(model, prompt, graph)
     skeleton_s = time.perf_counter() - t0
     fitted = fit_points(sk, gen.max_new_tokens)
     plan = waves(skeleton_graph(sk)) if graph else [list(range(len(sk.points)))]
@@ -127,24 +129,48 @@ def run_skeleton(
     )
     answers: dict[int, str] = {}
     rng = make_generator(gen.sampling.seed, model.device)
+    forwarded = 0
     for w, nodes in enumerate(plan):
-        yield from _decode_wave(prompt, sk, w, nodes, pool[member_of[nodes[0]]], answers, budget, gen, rng, rec)
+        member = pool[member_of[nodes[0]]]
+        for node in nodes if graph and forward else []:
+            if sk.points[node].depends:
+                sent = _forwarded(sk, node, answers, member.model, rec)
+                forwarded += sent.tokens
+                yield sent
+        yield from _decode_wave(prompt, sk, w, nodes, member, answers, budget, gen, rng, rec, forward)
     rec.answered(join_points([p.title for p in sk.points], [answers.get(i, "") for i in range(len(sk.points))]))
     yield rec.finished(
         {
             "nodes": len(sk.points),
             "waves": len(plan),
             "mean_nodes_per_wave": len(sk.points) / len(plan),
+            "edges": sum(len(p.depends) for p in sk.points),
+            "forwarded_tokens": forwarded,
+            "difficulty": [p.difficulty for p in sk.points] if graph else [],
+            "members": [pool[i].name for i in member_of],
             "skeleton_s": skeleton_s,
             "skeleton_forwards": forwards,
         }
     )
 
 
-def _decode_wave(question, sk, w, nodes, member: PoolMember, answers, budget, gen, rng, rec: Recorder) -> Iterator:
+def _forwarded(sk: Skeleton, node: int, answers: dict[int, str], model: LoadedModel, rec: Recorder) -> Forwarded:
+    """What point ``node``'s prompt carries from its parents (their finished points), off the clock."""
+    t0 = time.perf_counter()
+    parents = sk.points[node].depends
+    texts = written_points(sk, parents, answers)
+    tokens = len(model.tokenizer("\n".join(texts), add_special_tokens=False)["input_ids"])
+    rec.clock.exclude(time.perf_counter() - t0)
+    return Forwarded(node=node, parents=list(parents), texts=texts, tokens=tokens, t=rec.clock.now())
+
+
+def _decode_wave(
+    question, sk, w, nodes, member: PoolMember, answers, budget, gen, rng, rec: Recorder, forward: bool
+) -> Iterator:
     """One wave: its points as one batch of rows on the wave's member."""
     prompts = [
-        encode_prompt(member.model, question, budget, answer_prefix=answer_opening(sk, n, answers)) for n in nodes
+        encode_prompt(member.model, question, budget, answer_prefix=answer_opening(sk, n, answers, forward))
+        for n in nodes
     ]
     detok = {n: IncrementalDetokenizer(member.model.tokenizer) for n in nodes}
     rows = decode_rows(member, prompts, [budget] * len(nodes), gen.sampling, rng, one_item=True)

@@ -23,12 +23,39 @@ SKELETON_PROMPT = (
     "You're an organizer responsible for only giving the skeleton (not the full content) for answering the "
     "question. Provide the skeleton in a list of points (numbered 1., 2., 3., etc.) to answer the question. "
     "Instead of writing a full sentence, each skeleton point should be very short with only 3~5 words. "
-    "Generally, the skeleton should have 3~10 points.\n\nQuestion: {question}"
+    "Generally, the skeleton should have 3~10 points.{rules}\n\nQuestion: {question}"
 )
 GRAPH_RULES = (
     "\n\nAfter each point, write '| depends on:' and the numbers of the earlier points it needs, or 'none', "
     "then '| difficulty:' and a number from 1 (easy) to 5 (hard)."
 )
+# Worked examples for the SGD skeleton (the SGD paper prompts with examples of the summary, dependency list and
+# difficulty): one chain, one list of independent points, one mix. Their topics are none of the labelled prompts'
+# (assets/prompts/graph.jsonl), so the calibration's test split measures the examples, not a copy of them.
+GRAPH_EXAMPLES = (
+    "\n\nExample. Question: Help me learn to cook: pick a simple dish, then buy what the dish needs, then cook it."
+    "\n1. Pick a simple dish | depends on: none | difficulty: 1"
+    "\n2. Buy what the dish needs | depends on: 1 | difficulty: 2"
+    "\n3. Cook the dish | depends on: 2 | difficulty: 3"
+    "\n\nExample. Question: What are the benefits of tea, coffee and water?"
+    "\n1. Benefits of tea | depends on: none | difficulty: 1"
+    "\n2. Benefits of coffee | depends on: none | difficulty: 1"
+    "\n3. Benefits of water | depends on: none | difficulty: 1"
+    "\n\nExample. Question: How do I start a podcast?"
+    "\n1. Choose a topic | depends on: none | difficulty: 2"
+    "\n2. Buy a microphone | depends on: none | difficulty: 1"
+    "\n3. Record episodes on the topic | depends on: 1, 2 | difficulty: 4"
+    "\n4. Publish the episodes | depends on: 3 | difficulty: 2"
+)
+
+
+def skeleton_prompt(question: str, graph: bool, examples: bool = True) -> str:
+    """The skeleton prompt of SoT, or of SGD (``graph``): the rules for dependencies and difficulty, and with
+    ``examples`` the worked examples (the local writer and the served path both use it)."""
+    rules = (GRAPH_RULES + (GRAPH_EXAMPLES if examples else "")) if graph else ""
+    return SKELETON_PROMPT.format(question=question, rules=rules)
+
+
 EXPAND_PROMPT = (
     "You're responsible for continuing the writing of one and only one point in the overall answer to the "
     "following question.\n\n{question}\n\nThe skeleton of the answer is\n\n{skeleton}\n\n{parents}"
@@ -60,8 +87,8 @@ class Skeleton:
 def point_opening(index: int, title: str) -> str:
     """How the answer to point ``index`` (1-based) begins: the SoT paper prefills each point-expanding answer
     with "{index}. {point}" so the model continues that point instead of restarting the answer. The colon
-    is ours: measured on the multi-part prompts, after "2. Practice" the 135M model lists the next points,
-    after "2. Practice:" it writes about the point (log-likelihood proxy -1.36 against -1.48)."""
+    is ours: after "2. Practice" the 135M model tends to list the next points, after "2. Practice:" it writes
+    about the point (docs/methods.md, "Skeletons")."""
     return f"{index}. {title}:"
 
 
@@ -163,6 +190,19 @@ def parse_skeleton(text: str, graph: bool) -> Skeleton:
     return Skeleton(points, text, warnings)
 
 
+def parse_or_fallback(text: str, graph: bool) -> Skeleton:
+    """``parse_skeleton``, or when no numbered point can be read, one wave: each non-empty line a point (at most
+    MAX_POINTS, no dependencies), or one point answering the question when there is no line; a note says so."""
+    try:
+        return parse_skeleton(text, graph)
+    except ValueError:
+        lines = [plain_title(line)[:MAX_TITLE_CHARS] for line in text.splitlines() if plain_title(line)]
+        points = [Point(t) for t in lines[:MAX_POINTS]] or [Point("Answer")]
+        how = f"its {len(points)} lines were decoded as points" if lines else "the question was answered as one point"
+        note = f"The skeleton has no numbered points ('1. ...' on its own line), so {how}, in one wave."
+        return Skeleton(points, text, [note])
+
+
 def _dependencies(i: int, deps: str | None, index_of: dict[int, int], warnings: list[str]) -> list[int]:
     if deps is None:
         warnings.append(f"Point {i + 1} does not say what it depends on; taken as 'none'.")
@@ -171,7 +211,8 @@ def _dependencies(i: int, deps: str | None, index_of: dict[int, int], warnings: 
     for ref in re.findall(r"\d+", deps):
         j = index_of.get(int(ref))
         if j is None or j >= i:
-            kind = "itself" if j == i else ("a later point" if j is not None else "a point that does not exist")
+            later = "a later point, which could close a cycle"
+            kind = "itself" if j == i else (later if j is not None else "a point that does not exist")
             warnings.append(f"Point {i + 1} depends on {ref}, {kind}; that dependency was dropped.")
         elif j not in out:
             out.append(j)
@@ -206,3 +247,8 @@ def skeleton_graph(skeleton: Skeleton) -> nx.DiGraph:
 def waves(g: nx.DiGraph) -> list[list[int]]:
     """Waves of ready nodes: every node whose parents are all in earlier waves."""
     return [sorted(gen) for gen in nx.topological_generations(g)]
+
+
+# The worked examples' titles (by ``gist``): the 135M model copied them into unrelated skeletons ("Buy a microphone"
+# in a dinner party's), so the writer rewrites such a title (``core.skeleton.writer``).
+EXAMPLE_TITLES = frozenset(gist(t) for t in re.findall(r"\n\d\. ([^|]+?) \|", GRAPH_EXAMPLES))

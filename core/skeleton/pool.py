@@ -15,7 +15,8 @@ from core.engine import engine_class
 from core.heads import head_logits, load_exit_head
 from core.models import LoadedModel
 
-DEFAULT_POOL_LAYER = 15  # half of the embedded model's 30 layers; its exit head is shipped
+DEFAULT_POOL_LAYER = 24  # of the embedded model's 30: the shallowest exit that writes on topic (docs/methods.md,
+# "The cheap member"); its exit head is shipped
 
 
 @dataclass
@@ -59,8 +60,7 @@ def wave_members(plan: list[list[int]], member_of: list[int]) -> list[int]:
     forward per step however many rows it holds (decoding a few rows reads every weight once: memory-bound),
     while a second member's batch adds its own forward to every step of the wave; so a point whose wave
     already pays for a stronger member is moved up to it, and a cheaper member runs only a wave of easy
-    points. (Measured on this CPU: ``sgd`` with the cheap member batched beside the full model 1.30x ``ar``,
-    with the full model alone 1.47x.)"""
+    points (figures: docs/methods.md, "Skeletons")."""
     out = list(member_of)
     for wave in plan:
         top = max(member_of[n] for n in wave)

@@ -12,11 +12,19 @@ import torch
 
 from core.engine import make_engine
 from core.models import LoadedModel
-from core.skeleton.format import GRAPH_RULES, MAX_POINTS, MIN_POINTS, SKELETON_PROMPT, Skeleton, gist, parse_skeleton
+from core.skeleton.dependencies import Decider, decider_for, sequence_logprobs
+from core.skeleton.format import (
+    EXAMPLE_TITLES,
+    MAX_POINTS,
+    MIN_POINTS,
+    Skeleton,
+    gist,
+    parse_skeleton,
+    skeleton_prompt,
+)
 from core.text import InputError, encode_prompt, token_flags
 
 MAX_TITLE_TOKENS = 10
-MAX_DEPENDENCIES = 3
 
 
 class _Writer:
@@ -103,15 +111,29 @@ class _Writer:
             self.restore(mark)
         return chosen
 
+    def option_logprobs(self, options: list[str]) -> list[float]:
+        """log p of each option's tokens after what is written (nothing is written)."""
+        self._next_logits()
+        mark = self.mark()
+
+        def logits_after(prefix: list[int]) -> torch.Tensor:
+            self.restore(mark)
+            self._append(prefix)
+            return self._next_logits()
+
+        seqs = [self.tok(o, add_special_tokens=False)["input_ids"] for o in options]
+        out = sequence_logprobs(logits_after, seqs)
+        self.restore(mark)
+        return out
+
 
 SKELETON_BUDGET = MAX_POINTS * (MAX_TITLE_TOKENS + 24)  # tokens the constrained skeleton may take at most
 RETRIES = 6  # rewrites of a repeated point while the skeleton has fewer than MIN_POINTS
 
 
-def skeleton_prompt_ids(model: LoadedModel, question: str, graph: bool) -> list[int]:
+def skeleton_prompt_ids(model: LoadedModel, question: str, graph: bool, examples: bool = True) -> list[int]:
     """The skeleton prompt's ids; InputError, in the user's terms, when the question leaves no room for it."""
-    prompt = SKELETON_PROMPT.format(question=question) + (GRAPH_RULES if graph else "")
-    ids = encode_prompt(model, prompt, 0)
+    ids = encode_prompt(model, skeleton_prompt(question, graph, examples), 0)
     if len(ids) + SKELETON_BUDGET > model.context_length:
         raise InputError(
             f"The question is too long to write a skeleton for: with the skeleton instructions it is {len(ids)} "
@@ -121,14 +143,22 @@ def skeleton_prompt_ids(model: LoadedModel, question: str, graph: bool) -> list[
     return ids
 
 
-def write_skeleton(model: LoadedModel, question: str, graph: bool) -> tuple[Skeleton, int]:
-    """The model's skeleton for ``question`` under the constrained format; (parsed skeleton, forwards)."""
-    w = _Writer(model, skeleton_prompt_ids(model, question, graph), SKELETON_BUDGET)
+def write_skeleton(
+    model: LoadedModel, question: str, graph: bool, decider: Decider | None = None, given: list[str] | None = None
+) -> tuple[Skeleton, int]:
+    """The model's skeleton for ``question`` under the constrained format; (parsed skeleton, forwards).
+    ``decider``: how SGD's dependencies are chosen (default: the model's calibrated one,
+    ``core.skeleton.dependencies``); ``given``: the points' titles are these (forced), the model writes only their
+    dependencies and difficulty (the calibration's way to score the decision alone)."""
+    decider = decider or decider_for(model.key)
+    w = _Writer(model, skeleton_prompt_ids(model, question, graph, decider.examples), SKELETON_BUDGET)
+    if given is not None:
+        return _write_fields(w, given, graph, decider), w.forwards
     titles: list[str] = []
     warnings: list[str] = []
     notes: list[str] = []
     for n in range(1, MAX_POINTS + 1):
-        title = _write_title(w, n, titles, graph)
+        title = _write_title(w, n, titles, graph, EXAMPLE_TITLES if graph and decider.examples else frozenset())
         if title in titles:  # a small model ends a list by repeating a point; the repeat is rolled back
             said = (
                 f"The model's point {n} repeated point {titles.index(title) + 1}, so the skeleton ends at point {n - 1}"
@@ -140,9 +170,7 @@ def write_skeleton(model: LoadedModel, question: str, graph: bool) -> tuple[Skel
             break
         titles.append(title)
         if graph:
-            _write_dependencies(w, n)
-            w.force(" | difficulty:")
-            w.choose([f" {d}" for d in range(1, 6)])
+            _write_graph_fields(w, n, decider)
         if n == MAX_POINTS or (n >= MIN_POINTS and w.choose([f"\n{n + 1}", None], write=False) == 1):
             break
     skeleton = parse_skeleton(w.tok.decode(w.written, skip_special_tokens=True), graph)
@@ -151,36 +179,39 @@ def write_skeleton(model: LoadedModel, question: str, graph: bool) -> tuple[Skel
     return skeleton, w.forwards
 
 
-def _write_title(w: _Writer, n: int, titles: list[str], graph: bool) -> str:
+def _write_title(w: _Writer, n: int, titles: list[str], graph: bool, avoid: frozenset[str] = frozenset()) -> str:
     """Point n's number and title. A repeat of an earlier point is rewritten without its first token while
-    the skeleton is short of MIN_POINTS (at most RETRIES times); a repeat that stays is rolled back."""
+    the skeleton is short of MIN_POINTS (at most RETRIES times); a repeat that stays is rolled back (the caller
+    ends the skeleton there). An empty title, or one in ``avoid`` (a worked example's, copied), is rewritten the
+    same way at any n, and kept as it is if RETRIES rewrites do not help."""
     mark, banned = w.mark(), set()
-    for _ in range(RETRIES if n <= MIN_POINTS else 1):
+    for attempt in range(1, RETRIES + 1):
         w.force(f"{n}." if n == 1 else f"\n{n}.")
         start = len(w.written)
         w.free(("\n", "|", ":") if graph else ("\n", ":"), MAX_TITLE_TOKENS, frozenset(banned))
         title = gist(w.tok.decode(w.written[start:], skip_special_tokens=True))
-        if title not in titles:
+        usable = bool(title) and title not in avoid
+        if (usable and title not in titles) or (not usable and attempt == RETRIES):
             return title
         banned.add(w.written[start])
         w.restore(mark)
+        if usable and attempt >= (RETRIES if n <= MIN_POINTS else 1):
+            return title  # a repeat
     return title
 
 
-def _write_dependencies(w: _Writer, n: int) -> None:
-    """' | depends on: none' or up to MAX_DEPENDENCIES earlier point numbers, each the model's choice."""
+def _write_graph_fields(w: _Writer, n: int, decider: Decider) -> None:
+    """' | depends on: ...' by the decider, then ' | difficulty: d', the model's choice of 1-5."""
     w.force(" | depends on:")
-    left = list(range(1, n))
-    if not left:
-        w.force(" none")
-        return
-    first = w.choose([" none"] + [f" {j}" for j in left])  # writes the choice
-    if first == 0:
-        return
-    left.pop(first - 1)
-    for _ in range(MAX_DEPENDENCIES - 1):
-        if not left or w.choose([",", " |"], write=False) == 1:
-            return
-        w.force(",")
-        pick = w.choose([f" {j}" for j in left])
-        left.pop(pick)
+    decider.write(w, n)
+    w.force(" | difficulty:")
+    w.choose([f" {d}" for d in range(1, 6)])
+
+
+def _write_fields(w: _Writer, titles: list[str], graph: bool, decider: Decider) -> Skeleton:
+    """The given titles, each followed (``graph``) by the fields the model chooses."""
+    for n, title in enumerate(titles[:MAX_POINTS], start=1):
+        w.force(f"{n}. {title}" if n == 1 else f"\n{n}. {title}")
+        if graph:
+            _write_graph_fields(w, n, decider)
+    return parse_skeleton(w.tok.decode(w.written, skip_special_tokens=True), graph)

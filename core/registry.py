@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from core.baselines import run_ar, run_hf
 from core.blockwise import run_bpd
 from core.config import ModelLoadError
+from core.eagle import run_eagle
 from core.engine import EngineUnsupported
 from core.skeleton import run_sgd, run_sot
-from core.speculative import run_eagle, run_speculative
+from core.speculative import run_speculative
 from core.speed import run_speed
 
 # What a run can raise that is the user's to fix (bad prompt, settings or model); the

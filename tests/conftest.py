@@ -30,8 +30,8 @@ def tiny_eagle_head(tiny, tmp_path, monkeypatch):
     """A random (untrained) EAGLE feature head for the tiny model, saved where the draft source looks for it."""
     import torch
 
-    import core.heads.feature as feature
-    from core.heads.feature import FeatureHead, save_feature_head
+    import core.eagle.head as feature
+    from core.eagle.head import FeatureHead, save_feature_head
     from core.heads.modules import HeadInfo
 
     monkeypatch.setattr(feature, "HEADS", tmp_path)

@@ -107,8 +107,8 @@ def test_draft_trees_page_runs_draws_trees_and_compares_rules(tiny):
 def test_draft_trees_page_runs_the_eagle_dynamic_tree_and_exact_rule_figures(tiny, tmp_path, monkeypatch):
     """A (random) feature head for the tiny model: the page offers EAGLE first, draws dynamic trees, and at
     T > 0 the rule comparison shows each rule's exact acceptance on the same drafts."""
-    import core.heads.feature as feature
-    from core.heads.feature import FeatureHead, save_feature_head
+    import core.eagle.head as feature
+    from core.eagle.head import FeatureHead, save_feature_head
     from core.heads.modules import HeadInfo
 
     monkeypatch.setattr(feature, "HEADS", tmp_path)

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-import core.heads.feature as feature
+import core.eagle.head as feature
 import core.heads.vocab as vocab_mod
 from core.config import GenerationConfig, SamplingConfig
 from core.engine import make_engine
@@ -27,8 +27,8 @@ from core.heads.corpus import (
     topics,
     write_corpus,
 )
-from core.heads.feature import FeatureHead, load_feature_head, save_feature_head
-from core.heads.feature_training import draft_two_positions, lineage, second_pass_mask
+from core.eagle.head import FeatureHead, load_feature_head, save_feature_head
+from core.eagle.training import draft_two_positions, lineage, second_pass_mask
 from core.heads.modules import HeadInfo
 from core.heads.tasks import first_sentence, task_prompts
 from core.heads.vocab import build_vocab, coverage_curve, load_draft_vocab, reduced_projection, smallest_size
@@ -36,7 +36,7 @@ from core.metrics import summarize
 from core.prompts import load_prompts
 from core.registry import METHODS
 from core.speculative.copies import ChainRate, graft_chain
-from core.speculative.eagle import DynamicTree, FeatureDrafter
+from core.eagle import DynamicTree, FeatureDrafter
 from core.trace import StepCommitted, TreeStep
 
 PROMPT = "Hello there, how are you"
@@ -396,7 +396,7 @@ def test_eagle_gives_the_same_tokens_when_both_engines_are_graph_engines(tiny, t
             super().__init__(*args, **kw, capture=True)
 
     monkeypatch.setattr("core.engine.engine_class", lambda model: Captured)
-    monkeypatch.setattr("core.speculative.eagle.llama_engine_class", lambda device: Captured)
+    monkeypatch.setattr("core.eagle.drafter.llama_engine_class", lambda device: Captured)
     assert summarize(run(tiny, "eagle", PROMPT, gen)).output_ids == before
     assert sum(hidden_steps) >= 3 and len(hidden_steps) > sum(hidden_steps)  # draft (hidden) and target (ids)
 
@@ -414,3 +414,17 @@ def test_bench_summary_survives_a_method_with_no_decode_clock():
     out = summarize_runs([run_("ar", 0.5), run_("sot", None)], ["ar", "sot"])
     assert out["sot"]["decode_tok_s"] is None and out["sot"]["decode_speedup_vs_ar"] is None
     assert out["ar"]["decode_speedup_vs_ar"] == pytest.approx(1.0)
+
+
+def test_the_dynamic_trees_size_is_a_function_of_the_settings_and_the_draft_not_a_clock(tiny, tiny_eagle_head):
+    """Two runs of the same prompt and settings verify trees of the same sizes, step by step: the draft cost in
+    the size rule is the step's draft forwards times a cost from the weights (``forward_cost``), not a timing."""
+    from core.eagle.drafter import forward_cost
+
+    cost = forward_cost(tiny, tiny_eagle_head, tiny.model.lm_head.out_features)
+    assert 0 < cost < 1
+    sizes = []
+    for _ in range(2):
+        events = run(tiny, "eagle", "Tell me about the sea and the sky", GenerationConfig(16))
+        sizes.append([len(e.tokens) for e in events if isinstance(e, TreeStep)])
+    assert sizes[0] == sizes[1] and sizes[0]

@@ -19,11 +19,11 @@ from components.tree import (
     render_tree_step,
 )
 from core.heads import fitted_exit_layer
-from core.heads.feature import feature_head_path
+from core.eagle.head import feature_head_path
 from core.metrics import acceptance_per_depth, summarize
 from core.registry import RUN_ERRORS, get_method
 from core.speculative.drafts import default_depth
-from core.speculative.eagle import MAX_CHAIN, MAX_DYNAMIC_NODES, DynamicTree
+from core.eagle import MAX_CHAIN, MAX_DYNAMIC_NODES, DynamicTree
 from core.speculative.tree import MAX_TREE_NODES, full_tree_size
 from core.trace import TreeStep
 

@@ -37,8 +37,8 @@ from core.heads.corpus import (
     write_corpus,
 )
 from core.heads.data import distill_sequences, log
-from core.heads.feature import feature_head_path, save_feature_head
-from core.heads.feature_training import FeatureTrainingConfig, train_feature_head
+from core.eagle.head import feature_head_path, save_feature_head
+from core.eagle.training import FeatureTrainingConfig, train_feature_head
 from core.heads.measure import hit_rate_path, layer_hit_rates
 from core.heads.modules import bpd_heads_path, check_exit_layer, exit_head_path
 from core.heads.tasks import KINDS

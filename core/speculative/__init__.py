@@ -1,9 +1,8 @@
 """Speculative decoding with draft chains and trees: the step loop (``speculate``), draft sources
-(``drafts``, ``copies``, ``eagle``), tree topologies (``tree``), verification rules (``rules``); methods spec,
-pld, rrs, rrsw, spechub (``run_speculative``) and eagle (``run_eagle``)."""
+(``drafts``, ``copies``; EAGLE's is ``core.eagle``), tree topologies (``tree``), verification rules (``rules``);
+methods spec, pld, rrs, rrsw, spechub (``run_speculative``)."""
 
 from core.speculative.drafts import DraftChoice, DraftSettings, DraftSource, DraftTree, Root, make_draft_lm
-from core.speculative.eagle import run_eagle
 from core.speculative.rules import RULES, Rule, Walk
 from core.speculative.speculate import make_draft_source, run_speculative, speculate
 from core.speculative.tree import TreeTopology
@@ -20,7 +19,6 @@ __all__ = [
     "Walk",
     "make_draft_lm",
     "make_draft_source",
-    "run_eagle",
     "run_speculative",
     "speculate",
 ]

@@ -16,7 +16,7 @@ Sources (one module each):
   the verifier, which then runs layers [e, L) only), or a separate draft model sharing the target's tokenizer,
   with its own engine;
 - ``PromptLookup`` (``core.speculative.copies``): a chain copied from the context;
-- ``FeatureDrafter`` (``core.speculative.eagle``): EAGLE's feature head and dynamic trees;
+- ``FeatureDrafter`` (``core.eagle.drafter``): EAGLE's feature head and dynamic trees;
 - ``BlockDrafter`` (``core.blockwise.bpd``): BPD's heads.
 A proposal stays on the device: a source reads at most once per step (a read the step needs, e.g. to size a
 dynamic tree), so a step reads at most twice (docs/methods.md, "GPU engine").

@@ -15,7 +15,7 @@ device once after evaluating (``read_step``: the path, the final token and the t
 transfer); a source may read once more before verifying (docs/methods.md, "GPU engine").
 
 Method names: ``spec`` (single chain, self-draft, Leviathan et al.: rrs with k = 1), ``pld`` (single chain
-from prompt lookup), ``rrs``, ``rrsw``, ``spechub`` (trees), ``eagle`` (``core.speculative.eagle``).
+from prompt lookup), ``rrs``, ``rrsw``, ``spechub`` (trees), ``eagle`` (``core.eagle.drafter``).
 ``speculate`` is the step loop itself, shared with Blockwise Parallel Decoding (``core.blockwise``).
 """
 
@@ -228,7 +228,7 @@ def make_draft_source(
     if choice.draft == "lookup":
         return PromptLookup(model.model.lm_head.out_features, model.device, curve=device_curve(model)), None
     if choice.draft == "eagle":
-        from core.speculative.eagle import make_feature_drafter
+        from core.eagle.drafter import make_feature_drafter
 
         return make_feature_drafter(model, engine, max_len), None
     lm, notice = make_draft_lm(model, engine, choice, max_len)

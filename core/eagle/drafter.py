@@ -1,4 +1,4 @@
-"""EAGLE: a feature-level draft (``core.heads.feature``) with EAGLE-2's dynamic draft trees.
+"""EAGLE's draft source: the feature head (``core.eagle.head``) drafting EAGLE-2's dynamic trees (``core.eagle.tree``).
 
 The draft keeps its own KV cache of pairs (f_i, x_{i+1}) with the target's true features f. Per step:
     propose - feed the pairs the last step committed (true features from the verify forward), ending with
@@ -10,8 +10,10 @@ The draft keeps its own KV cache of pairs (f_i, x_{i+1}) with the target's true 
                 draft confidence c(u) = prod q along the path (one draft forward of K tokens, tree mask) each
                 expanded into its top-K children. One read brings the candidates to the host, which ranks
                 them by c and keeps the n best, n maximising the predicted tokens per unit of time
-                (1 + sum_{kept} c(u)) / (D + v(n + 1)), D the step's draft cost and v the verify-cost curve
-                (both in target forwards of one token, this device); with ``lookup`` > 0 a chain copied from
+                (1 + sum_{kept} c(u)) / (D + v(n + 1)), D the step's draft cost (its draft forwards times
+                ``forward_cost``, the weights a draft forward reads over a target forward's: a pure function of
+                the shapes, so the tree's size is one of the settings and the draft, not of a clock) and v the
+                verify-cost curve (in target forwards of one token, this device); with ``lookup`` > 0 a chain copied from
                 the context (``ContextIndex``) is grafted on the candidates first, its node j ranked by
                 c = a_0 ... a_j, the rates a learnt over the run (``ChainRate``), so the same ranking decides
                 whether copying pays;
@@ -24,9 +26,7 @@ The draft keeps its own KV cache of pairs (f_i, x_{i+1}) with the target's true 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import torch
 
@@ -34,7 +34,8 @@ from core.config import GenerationConfig
 from core.engine import Engine, lm_logits, llama_engine_class, make_engine, require
 from core.engine.cost import best_size, device_curve
 from core.engine.sync import host, upload
-from core.heads.feature import FeatureHead, shared_feature_head
+from core.eagle.head import FeatureHead, shared_feature_head
+from core.eagle.tree import MAX_DYNAMIC_NODES, Candidates, DynamicTree
 from core.heads.vocab import load_draft_vocab, reduced_projection
 from core.models import LoadedModel
 from core.recorder import Recorder, excluding_consumer_time
@@ -45,64 +46,6 @@ from core.speculative.rules import rule
 from core.speculative.speculate import speculate
 from core.speculative.tree import MAX_TREE_NODES, TreeTopology
 from core.text import encode_prompt
-
-MAX_DYNAMIC_NODES = 64  # verified per step at most (v(n) is measured up to 64)
-MAX_CHAIN = 16  # tokens of a copied chain at most
-
-
-@dataclass(frozen=True)
-class DynamicTree:
-    """EAGLE-2 tree shape: ``depth`` levels, ``topk`` nodes expanded per level into ``topk`` children each, at
-    most ``max_nodes`` verified (root included), ``lookup`` tokens of a copied chain grafted (0: none). The
-    defaults and what they measured: docs/methods.md, "EAGLE"."""
-
-    depth: int = 2
-    topk: int = 4
-    max_nodes: int = 48
-    lookup: int = 8
-
-    def check(self) -> None:
-        if not 1 <= self.depth <= 12:
-            raise ValueError(f"The dynamic tree's depth must be between 1 and 12, got {self.depth}.")
-        if not 1 <= self.topk <= 16:
-            raise ValueError(f"The dynamic tree expands 1 to 16 nodes per level, got top-k {self.topk}.")
-        if not 2 <= self.max_nodes <= MAX_DYNAMIC_NODES:
-            raise ValueError(
-                f"The dynamic tree verifies 2 to {MAX_DYNAMIC_NODES} nodes per step, got {self.max_nodes}."
-            )
-        if not 0 <= self.lookup <= MAX_CHAIN:
-            raise ValueError(f"The copied chain holds 0 to {MAX_CHAIN} tokens, got {self.lookup}.")
-
-    @property
-    def candidates(self) -> int:
-        """Nodes the expansion drafts, root included: 1 + K + (depth - 1) K^2 (a fixed shape)."""
-        return 1 + self.topk + (self.depth - 1) * self.topk**2
-
-
-@dataclass
-class Candidates:
-    """The dynamic tree's drafted nodes on the device, in drafting order (node 0 the root): token, parent,
-    depth and log confidence log c(u) = sum of log q along the path, each [C]."""
-
-    tokens: list[torch.Tensor]
-    parents: list[torch.Tensor]
-    depths: list[torch.Tensor]
-    logc: list[torch.Tensor]
-
-    def add(self, tokens, parents, depth: int, logc) -> None:
-        self.tokens.append(tokens)
-        self.parents.append(parents)
-        self.depths.append(torch.full_like(tokens, depth))
-        self.logc.append(logc)
-
-    def read(self) -> tuple[list[int], list[int], list[int], list[float]]:
-        """The one read before verification: every candidate's token, parent, depth and log confidence."""
-        parts = [torch.cat(x).double() for x in (self.tokens, self.parents, self.depths, self.logc)]
-        flat = host(torch.cat(parts))
-        n = len(flat) // 4
-        ints = [int(x) for x in flat[: 3 * n]]
-        return ints[:n], ints[n : 2 * n], ints[2 * n :], flat[3 * n :]
-
 
 class FeatureDrafter(DraftDefaults):
     """The EAGLE draft source (see the module docstring)."""
@@ -117,7 +60,7 @@ class FeatureDrafter(DraftDefaults):
         self.embed = model.model.model.embed_tokens
         self.vocab_size = model.model.lm_head.out_features
         self.curve = device_curve(model) if dynamic else None
-        self.t1 = self.curve["seconds"][0] if self.curve else None
+        self.forward_cost = forward_cost(model, head, vocab.size if vocab else self.vocab_size)
         size = f"{vocab.size:,}-token draft vocabulary" if vocab else "full vocabulary"
         layers = len(head.layers)
         self.name = f"EAGLE feature head ({layers} layer{'s' * (layers > 1)}, {size})"
@@ -152,12 +95,12 @@ class FeatureDrafter(DraftDefaults):
         return draft_probs(self.project(features), settings.sampling)
 
     def propose(self, root: Root) -> DraftTree:
-        t0 = time.perf_counter()
+        start = self.forwards
         self.rate.update(self.chain, [*root.fresh[1:], root.token])  # what the last step emitted
         self.context.extend(root.ids[len(self.context.tokens) :])
         f_root = self._feed(root)
         if self.dynamic:
-            return self._dynamic(root, f_root, t0)
+            return self._dynamic(root, f_root, start)
         return self._full(root, f_root)
 
     def _full(self, root: Root, f_root: torch.Tensor) -> DraftTree:
@@ -225,13 +168,13 @@ class FeatureDrafter(DraftDefaults):
             seen = torch.cat([seen.index_select(0, owner), eye.index_select(0, owner)], 1)
         return c
 
-    def _dynamic(self, root: Root, f_root: torch.Tensor, t0: float) -> DraftTree:
+    def _dynamic(self, root: Root, f_root: torch.Tensor, start: int) -> DraftTree:
         """Expand on the device, read the candidates once, graft the copied chain, keep the best n
         (``best_size``) and hand the kept subtree to the device."""
         tokens, parents, depth, logc = self._expand(root, f_root).read()
         copied = self._graft(parents, tokens, depth, logc)
         ranked = sorted(range(1, len(tokens)), key=lambda n: (-logc[n], depth[n], n))
-        cost = (time.perf_counter() - t0) / self.t1
+        cost = (self.forwards - start) * self.forward_cost  # D: this step's draft forwards, in target forwards
         n = best_size([math.exp(logc[i]) for i in ranked], cost, self.curve, self.dynamic.max_nodes)
         self.sizes.append(n + 1)
         tree, index = self._subtree(ranked[:n], parents, tokens, depth, logc, copied)
@@ -274,6 +217,15 @@ class FeatureDrafter(DraftDefaults):
             out["copied_tokens_accepted"] = self.copied_accepted
             out["copied_chain_rate"] = [round(h / t, 3) for h, t in zip(self.rate.hits, self.rate.tries, strict=True)]
         return out
+
+
+def forward_cost(model: LoadedModel, head: FeatureHead, vocab_rows: int) -> float:
+    """One draft forward's cost in target forwards of one token: the weights it reads (the head's layers and
+    fuse, and the projection onto ``vocab_rows`` tokens) over the target's (every weight). A step is
+    memory-bound, so bytes read set its cost (docs/methods.md, "EAGLE": against the measured figure)."""
+    target = sum(p.numel() for p in model.model.parameters())
+    own = sum(v.numel() for v in head.trained_state().values()) + vocab_rows * model.config.hidden_size
+    return own / target
 
 
 def make_feature_drafter(

@@ -1,4 +1,4 @@
-"""Training the feature-level draft head (``core.heads.feature``) on the self-distillation corpus.
+"""Training the feature-level draft head (``core.eagle.head``) on the self-distillation corpus.
 
 Per corpus sequence x_0..x_{T-1} with the target's features f_0..f_{T-2} (captured while the corpus
 was decoded), the inputs are the pairs (f_i, x_{i+1}) and the targets the next features f_{i+1}:
@@ -36,7 +36,7 @@ from core.engine.llama import LlamaEngine
 from core.heads.corpus import Corpus, corpus_features, load_corpus, task_rounds
 from core.heads.data import log
 from core.metrics import time_left
-from core.heads.feature import FeatureHead, load_feature_head
+from core.eagle.head import FeatureHead, load_feature_head
 from core.heads.modules import HeadInfo
 from core.heads.vocab import DraftVocab, reduced_projection
 from core.models import LoadedModel

@@ -29,7 +29,7 @@ from core.metrics import time_left
 from core.trace import RunStarted, StepCommitted
 
 REDRAW_S = 0.5
-SETTLE_S = 1.0  # after a run's answer is drawn, the browser's time to draw it before the next timed run starts
+SETTLE_S = 1.0  # the browser's time to draw what came before a timed run (a warm-up's status, the last answer)
 REPLAY_S = 12.0  # a replay lasts the run's own time, sped up to at most this long
 FRAME_S = 0.25  # a replayed view is redrawn at most this often
 
@@ -61,13 +61,16 @@ def stop_button(key: str, container=None) -> None:
 
 def stream_run(run: Iterator, *, key: str, container=None) -> list:
     """Every event of ``run`` (which runs in a worker thread), with one line counting its tokens and the time
-    left while it is timed, and a button to stop it; the finished answer at the end, and ``SETTLE_S`` for the
-    browser to draw it (drawn while the next method ran, it cost that run's first steps up to a tenth of a
-    64-token run: the Compare page showed pld at 0.88x against the bench's 1.07x)."""
+    left while it is timed, and a button to stop it; the finished answer at the end. The run starts
+    ``SETTLE_S`` after its lines are sent, so the browser has drawn them, and whatever came before (the warm-up's
+    status, the last run's answer), before the clock starts: drawn during a run, they cost its first steps up
+    to a tenth of a 64-token run, and only the method's run follows the warm-up (README, "Numbers a page
+    shows")."""
     target = container or st
     status, stop, text = target.empty(), target.empty(), target.empty()
     status.caption("timing: the page stays quiet while the run is timed")
     stop_button(key, stop)
+    time.sleep(SETTLE_S)
     worker, events, t0 = RunThread(run), [], time.perf_counter()
     try:
         while True:
@@ -83,7 +86,6 @@ def stream_run(run: Iterator, *, key: str, container=None) -> list:
     status.empty()
     stop.empty()
     render_answer(events, key=key, container=text)
-    time.sleep(SETTLE_S)  # else the browser draws this answer during the next run's first steps, on its clock
     return events
 
 

@@ -7,9 +7,10 @@ either clock, even: a method that runs at AR's speed may land a hair on either s
 - Compare (its default methods);
 - Draft trees (EAGLE's dynamic tree) and its rule comparison (the verification: RRS, RRSw, SpecHub, k = 2);
 - Blockwise (bpd), SPEED pipeline (speed), Skeleton graph (SoT and SGD, equal-length speedups).
-A figure that misses is held to a second bench run as well (one short run varies by several percent on 2
-cores), and passes if it agrees with either. The figures of the run are kept in artifacts/timing-pages.json. ``DECODING_LAB_APP_ROOT`` runs the same check
-against another checkout of the lab (its app and its bench)."""
+A figure that misses is measured once more, on its page and on the bench (one 64-token run varies by up to
+~15% on 2 cores, page and bench alike), and the means of the two runs are compared. The figures of the run
+are kept in artifacts/timing-pages.json. ``DECODING_LAB_APP_ROOT`` runs the same check against another
+checkout of the lab (its app and its bench)."""
 
 import json
 import os
@@ -111,30 +112,41 @@ def agrees(page: float, bench_value: float) -> bool:
     return abs(page / bench_value - 1) <= 0.15 and side(page) * side(bench_value) >= 0
 
 
-def test_every_timing_page_shows_the_benchs_speedup(app, browser, tmp_path):  # noqa: F811
-    url, _ = app
-    shown: dict[str, dict] = {}  # page figure -> (page, prompt, bench methods, bench flags, bench key)
+def ar_page(browser, url: str) -> dict:  # noqa: F811
     page = open_page(browser, url + "/autoregressive")
     page.get_by_label("Prompt", exact=True).wait_for(timeout=TIMEOUT)
     prompt = prompt_of(page)
     run_and_wait(page, "Run", "speedup vs AR")
-    shown["ar page: hf"] = {"page": figures(page, "speedup vs AR")[:1], "prompt": prompt, "methods": "ar,hf"}
-    shown["ar page race: hf"] = {"page": [race_speedup(page)], "prompt": prompt, "methods": "ar,hf", "wall": True}
+    shown = {
+        "ar page: hf": {"page": figures(page, "speedup vs AR")[:1], "prompt": prompt, "methods": "ar,hf"},
+        "ar page race: hf": {"page": [race_speedup(page)], "prompt": prompt, "methods": "ar,hf", "wall": True},
+    }
+    page.close()
+    return shown
 
+
+def compare_page(browser, url: str) -> dict:  # noqa: F811
     page = open_page(browser, url + "/compare")
     page.get_by_label("Prompt", exact=True).wait_for(timeout=TIMEOUT)
     prompt = prompt_of(page)
     run_and_wait(page, "Run", "speedup vs AR", count=3)
+    shown = {}
     for name, value in zip(("hf", "pld", "rrs"), figures(page, "speedup vs AR"), strict=False):
         shown[f"compare: {name}"] = {"page": [value], "prompt": prompt, "methods": f"ar,{name}"}
+    page.close()
+    return shown
 
+
+def draft_trees_page(browser, url: str) -> dict:  # noqa: F811
     page = open_page(browser, url + "/draft_trees")
     page.get_by_label("Prompt", exact=True).wait_for(timeout=TIMEOUT)
     prompt = prompt_of(page)
     run_and_wait(page, "Run", "speedup vs AR")
     rules = ["--k", "2", "--depth", "2", "--draft", "eagle"]  # the rule comparison's settings (eagle: its own depth 2)
-    shown["draft trees: eagle"] = {
-        "page": figures(page, "speedup vs AR")[:1], "prompt": prompt, "methods": "ar,eagle", "flags": rules
+    shown = {
+        "draft trees: eagle": {
+            "page": figures(page, "speedup vs AR")[:1], "prompt": prompt, "methods": "ar,eagle", "flags": rules
+        }
     }
     wait_until_idle(page)
     page.get_by_role("button", name="Compare rules (RRS, RRSw, SpecHub at k = 2)").click()
@@ -150,47 +162,98 @@ def test_every_timing_page_shows_the_benchs_speedup(app, browser, tmp_path):  # 
             "methods": f"ar,{name}",
             "flags": rules,
         }
+    page.close()
+    return shown
 
-    for path, method in (("blockwise", "bpd"), ("pipeline", "speed")):
+
+def method_page(path: str, method: str):
+    def visit(browser, url: str) -> dict:  # noqa: F811
         page = open_page(browser, f"{url}/{path}")
         page.get_by_label("Prompt", exact=True).wait_for(timeout=TIMEOUT)
         prompt = prompt_of(page)
         run_and_wait(page, "Run", "speedup vs AR")
-        shown[f"{path}: {method}"] = {"page": figures(page, "speedup vs AR")[:1], "prompt": prompt, "methods": f"ar,{method}"}
+        figure = figures(page, "speedup vs AR")[:1]
+        shown = {f"{path}: {method}": {"page": figure, "prompt": prompt, "methods": f"ar,{method}"}}
+        page.close()
+        return shown
 
+    return visit
+
+
+def skeleton_page(browser, url: str) -> dict:  # noqa: F811
     page = open_page(browser, url + "/skeleton_graph")
     page.get_by_label("Question", exact=True).wait_for(timeout=TIMEOUT)
     prompt = prompt_of(page, "Question")
     label = "speedup vs AR (wall-clock, equal length)"
     run_and_wait(page, "Run AR, SoT and SGD", label, count=2)
+    shown = {}
     for name, value in zip(("sot", "sgd"), figures(page, label), strict=False):
         shown[f"skeleton: {name}"] = {"page": [value], "prompt": prompt, "methods": f"ar,{name}", "equal": True}
+    page.close()
+    return shown
 
-    app[1].terminate()  # the bench runs with nothing else on the machine
-    app[1].wait(timeout=30)
-    rows, failures, benched = [], [], {}
+
+PAGES = [
+    ar_page,
+    compare_page,
+    draft_trees_page,
+    method_page("blockwise", "bpd"),
+    method_page("pipeline", "speed"),
+    skeleton_page,
+]
+
+
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def test_every_timing_page_shows_the_benchs_speedup(app, browser, tmp_path):  # noqa: F811
+    url, proc = app
+    shown: dict[str, dict] = {}  # page figure -> {page: [figure], prompt, bench methods, flags, which figure}
+    visits: dict[str, object] = {}  # page figure -> the page visit that shows it
+    for visit in PAGES:
+        for name, case in visit(browser, url).items():
+            shown[name], visits[name] = case, visit
+    # the bench runs with nothing else on the machine: the pages are closed and the app is idle (it stays up, warm,
+    # for a figure that is measured again; a cold app's first runs read low)
+    benched = {}
     groups: dict[tuple, set] = {}  # one bench per prompt and flags, every method of the pages that share them
     for case in shown.values():
-        groups.setdefault((case["prompt"], tuple(case.get("flags", []))), set()).update(case["methods"].split(","))
+        groups.setdefault(key_of(case), set()).update(case["methods"].split(","))
     for (prompt, flags), names in groups.items():
         order = ["ar", *sorted(names - {"ar"})]
         benched[(prompt, flags)] = bench(prompt, ",".join(order), tmp_path, *flags)
-    for name, case in shown.items():
-        group = (case["prompt"], tuple(case.get("flags", [])))
-        value = case["page"][0] if case["page"] and case["page"][0] is not None else None
-        truth = bench_figure(benched[group], case)
-        if value is not None and truth is not None and not agrees(value, truth):
-            # one short run on 2 cores varies by several percent: a figure that misses is held to a second bench
-            # run of the same group too, and passes if it agrees with either (both are kept in the artifact)
-            again = bench(case["prompt"], ",".join(["ar", case["methods"].split(",")[1]]), tmp_path, *group[1])
-            second = bench_figure(again, case)
-            truth = second if second is not None and agrees(value, second) else truth
-            rows.append({"figure": name + " (second bench run)", "page": value, "bench": second})
-        rows.append({"figure": name, "page": value, "bench": truth})
-        if value is None or truth is None:
-            failures.append(f"{name}: the page showed {value}, the bench {truth}")
-        elif not agrees(value, truth):
-            failures.append(f"{name}: the page showed {value:.2f}x, the bench {truth:.2f}x")
+    for case in shown.values():
+        case["bench"] = [bench_figure(benched[key_of(case)], case)]
+    missed = [name for name, case in shown.items() if not agree(case)]
+    # one 64-token run on 2 cores varies by up to ~15% on its own, page and bench alike: a figure that misses is
+    # measured once more on its page and on the bench, and the two runs' means are compared
+    for visit in {visits[name] for name in missed}:
+        for name, case in visit(browser, url).items():
+            if name in missed:
+                shown[name]["page"] += case["page"]
+    proc.terminate()
+    proc.wait(timeout=30)
+    for name in missed:
+        case = shown[name]
+        again = bench(case["prompt"], ",".join(["ar", case["methods"].split(",")[1]]), tmp_path, *key_of(case)[1])
+        case["bench"].append(bench_figure(again, case))
+    rows = [{"figure": name, "page": case["page"], "bench": case["bench"]} for name, case in shown.items()]
     (ARTIFACTS / "timing-pages.json").write_text(json.dumps({"root": str(ROOT), "rows": rows}, indent=1))
     print("\n".join(f"{r['figure']:<24} page {r['page']}  bench {r['bench']}" for r in rows))
+    failures = [f"{name}: the page {case['page']}, the bench {case['bench']}" for name, case in shown.items()
+                if not agree(case)]
     assert not failures, failures
+
+
+def key_of(case: dict) -> tuple:
+    return case["prompt"], tuple(case.get("flags", []))
+
+
+def agree(case: dict) -> bool:
+    """The mean of the page's figures agrees with the mean of the bench's (``agrees``); a figure missing on
+    either side does not."""
+    page, truth = case["page"], case["bench"]
+    if not page or not truth or None in page or None in truth:
+        return False
+    return agrees(mean(page), mean(truth))

@@ -223,7 +223,8 @@ def test_no_skeleton_answer_quotes_the_cheap_members_training_text(embedded):
     seen = set()
     for i in corpus_sample(corpus, info["metrics"]["corpus_sequences"]):
         seen |= eight_grams(corpus.seqs[i][corpus.prompt_lengths[i] :])
-    questions = [p.prompt for p in load_graph_prompts("test") if p.id in ("dep-15", "ind-08", "dep-12")]
+    # one labelled dependent question of the test split, and the bakery whose answer used to quote renting a home
+    questions = [p.prompt for p in load_graph_prompts("test") if p.id == "dep-15"]
     questions.append("What are the main risks of opening a bakery? Cover money, staff and competition.")
     for q in questions:
         own = eight_grams(embedded.tokenizer(q, add_special_tokens=False)["input_ids"])

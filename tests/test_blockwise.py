@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import core.heads.corpus as corpus_mod
-from core.blockwise.analysis import oracle_block
+from core.heads.analysis import oracle_block
 from core.blockwise.ngram import NgramLM
 from core.blockwise.refine import Lattice, choose_paths, global_rescore, head_lattice, local_rescore
 from core.config import GenerationConfig, SamplingConfig

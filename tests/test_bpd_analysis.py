@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from core.blockwise.analysis import analyse_heads
+from core.heads.analysis import analyse_heads
 
 
 def one_hot_logits(rows):

@@ -215,7 +215,7 @@ def test_no_skeleton_answer_quotes_the_cheap_members_training_text(embedded):
     from core.heads.corpus import corpus_sample, load_corpus
     from core.heads.modules import exit_head_path
     from core.skeleton.pool import DEFAULT_POOL_LAYER, make_pool
-    from core.skeleton.rows import decode_rows
+    from core.engine.rows import decode_rows
 
     info = torch.load(exit_head_path(embedded.key, DEFAULT_POOL_LAYER), weights_only=True)["info"]
     assert info["metrics"]["data"] == "corpus"

@@ -39,3 +39,41 @@ def test_components_do_not_import_torch():
         imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
         assert "torch" not in imported, path.name
+
+
+# core's packages from the bottom up; a package imports only from its own layer or the layers below it
+# (docs/architecture.md, "Layers"). Method families may use each other's public names (BPD verifies with
+# the speculative step; SGD's served path reuses its skeleton format).
+CORE_LAYERS = [
+    {"config", "models", "sampling", "text", "trace", "prompts", "metrics", "engine", "recorder", "runner"},
+    {"heads"},
+    {"baselines", "speculative", "eagle", "blockwise", "skeleton", "speed", "served", "cost_model", "replay", "reports"},
+    {"registry", "bench", "train"},
+]
+
+
+def core_imports() -> dict[str, set[str]]:
+    """Each top-level package or module of core/ -> the others it imports (lazy imports included)."""
+    out: dict[str, set[str]] = {}
+    for path in (ROOT / "core").rglob("*.py"):
+        parts = path.relative_to(ROOT / "core").with_suffix("").parts
+        if parts == ("__init__",):
+            continue
+        unit = parts[0]
+        names = []
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.append(node.module)
+            elif isinstance(node, ast.Import):
+                names += [a.name for a in node.names]
+        used = {n.split(".")[1] for n in names if n.startswith("core.") and n.count(".") >= 1}
+        out.setdefault(unit, set()).update(used - {unit})
+    return out
+
+
+def test_core_imports_point_down_the_layers():
+    layer = {name: i for i, names in enumerate(CORE_LAYERS) for name in names}
+    graph = core_imports()
+    assert set(graph) <= set(layer), f"a core package no layer lists: {sorted(set(graph) - set(layer))}"
+    upward = sorted(f"{a} -> {b}" for a, used in graph.items() for b in used if layer[b] > layer[a])
+    assert upward == []

@@ -24,7 +24,7 @@ from core.skeleton.quality import (
     proxy_scores,
     repetition,
 )
-from core.skeleton.rows import MIN_ITEM_TOKENS, decode_rows, item_enders, no_early_end
+from core.engine.rows import MIN_ITEM_TOKENS, decode_rows, item_enders, no_early_end
 from core.skeleton.writer import write_skeleton
 from core.text import encode_prompt
 from core.trace import NodeStep, Notice, SkeletonReady, dumps, loads

@@ -31,7 +31,7 @@ from core.registry import get_method
 from core.replay import finish_order, lane, race_end, race_lanes
 from core.skeleton import join_points, parse_skeleton
 from core.skeleton.format import plain_title, point_opening
-from core.skeleton.rows import new_item
+from core.engine.rows import new_item
 from core.text import encode_prompt
 from core.trace import PipelineTick, RunFinished, RunStarted, StepCommitted, TreeStep
 

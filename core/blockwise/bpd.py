@@ -27,7 +27,7 @@ from collections.abc import Iterator
 
 import torch
 
-from core.blockwise.analysis import oracle_block
+from core.heads.analysis import oracle_block
 from core.blockwise.ngram import NgramLM, ngram_path
 from core.blockwise.refine import (
     Lattice,

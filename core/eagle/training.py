@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from core.config import SamplingConfig
 from core.engine import make_engine
 from core.engine.llama import LlamaEngine
+from core.engine.rows import WholeModel, decode_rows
 from core.heads.corpus import Corpus, corpus_features, load_corpus, task_rounds
 from core.heads.data import log
 from core.metrics import time_left
@@ -41,8 +42,6 @@ from core.heads.modules import HeadInfo
 from core.heads.vocab import DraftVocab, reduced_projection
 from core.models import LoadedModel
 from core.prompts import is_held_out, load_prompts
-from core.skeleton.pool import full_member
-from core.skeleton.rows import decode_rows
 from core.text import encode_prompt
 
 
@@ -256,7 +255,7 @@ def held_out_continuations(model: LoadedModel, tokens: int = 64) -> list[tuple[l
     """(prompt + greedy continuation, prompt length) for each held-out suite prompt, decoded as one batch."""
     prompts = [encode_prompt(model, p.prompt, tokens) for i, p in enumerate(load_prompts()) if is_held_out(i)]
     rows: list[list[int]] = [[] for _ in prompts]
-    steps = decode_rows(full_member(model), prompts, [tokens] * len(prompts), SamplingConfig(0.0), torch.Generator())
+    steps = decode_rows(WholeModel(model), prompts, [tokens] * len(prompts), SamplingConfig(0.0), torch.Generator())
     for step in steps:
         for r in step:
             rows[r.row].append(r.token)

@@ -1,6 +1,6 @@
 """Small trained heads on a frozen target: exit heads (self-draft, SPEED, SGD's cheap pool member,
 BPD's neural LM) and BPD heads; their files, self-distillation data, training and measurement.
-``python -m core.train`` is the command line (``core.heads.cli``)."""
+``python -m core.train`` (``core/train.py``) is the command line."""
 
 from core.heads.modules import (
     DEFAULT_EXIT_LAYER,

@@ -28,13 +28,12 @@ import torch
 
 from core.config import SamplingConfig
 from core.engine import make_engine
+from core.engine.rows import WholeModel, decode_rows
 from core.heads.data import HiddenSet, log
 from core.heads.modules import ASSETS
 from core.heads.tasks import KINDS, task_prompts
 from core.models import LoadedModel, cache_root
 from core.prompts import load_prompts
-from core.skeleton.pool import full_member
-from core.skeleton.rows import decode_rows
 from core.text import encode_prompt
 
 CORPUS = ASSETS / "corpus"
@@ -169,7 +168,7 @@ def generate(
 ):
     """The model's answers (token ids) to ``prompts``, decoded ``batch`` rows at a time. ``features``: append,
     per answer, the target's last hidden states at every position but the last (bfloat16 [T - 1, H])."""
-    member, answers, t0 = full_member(model), [], time.perf_counter()
+    member, answers, t0 = WholeModel(model), [], time.perf_counter()
     ids = [encode_prompt(model, p, budget) for p in prompts]
     for start in range(0, len(ids), batch):
         chunk = ids[start : start + batch]

@@ -16,14 +16,12 @@ from dataclasses import dataclass
 
 import torch
 
-from core.baselines.ar import run_ar
-from core.config import GenerationConfig, SamplingConfig
+from core.config import SamplingConfig
 from core.engine import make_engine, require
+from core.engine.rows import WholeModel, decode_rows
 from core.models import LoadedModel, cache_root
 from core.prompts import is_held_out, load_prompts
-from core.skeleton.rows import PoolMember, decode_rows
 from core.text import encode_prompt
-from core.trace import RunFinished
 
 
 def log(msg: str) -> None:
@@ -39,8 +37,9 @@ def distill_sequences(model: LoadedModel, max_new_tokens: int = 64) -> list[list
     seqs = []
     t0 = time.perf_counter()
     for i, p in enumerate(prompts, 1):
-        events = list(run_ar(model, p.prompt, GenerationConfig(max_new_tokens)))
-        seqs.append(list(events[0].prompt_ids) + events[-1].output_ids if isinstance(events[-1], RunFinished) else [])
+        ids = encode_prompt(model, p.prompt, max_new_tokens)
+        steps = decode_rows(WholeModel(model), [ids], [max_new_tokens], SamplingConfig(0.0), torch.Generator())
+        seqs.append(ids + [step[0].token for step in steps])  # as ``ar`` writes it: up to its EOS, which it keeps
         log(f"  self-distillation data: {i}/{len(prompts)} continuations ({time.perf_counter() - t0:.0f} s)")
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(seqs, path)
@@ -55,7 +54,7 @@ def sampled_sequences(model: LoadedModel, max_new_tokens: int, samples: int, tem
     if path.exists():
         return torch.load(path, weights_only=True)
     seqs, t0 = [], time.perf_counter()
-    member = PoolMember(model.key, model)
+    member = WholeModel(model)
     for i, p in enumerate(load_prompts()):
         if is_held_out(i):
             continue

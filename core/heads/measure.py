@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from core.blockwise.analysis import analyse_heads
+from core.heads.analysis import analyse_heads
 from core.heads.data import HiddenSet, collect_hidden, distill_sequences, log
 from core.heads.modules import ASSETS, Heads, exit_head_path, head_logits, lm_projection
 from core.models import LoadedModel
@@ -29,7 +29,7 @@ def hit_rate(model: LoadedModel, head, h: torch.Tensor, final: torch.Tensor, chu
 
 @torch.inference_mode()
 def bpd_head_analysis(model: LoadedModel, heads: Heads, data: HiddenSet, positions: int = 1024, topk: int = 4) -> dict:
-    """Kim et al.'s head analysis on up to ``positions`` held-out generated positions (core.blockwise.analysis)."""
+    """Kim et al.'s head analysis on up to ``positions`` held-out generated positions (core.heads.analysis)."""
     k = len(heads.heads) + 1
     pos = data.offset_pairs(k - 1, data.held_out & data.generated)[:positions]
     h, project = data.final[pos].to(model.device, model.dtype), lm_projection(model.model)

@@ -2,7 +2,7 @@
 
 SoT (Ning et al.): the model writes a skeleton of 3-10 short points (``core.skeleton.writer``,
 constrained so that it always parses); every point is then expanded in one batched decode,
-one row per point (``core.skeleton.rows.decode_rows``); the answers are joined in order.
+one row per point (``core.engine.rows.decode_rows``); the answers are joined in order.
 
 SGD (Jin et al.): the skeleton also gives each point's dependencies and a difficulty; the
 points form a DAG; each wave of ready points (parents finished) is decoded as one batch;
@@ -36,7 +36,7 @@ from core.skeleton.format import (
     written_points,
 )
 from core.skeleton.pool import DEFAULT_POOL_LAYER, PoolMember, full_member, make_pool, member_index, wave_members
-from core.skeleton.rows import decode_rows
+from core.engine.rows import decode_rows
 from core.skeleton.writer import write_skeleton
 from core.text import IncrementalDetokenizer, encode_prompt
 from core.trace import Forwarded, NodeStep, SkeletonReady

@@ -21,14 +21,12 @@ DEFAULT_POOL_LAYER = 24  # of the embedded model's 30: the shallowest exit that 
 
 @dataclass
 class PoolMember:
+    """A ``RowModel`` (``core.engine.rows``) with a name."""
+
     name: str
     model: LoadedModel
     layers: range | None = None  # None: every layer; range(e): the first e layers + ``head``
     head: torch.nn.Module | None = None
-
-    @property
-    def batched(self) -> bool:
-        return engine_class(self.model).supports_rows
 
     def logits(self, engine, out) -> torch.Tensor:
         """[B, V] next-token logits at each row's last position."""

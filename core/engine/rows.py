@@ -1,10 +1,11 @@
-"""Batched decoding of several independent prompts by one pool member (``core.skeleton.pool``).
+"""Batched decoding of several independent prompts by one ``RowModel``: a whole model (``WholeModel``: the
+heads' self-distillation, EAGLE's data) or a cheaper view of one (SGD's pool members, ``core.skeleton.pool``).
 
 ``decode_rows``: rows of different prompt lengths are left-padded into one batch (the
 engine's per-row positions and validity mask keep each row exactly as if alone); the rows'
 common prefix is prefilled once and its K/V copied to every row; every step is one batched
 forward over the rows still running; a row stops on its own EOS or token budget and leaves
-the batch (its KV rows are dropped), so later steps get cheaper. Members whose engine has no
+the batch (its KV rows are dropped), so later steps get cheaper. Models whose engine has no
 rows (the transformers fallback) decode their rows one after another.
 """
 
@@ -13,17 +14,44 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 
 from core.config import SamplingConfig
-from core.engine import make_engine
+from core.engine import engine_class, make_engine
+from core.engine.base import EngineOutput
 from core.engine.sync import host, upload
 from core.sampling import Sampler
-from core.skeleton.pool import PoolMember
 from core.text import token_flags
 
+if TYPE_CHECKING:
+    from core.models import LoadedModel
+
 MIN_ITEM_TOKENS = 3  # one_item: a point's expansion writes at least this many tokens before it may end
+
+
+class RowModel(Protocol):
+    """What ``decode_rows`` decodes with: a loaded model, the layers each forward runs and how a forward's
+    output becomes next-token logits."""
+
+    model: LoadedModel
+    layers: range | None  # None: every layer
+
+    def logits(self, engine, out: EngineOutput) -> torch.Tensor:
+        """[B, V] next-token logits at each row's last position."""
+        ...
+
+
+@dataclass
+class WholeModel:
+    """Every layer and the model's own LM head."""
+
+    model: LoadedModel
+    layers: None = None
+
+    def logits(self, engine, out: EngineOutput) -> torch.Tensor:
+        return out.logits[:, -1]
 
 
 @dataclass
@@ -44,7 +72,7 @@ def _left_pad(prompts: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.T
 
 
 def decode_rows(
-    member: PoolMember,
+    member: RowModel,
     prompts: list[list[int]],
     budgets: list[int],
     sampling: SamplingConfig,
@@ -57,7 +85,7 @@ def decode_rows(
     ``one_item``: a row writes one list item: it ends, like at EOS, when it begins the next one ("2." after a
     space, a line break or a colon; ``new_item``), as a SoT point's expansion should, and not before its
     first MIN_ITEM_TOKENS tokens (``no_early_end``)."""
-    if not member.batched:
+    if not engine_class(member.model).supports_rows:
         for row, prompt in enumerate(prompts):  # the transformers fallback engine holds one row
             for tokens in _decode_batch(member, [prompt], [budgets[row]], sampling, rng, with_hidden, one_item):
                 yield [RowToken(row, t.token, t.done, t.item_end, t.hidden) for t in tokens]
@@ -102,7 +130,7 @@ def shared_prefix(prompts: list[list[int]]) -> int:
 
 
 def _decode_batch(
-    member: PoolMember,
+    member: RowModel,
     prompts: list[list[int]],
     budgets: list[int],
     sampling: SamplingConfig,

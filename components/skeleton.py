@@ -17,7 +17,7 @@ from components.traces import download_trace
 from core.metrics import equal_length_speedup, format_speedup, summarize
 from core.registry import RUN_ERRORS
 from core.runner import on_decoder
-from core.skeleton.quality import JudgeError, judge_answers, proxy_scores
+from core.quality import JudgeError, judge_answers, proxy_scores
 from core.trace import Forwarded, NodeStep, RunStarted, SkeletonReady
 
 RUNS = {"ar": "AR", "sot": "Skeleton-of-Thought", "sgd": "Skeleton graph decoding"}

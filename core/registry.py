@@ -15,7 +15,7 @@ from core.config import ModelLoadError
 from core.eagle import run_eagle
 from core.engine import EngineUnsupported
 from core.skeleton import run_sgd, run_sot
-from core.speculative import run_speculative
+from core.draft_trees import run_speculative
 from core.speed import run_speed
 
 # What a run can raise that is the user's to fix (bad prompt, settings or model); the

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.prompts import SUITE, load_prompts, parse_prompts
-from core.skeleton.quality import overlap_f1
+from core.quality import overlap_f1
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,7 +15,7 @@ from core.served.methods import expansion_prompt
 from core.skeleton.decode import answer_opening
 from core.skeleton.format import LINE, MAX_POINTS, parse_skeleton, skeleton_graph, waves
 from core.skeleton.pool import PoolMember, member_index, wave_members
-from core.skeleton.quality import (
+from core.quality import (
     JudgeError,
     answer_loglik,
     judge_with_endpoint,

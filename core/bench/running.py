@@ -15,7 +15,7 @@ from core.prompts import Prompt
 from core.registry import RUN_ERRORS, get_method
 from core.reports import environment
 from core.served import SERVED, SERVED_METHODS, base_method, baseline
-from core.skeleton.quality import proxy_scores
+from core.quality import proxy_scores
 from core.text import InputError
 from core.trace import StepCommitted
 
@@ -87,7 +87,7 @@ def add_quality_proxies(model, prompts: list[Prompt], runs: list[dict]) -> None:
     """For methods whose answers differ from AR's by design (``lossless=False``: sot, sgd) and for AR
     beside them: ``proxy_loglik`` (the full model's mean log-likelihood of the answer, nats per token)
     ``proxy_overlap_with_ar`` (unigram F1 with AR's answer; None without an AR run) and ``proxy_repetition``
-    (the share of the answer's token 4-grams seen earlier in it), core.skeleton.quality."""
+    (the share of the answer's token 4-grams seen earlier in it), core.quality."""
     for p in prompts:
         for ar in ("ar", "ar" + SERVED):
             mine = [

@@ -1,6 +1,6 @@
 """Skeleton-of-Thought and Skeleton Graph Decoding: the skeleton format and parser (``format``), the
-constrained writer (``writer``), the model pool (``pool``), batched row decoding (``rows``), answer
-quality proxies and judges (``quality``), and the methods sot and sgd (``decode``)."""
+constrained writer (``writer``), the dependency deciders (``dependencies``), the model pool (``pool``) and the
+methods sot and sgd (``decode``); their answers' quality proxies and judges are ``core.quality``."""
 
 from core.skeleton.decode import run_sgd, run_sot
 from core.skeleton.format import Skeleton, join_points, parse_skeleton, skeleton_graph, waves

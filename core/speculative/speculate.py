@@ -14,9 +14,8 @@ At temperature 0 every rule is the greedy rule, so output equals ``ar`` token fo
 device once after evaluating (``read_step``: the path, the final token and the trace's figures in one
 transfer); a source may read once more before verifying (docs/methods.md, "GPU engine").
 
-Method names: ``spec`` (single chain, self-draft, Leviathan et al.: rrs with k = 1), ``pld`` (single chain
-from prompt lookup), ``rrs``, ``rrsw``, ``spechub`` (trees), ``eagle`` (``core.eagle.drafter``).
-``speculate`` is the step loop itself, shared with Blockwise Parallel Decoding (``core.blockwise``).
+``speculate`` is the step loop itself, shared by the draft-tree methods (``core.draft_trees``), EAGLE
+(``core.eagle.drafter``) and Blockwise Parallel Decoding (``core.blockwise``).
 """
 
 from __future__ import annotations
@@ -27,30 +26,12 @@ from dataclasses import dataclass
 
 import torch
 
-from core.config import GenerationConfig
-from core.engine import Engine, EngineOutput, make_engine, prefill
-from core.engine.cost import device_curve
+from core.engine import Engine, EngineOutput, prefill
 from core.engine.sync import Stopwatch, host
-from core.heads import fitted_exit_layer
-from core.models import LoadedModel
-from core.recorder import Recorder, excluding_consumer_time
-from core.sampling import make_generator
-from core.speculative.copies import PromptLookup
-from core.speculative.drafts import (
-    DraftChoice,
-    DraftSettings,
-    DraftSource,
-    DraftTree,
-    LevelDrafter,
-    Root,
-    default_depth,
-    make_draft_lm,
-)
+from core.recorder import Recorder
+from core.speculative.drafts import DraftSettings, DraftSource, DraftTree, Root
 from core.speculative.expected import ExpectedTally
 from core.speculative.rules import Walk
-from core.speculative.rules import rule as rule_named
-from core.speculative.tree import TreeTopology
-from core.text import encode_prompt
 from core.trace import TreeStep
 
 
@@ -218,59 +199,3 @@ def speculate(rec: Recorder, engine: Engine, source: DraftSource, settings: Draf
     with rec.bookkeeping():
         extras = {**source.summary(rec.output), **costs.summary()}
     yield rec.finished(extras)
-
-
-def make_draft_source(
-    model: LoadedModel, engine: Engine, choice: DraftChoice, max_len: int
-) -> tuple[DraftSource, str | None]:
-    """``lookup``, ``eagle`` (the feature head, k-ary trees), or a ``LevelDrafter`` over ``make_draft_lm``;
-    returns (source, notice)."""
-    if choice.draft == "lookup":
-        return PromptLookup(model.model.lm_head.out_features, model.device, curve=device_curve(model)), None
-    if choice.draft == "eagle":
-        from core.eagle.drafter import make_feature_drafter
-
-        return make_feature_drafter(model, engine, max_len), None
-    lm, notice = make_draft_lm(model, engine, choice, max_len)
-    return LevelDrafter(lm), notice
-
-
-@excluding_consumer_time
-def run_speculative(
-    model: LoadedModel,
-    prompt: str,
-    gen: GenerationConfig,
-    *,
-    name: str = "rrs",
-    rule: str = "rrs",
-    k: int = 2,
-    depth: int | None = None,
-    draft: str = "self",
-    layer: int | None = None,
-    draft_model: LoadedModel | None = None,
-    draft_vocab: str = "reduced",
-) -> Iterator:
-    """Yield RunStarted, then per step a TreeStep and a StepCommitted, then RunFinished. ``draft``: self,
-    model, lookup or eagle; ``depth``: None for the draft's own default (``DEPTHS``); ``draft_vocab``: reduced
-    or full (what the self-draft's exit head projects onto)."""
-    depth = default_depth(draft) if depth is None else depth
-    prompt_ids = encode_prompt(model, prompt, gen.max_new_tokens)
-    layer = fitted_exit_layer(model.config.num_hidden_layers, layer)
-    verifier = rule_named(rule)
-    verifier.check(k)  # checked before T = 0 turns every rule greedy
-    topo = TreeTopology.full(k, depth)
-    verifier = rule_named("greedy") if gen.sampling.greedy else verifier
-    if draft == "lookup" and k != 1:
-        raise ValueError(f"The {draft} draft is a single chain: set k = 1.")
-    options = {"rule": verifier.name, "k": k, "depth": depth, "draft": draft, "layer": layer, "draft_vocab": draft_vocab}
-    rec = Recorder(name, model, prompt, prompt_ids, gen, options=options)
-    yield rec.started()
-    max_len = len(prompt_ids) + gen.max_new_tokens + topo.size + 1
-    engine = make_engine(model, batch=1, max_len=max_len)
-    choice = DraftChoice(draft, layer, draft_model, draft_vocab)
-    source, notice = make_draft_source(model, engine, choice, max_len)
-    if notice:
-        yield rec.notice(notice)
-    settings = DraftSettings(topo, verifier, gen.sampling, make_generator(gen.sampling.seed, model.device))
-    yield from speculate(rec, engine, source, settings)
-

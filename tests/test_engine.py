@@ -204,3 +204,29 @@ def test_the_fallback_engine_decodes_as_the_llama_engine_does(tiny):
         tokens = [int(engine.decode(sampler, prompt)[0])] + [int(engine.decode(sampler)[0]) for _ in range(5)]
         out.append(tokens)
     assert out[0] == out[1]
+
+
+def test_a_reused_prefix_is_computed_once_and_continues_exactly_as_a_fresh_one(tiny, monkeypatch):
+    """``prefill_shared(reuse=True)``: the first run computes the prefix's K/V, the next copies them (no forward),
+    and what follows reads the same logits either way, and the same as a prefix prefilled without reuse."""
+    import core.engine.llama as llama
+
+    monkeypatch.setattr(llama, "PREFIXES", type(llama.PREFIXES)())
+    computed = []
+    real = LlamaEngine._prefix_kv
+    monkeypatch.setattr(LlamaEngine, "_prefix_kv", lambda self, *a: computed.append(1) or real(self, *a))
+    prefix, rest = _ids(12, tiny.config.vocab_size, seed=4), _ids(3, tiny.config.vocab_size, seed=5)
+
+    def after(reuse: bool) -> torch.Tensor:
+        engine = LlamaEngine(tiny.model, max_len=32)
+        engine.prefill_shared(prefix, reuse=reuse)
+        return engine.forward(rest).logits
+
+    first, second, plain = after(True), after(True), after(False)
+    assert len(computed) == 2  # the first reuse and the plain prefill; the second reuse copied
+    torch.testing.assert_close(first, second, atol=0, rtol=0)
+    torch.testing.assert_close(first, plain, atol=0, rtol=0)
+    other = _ids(12, tiny.config.vocab_size, seed=6)
+    engine = LlamaEngine(tiny.model, max_len=32)
+    engine.prefill_shared(other, reuse=True)  # another prefix is not confused with the kept one
+    assert len(computed) == 3 and len(llama.PREFIXES[tiny.model]) == 2

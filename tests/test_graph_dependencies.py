@@ -186,13 +186,16 @@ def test_a_skeleton_of_prose_or_nothing_is_one_wave_with_a_note():
 @pytest.mark.slow
 def test_sgd_on_the_embedded_model_makes_a_graph_of_dependent_parts_only(embedded):
     """The shipped calibration at work, as SGD runs (the model writes its own points): two dependent prompts of
-    the test split decode in waves, an independent one in a single wave."""
+    the test split decode in waves, an independent one in a single wave; the points are SoT's (SGD's first pass
+    writes them after SoT's prompt, where no worked example can be copied)."""
     assert decider_for(embedded.key) == Margin(-1.0)
     chosen = {p.id: p for p in load_graph_prompts("test")}
     for pid, many in (("dep-13", True), ("dep-18", True), ("ind-09", False)):
         sk, _ = write_skeleton(embedded, chosen[pid].prompt, True)
         n_waves = len(waves(skeleton_graph(sk)))
         assert (n_waves >= 2) if many else (n_waves == 1), (pid, sk.text)
+        sot, _ = write_skeleton(embedded, chosen[pid].prompt, False)
+        assert [p.title for p in sk.points] == [p.title for p in sot.points]
 
 
 def eight_grams(ids: list[int]) -> set[tuple[int, ...]]:
@@ -214,10 +217,10 @@ def test_no_skeleton_answer_quotes_the_cheap_members_training_text(embedded):
     is not in the prompt."""
     from core.heads.corpus import corpus_sample, load_corpus
     from core.heads.modules import exit_head_path
-    from core.skeleton.pool import DEFAULT_POOL_LAYER, make_pool
+    from core.skeleton.pool import CHEAP_LAYER, make_pool
     from core.engine.rows import decode_rows
 
-    info = torch.load(exit_head_path(embedded.key, DEFAULT_POOL_LAYER), weights_only=True)["info"]
+    info = torch.load(exit_head_path(embedded.key, CHEAP_LAYER), weights_only=True)["info"]
     assert info["metrics"]["data"] == "corpus"
     corpus = load_corpus(embedded.key)
     seen = set()
@@ -229,10 +232,11 @@ def test_no_skeleton_answer_quotes_the_cheap_members_training_text(embedded):
     for q in questions:
         own = eight_grams(embedded.tokenizer(q, add_special_tokens=False)["input_ids"])
         for name in ("sot", "sgd"):
-            events = list(METHODS[name].run(embedded, q, GenerationConfig(96)))
+            with_member = {"layer": CHEAP_LAYER} if name == "sgd" else {}  # sgd's default pool is the full model
+            events = list(METHODS[name].run(embedded, q, GenerationConfig(96), **with_member))
             quoted = quotes(embedded, (eight_grams(summarize(events).output_ids) & seen) - own)
             assert not quoted, (name, q, quoted)
-        cheap = make_pool(embedded, [], DEFAULT_POOL_LAYER)[0][0]  # the member alone, where it would run
+        cheap = make_pool(embedded, [], CHEAP_LAYER)[0][0]  # the member alone, where it would run
         ids = encode_prompt(embedded, q, 48, answer_prefix="1. Costs:")
         out = [s[0].token for s in decode_rows(cheap, [ids], [48], SamplingConfig(0.0), torch.Generator())]
         quoted = quotes(embedded, (eight_grams(out) & seen) - eight_grams(ids))

@@ -9,7 +9,7 @@ from components.traces import load_trace_widget, trace_method
 from core.heads import fitted_exit_layer
 from core.registry import RUN_ERRORS, get_method
 from core.served import SERVED_METHODS, api_base
-from core.skeleton import DEFAULT_POOL_LAYER
+from core.skeleton import CHEAP_LAYER, DEFAULT_POOL_LAYER
 
 st.title("Skeleton graph")
 st.caption(
@@ -36,7 +36,7 @@ c1, c2, c3 = st.columns(3)
 point_tokens = c1.number_input("tokens per point (0: max new tokens / points)", 0, 4096, 0, key="sg_point_tokens")
 layer = bounded_number(
     c2,
-    "cheap pool member: first e layers + exit head (0: none)",
+    f"cheap pool member: first e layers + exit head (0: none; e = {CHEAP_LAYER}: the shipped head)",
     0,
     layers - 1,
     fitted_exit_layer(layers, None, DEFAULT_POOL_LAYER),

@@ -114,9 +114,10 @@ class Engine(Protocol):
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         """Final norm + LM head over hidden states h [B, T, H], float32 [B, T, V]."""
 
-    def prefill_shared(self, tokens: torch.Tensor, layers: range | None = None) -> torch.Tensor:
+    def prefill_shared(self, tokens: torch.Tensor, layers: range | None = None, reuse: bool = False) -> torch.Tensor:
         """``supports_rows``: tokens [1, P], a prefix every row shares, prefilled once and its K/V copied to
-        every row; returns the prefix's last hidden states [1, P, H]."""
+        every row; returns the prefix's last hidden states [1, P, H]. ``reuse``: a prefix many runs share (a
+        fixed instruction), whose K/V the model keeps for the next run."""
 
     def select_rows(self, rows: list[int]) -> None:
         """``supports_rows``: keep only these rows (their cache, lengths and uniforms), in this order."""

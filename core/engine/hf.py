@@ -43,7 +43,7 @@ class HFEngine(Stepping):
             raise EngineUnsupported("The fallback engine keeps only a contiguous run of written positions (no trees).")
         self.commit(len(slots))
 
-    def prefill_shared(self, tokens: torch.Tensor, layers: range | None = None) -> torch.Tensor:
+    def prefill_shared(self, tokens: torch.Tensor, layers: range | None = None, reuse: bool = False) -> torch.Tensor:
         raise EngineUnsupported("The fallback engine decodes one row at a time (no shared prefix).")
 
     def select_rows(self, rows: list[int]) -> None:

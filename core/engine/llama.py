@@ -27,6 +27,8 @@ from core.engine.kv_cache import AutogradKVCache, KVCache
 from core.engine.linear import module_projections, projections
 
 SUPPORTED = ("llama", "mistral", "qwen2")
+MAX_PREFIXES = 4  # reused prefixes kept per model (the SoT and SGD skeleton instructions: ~140 and ~390 tokens)
+PREFIXES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {(prefix ids, layers): (k, v, hidden)}
 
 
 def supports(model: torch.nn.Module) -> bool:
@@ -157,12 +159,30 @@ class LlamaEngine(Stepping):
         self.cache.keep(slots)
         self.row_len += self.cache.valid[:, start : self.cache.length].sum(dim=1)
 
-    def prefill_shared(self, tokens: torch.Tensor, layers: range | None = None) -> torch.Tensor:
+    def prefill_shared(self, tokens: torch.Tensor, layers: range | None = None, reuse: bool = False) -> torch.Tensor:
         """Prefill a prefix [1, P] that every row starts with: one row's forward, its K/V copied to all rows
         (an empty engine only). Rows then continue with their own suffixes. Returns the prefix's last
-        hidden states [1, P, H]."""
+        hidden states [1, P, H]. ``reuse``: the prefix is one that many runs share (a fixed instruction): its
+        K/V are kept with the model (``PREFIXES``) and the next run with it copies them instead of a forward."""
         if self.cache.length:
             raise ValueError("A shared prefix must be the first thing written to the cache.")
+        key = (tuple(tokens[0].tolist()), None if layers is None else (layers.start, layers.stop)) if reuse else None
+        kept = PREFIXES.get(self.model, {}).get(key) if reuse else None
+        k, v, hidden = kept if kept is not None else self._prefix_kv(tokens, layers)
+        if reuse and kept is None:
+            memo = PREFIXES.setdefault(self.model, {})
+            if len(memo) >= MAX_PREFIXES:
+                memo.pop(next(iter(memo)))  # the oldest
+            memo[key] = (k, v, hidden)
+        n = tokens.shape[1]
+        self.cache.k[:, :, :, :n] = k  # broadcast over the batch rows
+        self.cache.v[:, :, :, :n] = v
+        self.cache.valid[:, :n] = True
+        self.commit(n)
+        return hidden
+
+    def _prefix_kv(self, tokens: torch.Tensor, layers: range | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The prefix's K/V [L, 1, H_kv, P, D] each and last hidden states [1, P, H], from a one-row forward."""
         full, row_len = self.cache, self.row_len
         one = KVCache(self.n_layers, 1, self.n_kv_heads, self.head_dim, tokens.shape[1], self.device, self.dtype)
         self.cache, self.row_len = one, row_len[:1].clone()
@@ -171,12 +191,7 @@ class LlamaEngine(Stepping):
             # temporary cache
         finally:
             self.cache, self.row_len = full, row_len
-        n = tokens.shape[1]
-        full.k[:, :, :, :n] = one.k  # broadcast over the batch rows
-        full.v[:, :, :, :n] = one.v
-        full.valid[:, :n] = True
-        self.commit(n)
-        return out.last_hidden
+        return one.k, one.v, out.last_hidden
 
     def select_rows(self, rows: list[int]) -> None:
         """Continue with batch rows ``rows`` only (the others finished)."""

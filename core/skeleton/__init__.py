@@ -4,10 +4,11 @@ methods sot and sgd (``decode``); their answers' quality proxies and judges are 
 
 from core.skeleton.decode import run_sgd, run_sot
 from core.skeleton.format import Skeleton, join_points, parse_skeleton, skeleton_graph, waves
-from core.skeleton.pool import DEFAULT_POOL_LAYER
+from core.skeleton.pool import CHEAP_LAYER, DEFAULT_POOL_LAYER
 from core.skeleton.writer import write_skeleton
 
 __all__ = [
+    "CHEAP_LAYER",
     "DEFAULT_POOL_LAYER",
     "Skeleton",
     "join_points",

@@ -248,7 +248,3 @@ def waves(g: nx.DiGraph) -> list[list[int]]:
     """Waves of ready nodes: every node whose parents are all in earlier waves."""
     return [sorted(gen) for gen in nx.topological_generations(g)]
 
-
-# The worked examples' titles (by ``gist``): the 135M model copied them into unrelated skeletons ("Buy a microphone"
-# in a dinner party's), so the writer rewrites such a title (``core.skeleton.writer``).
-EXAMPLE_TITLES = frozenset(gist(t) for t in re.findall(r"\n\d\. ([^|]+?) \|", GRAPH_EXAMPLES))

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import torch
 
-from core.engine import make_engine
+from core.engine import engine_class, make_engine
+from core.engine.rows import shared_prefix
 from core.models import LoadedModel
 from core.skeleton.dependencies import Decider, decider_for, sequence_logprobs
 from core.skeleton.format import (
-    EXAMPLE_TITLES,
     MAX_POINTS,
     MIN_POINTS,
     Skeleton,
@@ -30,13 +30,18 @@ MAX_TITLE_TOKENS = 10
 class _Writer:
     """Greedy decoding with forced text, free fields and choices, on a batch-1 engine."""
 
-    def __init__(self, model: LoadedModel, prompt_ids: list[int], budget: int) -> None:
+    def __init__(self, model: LoadedModel, prompt_ids: list[int], budget: int, fixed: int = 0) -> None:
+        """``fixed``: the prompt's first ids are the instructions every question shares; their K/V come from the
+        model's kept prefixes (``prefill_shared(reuse=True)``) after the first run, not from a forward."""
         self.model, self.tok = model, model.tokenizer
         self.engine = make_engine(model, batch=1, max_len=len(prompt_ids) + budget)
         self.vocab = model.model.get_output_embeddings().out_features
         self.pending = list(prompt_ids)
         self.written: list[int] = []
         self.forwards = 0
+        if fixed and engine_class(model).supports_rows:
+            self.engine.prefill_shared(torch.tensor([prompt_ids[:fixed]], device=model.device), reuse=True)
+            self.pending = self.pending[fixed:]
 
     def _fit(self, flags: torch.Tensor) -> torch.Tensor:
         """Tokenizer-sized flags as [V] for the LM head (which may be wider than the tokenizer)."""
@@ -131,6 +136,13 @@ SKELETON_BUDGET = MAX_POINTS * (MAX_TITLE_TOKENS + 24)  # tokens the constrained
 RETRIES = 6  # rewrites of a repeated point while the skeleton has fewer than MIN_POINTS
 
 
+def instructions_shared(model: LoadedModel, ids: list[int], graph: bool, examples: bool = True) -> int:
+    """How many first ``ids`` of a skeleton prompt are the part every question shares (the chat template's start
+    and the instructions, with SGD's worked examples): their common prefix with two other questions' prompts."""
+    others = [encode_prompt(model, skeleton_prompt(q, graph, examples), 0) for q in ("Why?", "How so, then?")]
+    return shared_prefix([ids, *others])
+
+
 def skeleton_prompt_ids(model: LoadedModel, question: str, graph: bool, examples: bool = True) -> list[int]:
     """The skeleton prompt's ids; InputError, in the user's terms, when the question leaves no room for it."""
     ids = encode_prompt(model, skeleton_prompt(question, graph, examples), 0)
@@ -147,18 +159,27 @@ def write_skeleton(
     model: LoadedModel, question: str, graph: bool, decider: Decider | None = None, given: list[str] | None = None
 ) -> tuple[Skeleton, int]:
     """The model's skeleton for ``question`` under the constrained format; (parsed skeleton, forwards).
+    SGD's is written in two passes: the points as SoT writes them (after SoT's short prompt, with no worked
+    example whose titles or question the model could copy), then, after SGD's prompt with the worked examples
+    and those points forced, each point's dependencies and difficulty (docs/methods.md, "Dependencies").
     ``decider``: how SGD's dependencies are chosen (default: the model's calibrated one,
     ``core.skeleton.dependencies``); ``given``: the points' titles are these (forced), the model writes only their
-    dependencies and difficulty (the calibration's way to score the decision alone)."""
+    dependencies and difficulty (the second pass, and the calibration's way to score the decision alone)."""
     decider = decider or decider_for(model.key)
-    w = _Writer(model, skeleton_prompt_ids(model, question, graph, decider.examples), SKELETON_BUDGET)
+    if graph and given is None:
+        points, first = write_skeleton(model, question, False)
+        sk, second = write_skeleton(model, question, True, decider, given=[p.title for p in points.points])
+        sk.warnings, sk.notes = points.warnings + sk.warnings, points.notes + sk.notes
+        return sk, first + second
+    ids = skeleton_prompt_ids(model, question, graph, decider.examples)
+    w = _Writer(model, ids, SKELETON_BUDGET, instructions_shared(model, ids, graph, decider.examples))
     if given is not None:
         return _write_fields(w, given, graph, decider), w.forwards
     titles: list[str] = []
     warnings: list[str] = []
     notes: list[str] = []
     for n in range(1, MAX_POINTS + 1):
-        title = _write_title(w, n, titles, graph, EXAMPLE_TITLES if graph and decider.examples else frozenset())
+        title = _write_title(w, n, titles)
         if title in titles:  # a small model ends a list by repeating a point; the repeat is rolled back
             said = (
                 f"The model's point {n} repeated point {titles.index(title) + 1}, so the skeleton ends at point {n - 1}"
@@ -169,8 +190,6 @@ def write_skeleton(
                 notes.append(said + ".")
             break
         titles.append(title)
-        if graph:
-            _write_graph_fields(w, n, decider)
         if n == MAX_POINTS or (n >= MIN_POINTS and w.choose([f"\n{n + 1}", None], write=False) == 1):
             break
     skeleton = parse_skeleton(w.tok.decode(w.written, skip_special_tokens=True), graph)
@@ -179,23 +198,22 @@ def write_skeleton(
     return skeleton, w.forwards
 
 
-def _write_title(w: _Writer, n: int, titles: list[str], graph: bool, avoid: frozenset[str] = frozenset()) -> str:
+def _write_title(w: _Writer, n: int, titles: list[str]) -> str:
     """Point n's number and title. A repeat of an earlier point is rewritten without its first token while
     the skeleton is short of MIN_POINTS (at most RETRIES times); a repeat that stays is rolled back (the caller
-    ends the skeleton there). An empty title, or one in ``avoid`` (a worked example's, copied), is rewritten the
-    same way at any n, and kept as it is if RETRIES rewrites do not help."""
+    ends the skeleton there). An empty title is rewritten the same way at any n, and kept as it is if RETRIES
+    rewrites do not help."""
     mark, banned = w.mark(), set()
     for attempt in range(1, RETRIES + 1):
         w.force(f"{n}." if n == 1 else f"\n{n}.")
         start = len(w.written)
-        w.free(("\n", "|", ":") if graph else ("\n", ":"), MAX_TITLE_TOKENS, frozenset(banned))
+        w.free(("\n", ":"), MAX_TITLE_TOKENS, frozenset(banned))
         title = gist(w.tok.decode(w.written[start:], skip_special_tokens=True))
-        usable = bool(title) and title not in avoid
-        if (usable and title not in titles) or (not usable and attempt == RETRIES):
+        if (title and title not in titles) or (not title and attempt == RETRIES):
             return title
         banned.add(w.written[start])
         w.restore(mark)
-        if usable and attempt >= (RETRIES if n <= MIN_POINTS else 1):
+        if title and attempt >= (RETRIES if n <= MIN_POINTS else 1):
             return title  # a repeat
     return title
 
